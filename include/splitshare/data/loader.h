@@ -1,0 +1,91 @@
+#pragma once
+
+#include <splitshare/data/dataset.h>
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+
+namespace splitshare::data {
+
+/// One mini-batch as the model consumes it.
+struct Batch {
+  /// float32 [B, C, H, W], normalised.
+  torch::Tensor images;
+  /// int64 [B].
+  torch::Tensor labels;
+  /// Dataset indices of the samples, int64 [B] (for tracing predictions back).
+  torch::Tensor indices;
+};
+
+/// How a loader walks a dataset.
+struct LoaderOptions {
+  TORCH_ARG(int64_t, batch_size) = 128;
+  /// Reshuffle every epoch (from `seed` and the epoch number).
+  TORCH_ARG(bool, shuffle) = false;
+  /// Drop the last incomplete batch (training).
+  TORCH_ARG(bool, drop_last) = false;
+  /// Training augmentation (pad-and-crop + horizontal flip for small images,
+  /// random-resized-crop + flip for photos).
+  TORCH_ARG(bool, augment) = false;
+  /// Padding for the small-image pad-and-crop augmentation.
+  TORCH_ARG(int64_t, pad) = 4;
+  /// Random horizontal flip as part of `augment` (turn off for digits and text).
+  TORCH_ARG(bool, flip) = true;
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// Decoding threads (image folders); 0 = decode on the calling thread.
+  TORCH_ARG(int64_t, workers) = 0;
+  /// Sharding for distributed training: this process sees every world_size-th
+  /// sample starting at rank (after the shared shuffle).
+  TORCH_ARG(int64_t, rank) = 0;
+  TORCH_ARG(int64_t, world_size) = 1;
+  /// Refuse (instead of skipping and counting) unreadable files.
+  TORCH_ARG(bool, strict) = false;
+  /// Output memory format: channels-last batches feed oneDNN convolutions faster.
+  TORCH_ARG(bool, channels_last) = false;
+};
+
+/// A source of mini-batches, epoch by epoch. Implementations: in-memory tensors
+/// (Fashion-MNIST, CIFAR) and image folders.
+class BatchStream {
+ public:
+  virtual ~BatchStream() = default;
+  /// Samples this process sees per epoch (after sharding).
+  virtual int64_t size() const = 0;
+  /// Batches per epoch (respects drop_last).
+  virtual int64_t batches_per_epoch() const = 0;
+  /// Starts epoch `epoch` (reshuffles when shuffling). Must be called before next().
+  virtual void reset(int64_t epoch) = 0;
+  /// The next batch of the current epoch, or nullopt at its end.
+  virtual std::optional<Batch> next() = 0;
+  /// Files skipped as unreadable so far (image folders; 0 for in-memory data).
+  virtual int64_t skipped() const { return 0; }
+};
+
+/// A loader over an in-memory dataset. Images are converted to float and
+/// normalised with `mean`/`std` (one value per channel, [0, 1] scale).
+/// `dataset.images` must be uint8 [N, C, H, W]; batches are float32 [B, C, H, W]
+/// (channels-last strides when `options.channels_last`).
+///
+/// Order and sharding: every epoch walks a permutation of [0, N) that depends only
+/// on (`seed`, epoch) (the identity when not shuffling), shared by all ranks;
+/// position i of it goes to rank i % world_size.
+///  - With `shuffle` (training) the permutation is padded by wrapping around to a
+///    multiple of world_size, so every rank gets ceil(N / world_size) samples and
+///    the same number of batches (a few samples appear twice per epoch).
+///  - Without `shuffle` (evaluation) nothing is padded: each rank gets exactly its
+///    own samples, the shards are disjoint and together hold all N once, and rank
+///    sizes may differ by one (reduce sums across ranks, not means).
+/// Augmentation (pad-and-crop with zero padding of `pad` pixels, plus a horizontal
+/// flip with probability 1/2 when `flip`) draws from the same (`seed`, epoch)
+/// generator, one draw per position of the padded permutation, so the batches are
+/// identical for any number of threads, and a sample's crop does not depend on
+/// world_size. `workers` is unused: batches are assembled on the calling thread
+/// with at::parallel_for.
+std::unique_ptr<BatchStream> make_tensor_loader(TensorDataset dataset,
+                                                std::vector<double> mean,
+                                                std::vector<double> std,
+                                                LoaderOptions options);
+
+}  // namespace splitshare::data

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <splitshare/data/dataset.h>
+#include <splitshare/data/loader.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace splitshare::data {
+
+/// What `--data` names. Accepted forms:
+///   "fashion-mnist" (Debian's dataset-fashion-mnist, the default),
+///   "fashion-mnist:DIR" or "mnist:DIR" (idx files, plain or .gz),
+///   "cifar10:DIR", "cifar100:DIR" (the binary versions),
+///   "imagefolder:DIR" (DIR/train + DIR/val) or "imagefolder:TRAIN,VAL".
+struct DataSpec {
+  std::string kind;
+  std::string train_path;
+  std::string val_path;
+};
+
+/// Parses `--data`; throws (TORCH_CHECK) naming the text when it is not one of the forms above.
+DataSpec parse_data_spec(const std::string& text);
+
+/// Settings shared by every dataset kind.
+struct DataOptions {
+  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(int64_t, eval_batch_size) = 256;
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(int64_t, workers) = 0;
+  TORCH_ARG(int64_t, rank) = 0;
+  TORCH_ARG(int64_t, world_size) = 1;
+  TORCH_ARG(bool, strict) = false;
+  TORCH_ARG(bool, augment) = true;
+  TORCH_ARG(bool, channels_last) = false;
+  /// Training crop size for photos (image folders); evaluation resizes to size/0.875 and centre-crops.
+  TORCH_ARG(int64_t, image_size) = 224;
+  /// Use only the first N training / validation samples (0 = all): quick runs and tests.
+  TORCH_ARG(int64_t, limit_train) = 0;
+  TORCH_ARG(int64_t, limit_val) = 0;
+};
+
+/// Training and validation streams plus what a model needs to know about the data.
+struct DataBundle {
+  std::unique_ptr<BatchStream> train;
+  std::unique_ptr<BatchStream> val;
+  std::vector<std::string> classes;
+  /// Evaluation preprocessing (what `predict` applies to a new image).
+  Preprocess preprocess;
+  /// True for 28x28 / 32x32 data: selects the small-image stem by default.
+  bool small_images = false;
+};
+
+/// Opens the dataset `spec` names.
+DataBundle open_data(const DataSpec& spec, const DataOptions& options);
+
+/// Where Debian's dataset-fashion-mnist puts its files.
+std::string default_fashion_mnist_dir();
+
+}  // namespace splitshare::data

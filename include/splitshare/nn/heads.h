@@ -1,0 +1,83 @@
+#pragma once
+
+#include <splitshare/nn/split_and_share.h>
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace splitshare::nn {
+
+/// The classifier heads the zoo offers.
+enum class HeadKind {
+  /// One Linear(C, K), torchvision's `fc`.
+  kLinear,
+  /// The Split-and-Share Module.
+  kSSM,
+  /// k parallel Linear(C, K) on the full feature, averaged (Table 4's 2FC/3FC).
+  kKFC,
+};
+
+/// "linear", "ssm", "kfc".
+std::string to_string(HeadKind kind);
+/// Inverse of to_string; throws naming the text and the accepted names.
+HeadKind parse_head_kind(const std::string& text);
+
+/// A single linear classifier. Parameter names: `fc.weight`, `fc.bias`.
+class LinearHeadImpl : public torch::nn::Module {
+ public:
+  LinearHeadImpl(int64_t in_features, int64_t num_classes);
+  /// features [N, C] -> logits [N, K] (head_logits holds the same tensor once).
+  HeadOutput forward(const torch::Tensor& features);
+
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(LinearHead);
+
+/// k parallel linear classifiers on the same feature, averaged.
+/// Parameter names: `fc.{i}.weight`, `fc.{i}.bias`.
+class ParallelLinearImpl : public torch::nn::Module {
+ public:
+  ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k);
+  /// features [N, C] -> mean logits [N, K] and the k logits [N, K].
+  HeadOutput forward(const torch::Tensor& features);
+
+  torch::nn::ModuleList fc{nullptr};
+};
+TORCH_MODULE(ParallelLinear);
+
+/// Which head to build, and its settings.
+struct HeadOptions {
+  TORCH_ARG(HeadKind, kind) = HeadKind::kSSM;
+  /// SSM: number of splits (sub-classifiers).
+  TORCH_ARG(int64_t, splits) = 4;
+  /// kfc: number of parallel classifiers.
+  TORCH_ARG(int64_t, k) = 2;
+  /// SSM: the paper-text variant without BatchNorm/ReLU on the last split.
+  TORCH_ARG(bool, last_plain) = false;
+  /// SSM: combine by sum instead of mean.
+  TORCH_ARG(bool, sum) = false;
+  /// SSM: use the fused implementation.
+  TORCH_ARG(bool, fused) = true;
+};
+
+/// Builds the head `options` describes for C = in_features and K = num_classes.
+/// The returned module's forward takes features [N, C] and returns a HeadOutput.
+torch::nn::AnyModule make_head(int64_t in_features, int64_t num_classes, const HeadOptions& options);
+
+/// How sub-classifiers are trained (paper Table 2).
+enum class LossKind {
+  /// Cross-entropy on the combined logits (the paper's SSM).
+  kJoint,
+  /// Sum of per-sub-classifier cross-entropies (SSM-individual).
+  kIndividual,
+};
+
+/// "joint", "individual".
+std::string to_string(LossKind kind);
+LossKind parse_loss_kind(const std::string& text);
+
+/// Cross-entropy of `output` against int64 targets [N], per `kind`; a scalar.
+torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind);
+
+}  // namespace splitshare::nn

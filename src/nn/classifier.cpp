@@ -1,0 +1,94 @@
+#include <splitshare/nn/classifier.h>
+
+#include <sstream>
+
+namespace splitshare::nn {
+
+ClassifierImpl::ClassifierImpl(ClassifierOptions options_) : options(std::move(options_)) {
+  TORCH_CHECK(options.num_classes() >= 1, "num_classes must be positive, got ", options.num_classes());
+  auto backbone_options = resnet_options(options.arch())
+                              .in_channels(options.in_channels())
+                              .stem(options.stem())
+                              .base_width(options.width())
+                              .zero_init_residual(options.zero_init_residual());
+  backbone = register_module("backbone", ResNet(backbone_options));
+  head = make_head(backbone->feature_dim(), options.num_classes(), options.head());
+  register_module("head", head.ptr());
+}
+
+HeadOutput ClassifierImpl::forward(const torch::Tensor& images) {
+  return head.forward<HeadOutput>(backbone->forward(images));
+}
+
+torch::Tensor ClassifierImpl::forward_features(const torch::Tensor& images) {
+  return backbone->forward_features(images);
+}
+
+HeadOutput ClassifierImpl::forward_head(const torch::Tensor& feature_map) {
+  TORCH_CHECK(feature_map.dim() == 4, "forward_head: expected a feature map [N, C, H, W], got ", feature_map.sizes());
+  return head.forward<HeadOutput>(feature_map.mean({2, 3}));
+}
+
+Classifier make_classifier(const ClassifierOptions& options) { return Classifier(options); }
+
+std::string export_name(const std::string& name) {
+  for (const char* prefix : {"backbone.", "head."}) {
+    const std::string p(prefix);
+    if (name.compare(0, p.size(), p) == 0) return name.substr(p.size());
+  }
+  return name;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_state(ClassifierImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_parameters()) out.emplace_back(export_name(item.key()), item.value());
+  for (const auto& item : model.named_buffers()) out.emplace_back(export_name(item.key()), item.value());
+  return out;
+}
+
+std::string StateMismatch::describe() const {
+  std::ostringstream out;
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    out << what << " (" << names.size() << "):";
+    for (const auto& n : names) out << "\n  " << n;
+    out << "\n";
+  };
+  list("missing keys", missing);
+  list("unexpected keys", unexpected);
+  list("shape mismatches", wrong_shape);
+  return out.str();
+}
+
+StateMismatch load_state(ClassifierImpl& model, const std::map<std::string, torch::Tensor>& state) {
+  StateMismatch result;
+  torch::NoGradGuard no_grad;
+  std::map<std::string, bool> seen;
+  for (auto& [name, tensor] : named_state(model)) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      result.missing.push_back(name);
+      continue;
+    }
+    seen[name] = true;
+    if (it->second.sizes() != tensor.sizes()) {
+      std::ostringstream msg;
+      msg << name << ": expected " << tensor.sizes() << ", got " << it->second.sizes();
+      result.wrong_shape.push_back(msg.str());
+      continue;
+    }
+    tensor.copy_(it->second);
+  }
+  for (const auto& [name, _] : state) {
+    if (!seen.count(name)) result.unexpected.push_back(name);
+  }
+  return result;
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace splitshare::nn

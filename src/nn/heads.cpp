@@ -1,0 +1,83 @@
+#include <splitshare/nn/heads.h>
+
+namespace splitshare::nn {
+
+std::string to_string(HeadKind kind) {
+  switch (kind) {
+    case HeadKind::kLinear: return "linear";
+    case HeadKind::kSSM: return "ssm";
+    case HeadKind::kKFC: return "kfc";
+  }
+  return "?";
+}
+
+HeadKind parse_head_kind(const std::string& text) {
+  if (text == "linear") return HeadKind::kLinear;
+  if (text == "ssm") return HeadKind::kSSM;
+  if (text == "kfc") return HeadKind::kKFC;
+  TORCH_CHECK(false, "unknown head '", text, "': expected one of linear, ssm, kfc");
+}
+
+std::string to_string(LossKind kind) {
+  return kind == LossKind::kJoint ? "joint" : "individual";
+}
+
+LossKind parse_loss_kind(const std::string& text) {
+  if (text == "joint") return LossKind::kJoint;
+  if (text == "individual") return LossKind::kIndividual;
+  TORCH_CHECK(false, "unknown loss '", text, "': expected joint or individual");
+}
+
+LinearHeadImpl::LinearHeadImpl(int64_t in_features, int64_t num_classes) {
+  TORCH_CHECK(in_features >= 1 && num_classes >= 1, "LinearHead: in_features and num_classes must be positive, got ",
+              in_features, " and ", num_classes);
+  fc = register_module("fc", torch::nn::Linear(in_features, num_classes));
+}
+
+HeadOutput LinearHeadImpl::forward(const torch::Tensor& features) {
+  auto logits = fc->forward(features);
+  return {logits, {logits}};
+}
+
+ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k) {
+  TORCH_CHECK(k >= 1, "kfc head: k must be at least 1, got ", k);
+  TORCH_CHECK(in_features >= 1 && num_classes >= 1, "kfc head: in_features and num_classes must be positive, got ",
+              in_features, " and ", num_classes);
+  fc = register_module("fc", torch::nn::ModuleList());
+  for (int64_t i = 0; i < k; ++i) fc->push_back(torch::nn::Linear(in_features, num_classes));
+}
+
+HeadOutput ParallelLinearImpl::forward(const torch::Tensor& features) {
+  HeadOutput out;
+  for (const auto& module : *fc) out.head_logits.push_back(module->as<torch::nn::Linear>()->forward(features));
+  out.logits = torch::stack(out.head_logits).mean(0);
+  return out;
+}
+
+torch::nn::AnyModule make_head(int64_t in_features, int64_t num_classes, const HeadOptions& options) {
+  switch (options.kind()) {
+    case HeadKind::kLinear:
+      return torch::nn::AnyModule(LinearHead(in_features, num_classes));
+    case HeadKind::kKFC:
+      return torch::nn::AnyModule(ParallelLinear(in_features, num_classes, options.k()));
+    case HeadKind::kSSM:
+      return torch::nn::AnyModule(SplitAndShare(SplitAndShareOptions(in_features, num_classes)
+                                                    .splits(options.splits())
+                                                    .last_plain(options.last_plain())
+                                                    .mean(!options.sum())
+                                                    .fused(options.fused())));
+  }
+  TORCH_CHECK(false, "unknown head kind");
+}
+
+torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind) {
+  if (kind == LossKind::kJoint) return torch::nn::functional::cross_entropy(output.logits, targets);
+  TORCH_CHECK(!output.head_logits.empty(), "head_loss: the head returned no sub-classifier logits");
+  auto loss = torch::nn::functional::cross_entropy(output.head_logits[0], targets);
+  for (size_t i = 1; i < output.head_logits.size(); ++i) {
+    loss = loss + torch::nn::functional::cross_entropy(output.head_logits[i], targets);
+  }
+  return loss;
+}
+
+}  // namespace splitshare::nn

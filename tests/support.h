@@ -1,0 +1,80 @@
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+namespace splitshare::testing {
+
+/// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("splitshare-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Writes bytes to a file.
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << "could not write " << path;
+}
+
+/// Reads a whole file.
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Runs a shell command, returns its exit status and stdout+stderr in `output`.
+inline int run_command(const std::string& command, std::string* output) {
+  std::string full = command + " 2>&1";
+  FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) {
+    if (output != nullptr) output->append(buffer, n);
+  }
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// The Debian Python that has torch and torchvision (not a pyenv shim).
+inline const char* python() { return "/usr/bin/python3"; }
+
+/// True when the Python reference (python3-torch, python3-torchvision) is importable.
+inline bool have_python_torch() {
+  return run_command(std::string(python()) + " -c 'import torch, torchvision'", nullptr) == 0;
+}
+
+/// Asserts two tensors have the same shape and agree within an absolute+relative tolerance.
+inline void expect_close(const torch::Tensor& a, const torch::Tensor& b, double atol, double rtol = 0.0) {
+  ASSERT_EQ(a.sizes(), b.sizes());
+  auto diff = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs();
+  auto bound = atol + rtol * b.to(torch::kDouble).abs();
+  auto worst = (diff - bound).max().item<double>();
+  EXPECT_LE(worst, 0.0) << "max abs diff " << diff.max().item<double>() << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+}  // namespace splitshare::testing

@@ -1,0 +1,79 @@
+#include <splitshare/nn/classifier.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+
+namespace {
+
+int64_t params(const std::string& arch, ss::HeadOptions head, int64_t classes = 1000) {
+  ss::Classifier m(ss::ClassifierOptions().arch(arch).num_classes(classes).head(head));
+  return ss::count_parameters(*m);
+}
+
+}  // namespace
+
+TEST(ResNet, ParameterCountsMatchTorchvisionAndThePaper) {
+  using ss::HeadKind;
+  EXPECT_EQ(params("resnet50", ss::HeadOptions().kind(HeadKind::kLinear)), 25557032);
+  EXPECT_EQ(params("resnet50", ss::HeadOptions().kind(HeadKind::kSSM)), 28642272);
+  EXPECT_EQ(params("resnet50", ss::HeadOptions().kind(HeadKind::kKFC).k(2)), 27606032);
+  EXPECT_EQ(params("resnet50", ss::HeadOptions().kind(HeadKind::kKFC).k(3)), 29655032);
+  EXPECT_EQ(params("resnet18", ss::HeadOptions().kind(HeadKind::kLinear)), 11689512);
+  EXPECT_EQ(params("resnet101", ss::HeadOptions().kind(HeadKind::kLinear)), 44549160);
+  EXPECT_EQ(params("resnext50_32x4d", ss::HeadOptions().kind(HeadKind::kLinear)), 25028904);
+  EXPECT_EQ(params("wide_resnet50_2", ss::HeadOptions().kind(HeadKind::kLinear)), 68883240);
+  EXPECT_EQ(params("resnet34", ss::HeadOptions().kind(HeadKind::kLinear)), 21797672);
+}
+
+TEST(ResNet, TorchvisionParameterNames) {
+  ss::Classifier m(ss::ClassifierOptions().arch("resnet50").head(ss::HeadOptions().kind(ss::HeadKind::kLinear)));
+  std::set<std::string> names;
+  for (auto& [name, t] : ss::named_state(*m)) names.insert(name);
+  for (auto n : {"conv1.weight", "bn1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer1.0.conv3.weight",
+                 "layer1.0.bn3.bias", "layer1.0.downsample.0.weight", "layer1.0.downsample.1.running_var",
+                 "layer4.2.bn3.num_batches_tracked", "fc.weight", "fc.bias"}) {
+    EXPECT_TRUE(names.count(n)) << n;
+  }
+  EXPECT_FALSE(names.count("layer1.1.downsample.0.weight"));
+  EXPECT_EQ(names.size(), 320u);  // len(torchvision.models.resnet50().state_dict())
+}
+
+TEST(ResNet, ShapesForBothStems) {
+  ss::Classifier big(ss::ClassifierOptions().arch("resnet18").num_classes(7));
+  big->eval();
+  auto fm = big->forward_features(torch::randn({2, 3, 64, 64}));
+  EXPECT_EQ(fm.sizes(), (std::vector<int64_t>{2, 512, 2, 2}));
+  ss::Classifier small(ss::ClassifierOptions().arch("resnet10").stem(ss::Stem::kSmall).in_channels(1).width(8)
+                           .num_classes(10));
+  auto out = small->forward(torch::randn({3, 1, 28, 28}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 10}));
+  EXPECT_EQ(out.head_logits.size(), 4u);
+  EXPECT_EQ(small->feature_dim(), 64);
+  EXPECT_EQ(small->forward_features(torch::randn({3, 1, 28, 28})).sizes(), (std::vector<int64_t>{3, 64, 4, 4}));
+}
+
+TEST(ResNet, UnknownArchitectureIsNamed) {
+  try {
+    ss::resnet_options("resnet51");
+    FAIL();
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("resnet51"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("resnet50"), std::string::npos);
+  }
+}
+
+TEST(ResNet, LoadStateReportsMismatchesByName) {
+  ss::Classifier a(ss::ClassifierOptions().arch("resnet10").width(8).num_classes(5));
+  ss::Classifier b(ss::ClassifierOptions().arch("resnet10").width(8).num_classes(6));
+  std::map<std::string, torch::Tensor> state;
+  for (auto& [n, t] : ss::named_state(*a)) state[n] = t;
+  state["bogus.weight"] = torch::zeros({1});
+  state.erase("conv1.weight");
+  auto mismatch = ss::load_state(*b, state);
+  EXPECT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.missing, std::vector<std::string>{"conv1.weight"});
+  EXPECT_EQ(mismatch.unexpected, std::vector<std::string>{"bogus.weight"});
+  EXPECT_EQ(mismatch.wrong_shape.size(), 8u);  // fc.{0..3}.weight and .bias
+  EXPECT_NE(mismatch.describe().find("fc.0.weight"), std::string::npos);
+}
