@@ -53,6 +53,14 @@ struct DataBundle {
 };
 
 /// Opens the dataset `spec` names.
+/// For the in-memory kinds (fashion-mnist, mnist, cifar10, cifar100) the training
+/// split feeds `train` (shuffled per epoch from `seed`; pad-and-crop with 2 px of
+/// padding for 28x28 images and 4 px for 32x32, plus horizontal flips except for
+/// mnist digits, when `augment`; drop_last whenever a rank has a full batch) and
+/// the test split feeds `val` (dataset order, `eval_batch_size`, sharded without
+/// padding: see make_tensor_loader). Both are normalised with the per-channel mean
+/// and std of the (limited) training images, which `preprocess` records.
+/// "imagefolder" is delegated to open_image_folder_data.
 DataBundle open_data(const DataSpec& spec, const DataOptions& options);
 
 /// Where Debian's dataset-fashion-mnist puts its files.

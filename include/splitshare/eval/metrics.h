@@ -1,0 +1,63 @@
+#pragma once
+
+#include <splitshare/data/loader.h>
+#include <splitshare/nn/classifier.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace splitshare::eval {
+
+/// Accuracy figures of one model (or ensemble) on one dataset.
+struct EvalResult {
+  double top1 = 0;
+  double top5 = 0;
+  /// Mean cross-entropy of the combined logits.
+  double loss = 0;
+  int64_t samples = 0;
+  /// Top-1 of each sub-classifier alone.
+  std::vector<double> head_top1;
+  /// Fraction of samples at least one sub-classifier gets right (paper Section 6).
+  double oracle = 0;
+  /// Top-1 when each sample takes the most confident head's prediction (no labels needed).
+  double most_confident = 0;
+  /// Top-1 of the heads' softmax averaged with weights = each head's max probability.
+  double confidence_weighted = 0;
+  /// Softmax of the combined logits, float [samples, K] (only with keep_probabilities).
+  torch::Tensor probabilities;
+  /// int64 [samples] (only with keep_probabilities).
+  torch::Tensor labels;
+};
+
+/// Adds up predictions batch by batch.
+class Accumulator {
+ public:
+  /// Adds one batch: the model's output and labels int64 [B].
+  void add(const nn::HeadOutput& output, const torch::Tensor& labels);
+  /// Keeps the softmax of each batch (for ensembles).
+  void keep_probabilities(bool keep) { keep_ = keep; }
+  EvalResult result() const;
+
+ private:
+  bool keep_ = false;
+  int64_t samples_ = 0;
+  double loss_sum_ = 0;
+  int64_t top1_ = 0, top5_ = 0, oracle_ = 0, most_confident_ = 0, weighted_ = 0;
+  std::vector<int64_t> head_correct_;
+  std::vector<torch::Tensor> probabilities_, labels_;
+};
+
+/// Runs `model` in evaluation mode (InferenceMode) over one epoch of `stream`.
+EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities = false,
+                    torch::Device device = torch::kCPU);
+
+/// Top-1 of the mean of the members' probabilities; members must come from the same
+/// ordered dataset (same labels).
+double ensemble_top1(const std::vector<EvalResult>& members);
+
+/// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {...}}.
+nlohmann::json to_json(const EvalResult& result);
+
+}  // namespace splitshare::eval

@@ -1,0 +1,150 @@
+#include <splitshare/data/image_folder.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <sstream>
+#include <utility>
+
+namespace splitshare::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool has_image_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+std::string join(const std::vector<std::string>& names, size_t limit = 8) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out << (i ? ", " : "") << names[i];
+  if (names.size() > limit) out << ", ... (" << names.size() << " in all)";
+  out << "]";
+  return out.str();
+}
+
+// Image files under one class folder, in torchvision's order: sorted(os.walk(...))
+// visits folders by path, each folder's files sorted by name.
+std::vector<std::string> list_class_images(const fs::path& folder, int64_t& ignored) {
+  std::vector<std::pair<std::string, std::string>> files;  // (folder, file name)
+  std::error_code error;
+  fs::recursive_directory_iterator it(folder, fs::directory_options::follow_directory_symlink, error);
+  TORCH_CHECK(!error, "cannot list class folder ", folder.string(), ": ", error.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(error)) {
+    TORCH_CHECK(!error, "cannot list class folder ", folder.string(), ": ", error.message());
+    std::error_code kind_error;
+    if (!it->is_regular_file(kind_error)) continue;
+    if (has_image_extension(it->path())) {
+      files.emplace_back(it->path().parent_path().string(), it->path().filename().string());
+    } else {
+      ++ignored;
+    }
+  }
+  TORCH_CHECK(!error, "cannot list class folder ", folder.string(), ": ", error.message());
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> paths;
+  paths.reserve(files.size());
+  for (auto& [dir, name] : files) paths.push_back((fs::path(dir) / name).string());
+  return paths;
+}
+
+}  // namespace
+
+ImageFolderIndex list_image_folder(const std::string& root) {
+  std::error_code error;
+  TORCH_CHECK(fs::is_directory(root, error), "image folder ", root, " is not a directory",
+              error ? " (" + error.message() + ")" : std::string());
+  ImageFolderIndex index;
+  index.root = root;
+  for (fs::directory_iterator it(root, error); !error && it != fs::directory_iterator(); it.increment(error)) {
+    std::error_code kind_error;
+    const std::string name = it->path().filename().string();
+    if (it->is_directory(kind_error) && !name.empty() && name[0] != '.') index.classes.push_back(name);
+  }
+  TORCH_CHECK(!error, "cannot list image folder ", root, ": ", error.message());
+  std::sort(index.classes.begin(), index.classes.end());
+  for (size_t label = 0; label < index.classes.size(); ++label) {
+    for (auto& path : list_class_images(fs::path(root) / index.classes[label], index.ignored_files)) {
+      index.paths.push_back(std::move(path));
+      index.labels.push_back(static_cast<int64_t>(label));
+    }
+  }
+  TORCH_CHECK(!index.paths.empty(), "image folder ", root, " has no .jpg/.jpeg/.png images in class sub-folders (",
+              index.classes.size(), " class folders; expected ROOT/<class>/<image>)");
+  return index;
+}
+
+ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit) {
+  TORCH_CHECK(limit >= 0, "subsample: limit must be >= 0, got ", limit);
+  if (limit == 0 || limit >= index.size()) return index;
+  ImageFolderIndex out;
+  out.root = index.root;
+  out.classes = index.classes;
+  out.ignored_files = index.ignored_files;
+  for (int64_t i = 0; i < limit; ++i) {
+    const size_t source = static_cast<size_t>(i * index.size() / limit);
+    out.paths.push_back(index.paths[source]);
+    out.labels.push_back(index.labels[source]);
+  }
+  return out;
+}
+
+int64_t eval_resize(const ImageFolderOptions& options) {
+  if (options.resize() > 0) return options.resize();
+  return static_cast<int64_t>(static_cast<double>(options.image_size()) / 0.875);
+}
+
+Preprocess image_folder_preprocess(const ImageFolderOptions& options) {
+  Preprocess preprocess;
+  preprocess.channels = options.channels();
+  preprocess.resize = eval_resize(options);
+  preprocess.crop = options.image_size();
+  preprocess.mean = options.mean();
+  preprocess.std = options.std();
+  return preprocess;
+}
+
+DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,
+                                  const DataOptions& options) {
+  ImageFolderIndex train = list_image_folder(train_root);
+  ImageFolderIndex val = list_image_folder(val_root);
+  if (train.classes != val.classes) {
+    auto mismatch = std::mismatch(train.classes.begin(), train.classes.end(), val.classes.begin(), val.classes.end());
+    std::string train_class = mismatch.first == train.classes.end() ? "(none)" : *mismatch.first;
+    std::string val_class = mismatch.second == val.classes.end() ? "(none)" : *mismatch.second;
+    TORCH_CHECK(false, "validation folder ", val_root, " has classes ", join(val.classes), " but training folder ",
+                train_root, " has ", join(train.classes), " (first difference at position ",
+                mismatch.first - train.classes.begin(), ": '", train_class, "' vs '", val_class, "')");
+  }
+  train = subsample(train, options.limit_train());
+  val = subsample(val, options.limit_val());
+
+  ImageFolderOptions folder;
+  folder.image_size(options.image_size());
+  LoaderOptions train_loader;
+  train_loader.batch_size(options.batch_size())
+      .shuffle(true)
+      .drop_last(true)
+      .augment(options.augment())
+      .seed(options.seed())
+      .workers(options.workers())
+      .rank(options.rank())
+      .world_size(options.world_size())
+      .strict(options.strict())
+      .channels_last(options.channels_last());
+  LoaderOptions val_loader = train_loader;
+  val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false);
+
+  DataBundle bundle;
+  bundle.classes = train.classes;
+  bundle.preprocess = image_folder_preprocess(folder);
+  bundle.small_images = false;
+  bundle.train = make_image_folder_loader(std::move(train), folder, train_loader);
+  bundle.val = make_image_folder_loader(std::move(val), folder, val_loader);
+  return bundle;
+}
+
+}  // namespace splitshare::data

@@ -1,0 +1,374 @@
+#include <splitshare/data/image_folder.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <thread>
+
+namespace splitshare::data {
+namespace {
+
+// splitmix64's finaliser: decorrelates seeds built from small integers.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t shuffle_seed(uint64_t seed, int64_t epoch) { return mix(mix(seed) ^ static_cast<uint64_t>(epoch)); }
+
+uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t sample) {
+  return mix(mix(mix(seed ^ 0x5851f42d4c957f2dULL) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(sample));
+}
+
+// What one decoding thread keeps between samples.
+struct WorkerState {
+  ImageDecoder decoder;
+  Resampler resampler;
+  std::vector<uint8_t> bytes;
+};
+
+// A batch being decoded. Slots are filled in any order; `remaining` reaches 0 when
+// every slot has either pixels or an error.
+// Workers read only this (never the loader's epoch state, which reset() replaces).
+struct PendingBatch {
+  int64_t epoch = 0;
+  std::vector<int64_t> samples;  // dataset index per slot
+  int64_t count = 0;
+  torch::Tensor images;
+  std::vector<std::string> errors;  // per slot; empty = decoded
+  std::vector<uint8_t> fatal;       // per slot: the failure is not the file's fault
+  int64_t assigned = 0;             // guarded by the loader's mutex
+  int64_t remaining = 0;            // guarded by the loader's mutex
+};
+
+}  // namespace
+
+struct ImageFolderLoader::Impl {
+  ImageFolderIndex index;
+  ImageFolderOptions options;
+  LoaderOptions loader;
+  ChannelMap map;
+  int64_t resize = 0;
+  int64_t per_rank = 0;
+
+  // Current epoch (touched by the consumer only, read by workers under the mutex).
+  int64_t epoch = -1;
+  std::vector<int64_t> order;
+  int64_t batches = 0;
+  int64_t consumed = 0;
+  int64_t opened = 0;
+
+  std::mutex mutex;
+  std::condition_variable work_ready;
+  std::condition_variable batch_ready;
+  std::deque<std::shared_ptr<PendingBatch>> window;
+  std::vector<torch::Tensor> pool;
+  uint64_t generation = 0;
+  bool stopping = false;
+  std::vector<std::thread> threads;
+  WorkerState inline_state;
+
+  std::set<int64_t> bad_samples;
+  std::vector<std::string> reports;
+  int64_t skipped_this_epoch = 0;
+
+  Impl(ImageFolderIndex index_in, ImageFolderOptions options_in, LoaderOptions loader_in);
+  ~Impl();
+
+  void start_epoch(int64_t new_epoch);
+  std::shared_ptr<PendingBatch> open_batch();  // mutex held
+  torch::Tensor batch_tensor(int64_t count);   // mutex held
+  void decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample, torch::Tensor& images,
+                     int64_t slot);
+  void run_slot(WorkerState& state, PendingBatch& pending, int64_t slot);
+  void worker_loop();
+  std::optional<Batch> finish(PendingBatch& pending);
+  void report_epoch_end();
+};
+
+ImageFolderLoader::Impl::Impl(ImageFolderIndex index_in, ImageFolderOptions options_in, LoaderOptions loader_in)
+    : index(std::move(index_in)), options(std::move(options_in)), loader(loader_in) {
+  TORCH_CHECK(index.size() > 0, "ImageFolderLoader: image folder ", index.root, " has no images");
+  TORCH_CHECK(options.channels() == 1 || options.channels() == 3, "ImageFolderLoader: channels must be 1 or 3, got ",
+              options.channels());
+  TORCH_CHECK(static_cast<int64_t>(options.mean().size()) == options.channels() &&
+                  options.std().size() == options.mean().size(),
+              "ImageFolderLoader: mean/std need ", options.channels(), " values each, got ", options.mean().size(),
+              " and ", options.std().size());
+  TORCH_CHECK(options.image_size() > 0, "ImageFolderLoader: image_size must be positive, got ", options.image_size());
+  TORCH_CHECK(loader.batch_size() > 0, "ImageFolderLoader: batch_size must be positive, got ", loader.batch_size());
+  TORCH_CHECK(loader.workers() >= 0, "ImageFolderLoader: workers must be >= 0, got ", loader.workers());
+  TORCH_CHECK(options.dct_reducing_gap() == 0 || options.dct_reducing_gap() >= 1,
+              "ImageFolderLoader: dct_reducing_gap must be 0 (off) or >= 1, got ", options.dct_reducing_gap());
+  TORCH_CHECK(options.prefetch_batches() >= 1, "ImageFolderLoader: prefetch_batches must be >= 1, got ",
+              options.prefetch_batches());
+  TORCH_CHECK(loader.world_size() >= 1 && loader.rank() >= 0 && loader.rank() < loader.world_size(),
+              "ImageFolderLoader: rank ", loader.rank(), " is outside world_size ", loader.world_size());
+  map = normalization(options.mean(), options.std());
+  resize = eval_resize(options);
+  options.random_crop().size(options.image_size());
+  const int64_t n = index.size();
+  const int64_t world = loader.world_size();
+  const int64_t usable = loader.drop_last() ? n / world * world : n;
+  per_rank = usable / world + (loader.rank() < usable % world ? 1 : 0);
+  for (int64_t i = 0; i < loader.workers(); ++i) threads.emplace_back([this] { worker_loop(); });
+}
+
+ImageFolderLoader::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+  }
+  work_ready.notify_all();
+  for (auto& thread : threads) thread.join();
+}
+
+void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch) {
+  const int64_t n = index.size();
+  std::vector<int64_t> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  if (loader.shuffle()) {
+    // Fisher-Yates with an explicit engine: the same order on every platform.
+    std::mt19937_64 rng(shuffle_seed(loader.seed(), new_epoch));
+    for (int64_t i = n - 1; i > 0; --i) {
+      std::swap(all[i], all[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
+    }
+  }
+  std::vector<int64_t> mine;
+  mine.reserve(static_cast<size_t>(per_rank));
+  for (int64_t i = loader.rank(); i < n && static_cast<int64_t>(mine.size()) < per_rank; i += loader.world_size()) {
+    mine.push_back(all[i]);
+  }
+  const int64_t batch = loader.batch_size();
+  const int64_t count = static_cast<int64_t>(mine.size());
+  const int64_t new_batches = loader.drop_last() ? count / batch : (count + batch - 1) / batch;
+
+  std::lock_guard<std::mutex> lock(mutex);
+  ++generation;
+  window.clear();
+  epoch = new_epoch;
+  order = std::move(mine);
+  batches = new_batches;
+  consumed = 0;
+  opened = 0;
+  skipped_this_epoch = 0;
+}
+
+torch::Tensor ImageFolderLoader::Impl::batch_tensor(int64_t count) {
+  const int64_t size = options.image_size();
+  const std::vector<int64_t> shape = {count, options.channels(), size, size};
+  // Reuse a buffer nobody else references any more (the consumer dropped its batch):
+  // fresh 40 MB buffers would cost a page fault per 4 KiB on every batch.
+  for (auto& tensor : pool) {
+    if (tensor.sizes() == shape && tensor.use_count() == 1 && tensor.storage().use_count() == 1) return tensor;
+  }
+  auto format = loader.channels_last() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  auto tensor = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).memory_format(format));
+  const size_t pool_limit = static_cast<size_t>(options.prefetch_batches() + 3);
+  if (pool.size() >= pool_limit) {
+    auto unused = std::find_if(pool.begin(), pool.end(), [](const torch::Tensor& t) {
+      return t.use_count() == 1 && t.storage().use_count() == 1;
+    });
+    if (unused != pool.end()) pool.erase(unused);
+  }
+  if (pool.size() < pool_limit) pool.push_back(tensor);
+  return tensor;
+}
+
+std::shared_ptr<PendingBatch> ImageFolderLoader::Impl::open_batch() {
+  auto pending = std::make_shared<PendingBatch>();
+  const int64_t begin = opened * loader.batch_size();
+  pending->epoch = epoch;
+  pending->count = std::min<int64_t>(loader.batch_size(), static_cast<int64_t>(order.size()) - begin);
+  pending->samples.assign(order.begin() + begin, order.begin() + begin + pending->count);
+  pending->images = batch_tensor(pending->count);
+  pending->errors.resize(static_cast<size_t>(pending->count));
+  pending->fatal.resize(static_cast<size_t>(pending->count));
+  pending->remaining = pending->count;
+  ++opened;
+  window.push_back(pending);
+  return pending;
+}
+
+void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample,
+                                            torch::Tensor& images, int64_t slot) {
+  const std::string& path = index.paths[static_cast<size_t>(sample)];
+  read_file_bytes(path, state.bytes);
+  ImageInfo info = state.decoder.open(state.bytes.data(), state.bytes.size(), path);
+  ResampleSpec spec;
+  if (loader.augment()) {
+    std::mt19937_64 rng(sample_seed(loader.seed(), epoch_of_batch, sample));
+    PixelRect crop = sample_random_resized_crop(info.width, info.height, options.random_crop(), rng);
+    bool flip = uniform01(rng) < options.random_crop().flip_probability();
+    spec = crop_resample(crop, options.image_size(), flip);
+  } else {
+    spec = resize_center_crop(info.width, info.height, resize, options.image_size());
+  }
+  DecodeOptions decode;
+  decode.channels(options.channels())
+      .crop(source_rect(spec, info.width, info.height))
+      .min_scale(options.dct_reducing_gap() > 0 ? min_decode_scale(spec, options.dct_reducing_gap()) : 1.0)
+      .max_pixels(options.max_pixels());
+  const DecodedRegion& region = state.decoder.decode(decode);
+  OutputPlanes planes{images.data_ptr<float>() + slot * images.stride(0), images.stride(1), images.stride(2),
+                      images.stride(3)};
+  state.resampler.run(region, spec, map, planes);
+}
+
+void ImageFolderLoader::Impl::run_slot(WorkerState& state, PendingBatch& pending, int64_t slot) {
+  const int64_t sample = pending.samples[static_cast<size_t>(slot)];
+  try {
+    decode_sample(state, pending.epoch, sample, pending.images, slot);
+  } catch (const c10::Error& error) {
+    pending.errors[static_cast<size_t>(slot)] = error.what_without_backtrace();
+  } catch (const std::exception& error) {
+    pending.errors[static_cast<size_t>(slot)] = "loading " + index.paths[static_cast<size_t>(sample)] + " failed: " + error.what();
+    pending.fatal[static_cast<size_t>(slot)] = 1;
+  }
+}
+
+void ImageFolderLoader::Impl::worker_loop() {
+  WorkerState state;
+  std::unique_lock<std::mutex> lock(mutex);
+  while (true) {
+    std::shared_ptr<PendingBatch> pending;
+    for (auto& candidate : window) {
+      if (candidate->assigned < candidate->count) {
+        pending = candidate;
+        break;
+      }
+    }
+    if (!pending && opened < batches && static_cast<int64_t>(window.size()) < options.prefetch_batches()) {
+      pending = open_batch();
+    }
+    if (!pending) {
+      if (stopping) return;
+      work_ready.wait(lock);
+      continue;
+    }
+    const int64_t slot = pending->assigned++;
+    const uint64_t my_generation = generation;
+    lock.unlock();
+    // Errors are recorded in the slot (each slot is written by one thread only).
+    run_slot(state, *pending, slot);
+    lock.lock();
+    if (generation == my_generation && --pending->remaining == 0) batch_ready.notify_all();
+  }
+}
+
+std::optional<Batch> ImageFolderLoader::Impl::finish(PendingBatch& pending) {
+  std::vector<int64_t> keep;
+  keep.reserve(static_cast<size_t>(pending.count));
+  for (int64_t slot = 0; slot < pending.count; ++slot) {
+    const std::string& error = pending.errors[static_cast<size_t>(slot)];
+    if (error.empty()) {
+      keep.push_back(slot);
+      continue;
+    }
+    TORCH_CHECK(!pending.fatal[static_cast<size_t>(slot)], error);
+    TORCH_CHECK(!loader.strict(), "unreadable image (strict mode): ", error);
+    const int64_t sample = pending.samples[static_cast<size_t>(slot)];
+    ++skipped_this_epoch;
+    if (!bad_samples.insert(sample).second) continue;
+    if (static_cast<int64_t>(reports.size()) < options.report_limit()) {
+      reports.push_back(error);
+      std::cerr << "splitshare: skipping unreadable image: " << error << "\n";
+    }
+  }
+  if (keep.empty()) return std::nullopt;
+  std::vector<int64_t> labels(keep.size());
+  std::vector<int64_t> samples(keep.size());
+  for (size_t i = 0; i < keep.size(); ++i) {
+    samples[i] = pending.samples[static_cast<size_t>(keep[i])];
+    labels[i] = index.labels[static_cast<size_t>(samples[i])];
+  }
+  Batch batch;
+  batch.images = pending.images;
+  if (static_cast<int64_t>(keep.size()) < pending.count) {
+    batch.images = pending.images.index_select(0, torch::tensor(keep, torch::kInt64));
+    if (loader.channels_last()) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
+  batch.labels = torch::tensor(labels, torch::kInt64);
+  batch.indices = torch::tensor(samples, torch::kInt64);
+  return batch;
+}
+
+void ImageFolderLoader::Impl::report_epoch_end() {
+  if (skipped_this_epoch == 0) return;
+  std::cerr << "splitshare: " << skipped_this_epoch << " unreadable image(s) skipped in epoch " << epoch << " of "
+            << index.root << " (" << bad_samples.size() << " distinct file(s) so far";
+  if (static_cast<int64_t>(bad_samples.size()) > static_cast<int64_t>(reports.size())) {
+    std::cerr << ", only the first " << reports.size() << " listed";
+  }
+  std::cerr << "; --strict stops at the first)\n";
+  skipped_this_epoch = 0;
+}
+
+ImageFolderLoader::ImageFolderLoader(ImageFolderIndex index, ImageFolderOptions options, LoaderOptions loader)
+    : impl_(std::make_unique<Impl>(std::move(index), std::move(options), loader)) {}
+
+ImageFolderLoader::~ImageFolderLoader() = default;
+
+int64_t ImageFolderLoader::size() const { return impl_->per_rank; }
+
+int64_t ImageFolderLoader::batches_per_epoch() const {
+  const int64_t batch = impl_->loader.batch_size();
+  return impl_->loader.drop_last() ? impl_->per_rank / batch : (impl_->per_rank + batch - 1) / batch;
+}
+
+void ImageFolderLoader::reset(int64_t epoch) {
+  TORCH_CHECK(epoch >= 0, "ImageFolderLoader::reset: epoch must be >= 0, got ", epoch);
+  impl_->start_epoch(epoch);
+  impl_->work_ready.notify_all();
+}
+
+std::optional<Batch> ImageFolderLoader::next() {
+  Impl& s = *impl_;
+  TORCH_CHECK(s.epoch >= 0, "ImageFolderLoader::next called before reset(epoch)");
+  while (true) {
+    std::shared_ptr<PendingBatch> pending;
+    if (s.threads.empty()) {
+      if (s.consumed >= s.batches) break;
+      {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        pending = s.open_batch();
+        s.window.clear();
+      }
+      for (int64_t slot = 0; slot < pending->count; ++slot) s.run_slot(s.inline_state, *pending, slot);
+    } else {
+      std::unique_lock<std::mutex> lock(s.mutex);
+      if (s.consumed >= s.batches) break;
+      if (s.window.empty()) s.open_batch();
+      s.work_ready.notify_all();
+      s.batch_ready.wait(lock, [&] { return s.window.front()->remaining == 0; });
+      pending = s.window.front();
+      s.window.pop_front();
+      lock.unlock();
+      s.work_ready.notify_all();
+    }
+    ++s.consumed;
+    auto batch = s.finish(*pending);
+    if (batch) return batch;
+  }
+  s.report_epoch_end();
+  return std::nullopt;
+}
+
+int64_t ImageFolderLoader::skipped() const { return static_cast<int64_t>(impl_->bad_samples.size()); }
+
+std::vector<std::string> ImageFolderLoader::skipped_reports() const { return impl_->reports; }
+
+const ImageFolderIndex& ImageFolderLoader::index() const { return impl_->index; }
+
+std::unique_ptr<BatchStream> make_image_folder_loader(ImageFolderIndex index, ImageFolderOptions options,
+                                                      LoaderOptions loader) {
+  return std::make_unique<ImageFolderLoader>(std::move(index), std::move(options), loader);
+}
+
+}  // namespace splitshare::data

@@ -1,0 +1,285 @@
+#include <splitshare/data/transforms.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace splitshare::data {
+namespace {
+
+// Python's round(): half to even (the default floating-point rounding mode).
+int64_t round_half_even(double value) { return static_cast<int64_t>(std::nearbyint(value)); }
+
+inline float triangle(float x) {
+  x = std::fabs(x);
+  return x < 1.0f ? 1.0f - x : 0.0f;
+}
+
+// Vertical pass: out[i][e] = sum_k w[i][k] * src[first[i] + k][e] for the n
+// samples of every needed row (uint8 in, float out).
+void resample_rows(const uint8_t* src, int64_t stride, const int32_t* first, const int32_t* count,
+                   const float* weights, int32_t max_taps, int64_t rows, int64_t n, float* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* acc = out + i * n;
+    const float* w = weights + i * max_taps;
+    const uint8_t* row = src + first[i] * stride;
+    const float w0 = w[0];
+    for (int64_t e = 0; e < n; ++e) acc[e] = w0 * static_cast<float>(row[e]);
+    for (int32_t k = 1; k < count[i]; ++k) {
+      const float wk = w[k];
+      const uint8_t* r = row + k * stride;
+      for (int64_t e = 0; e < n; ++e) acc[e] += wk * static_cast<float>(r[e]);
+    }
+  }
+}
+
+// Horizontal pass over C-channel float rows, fused with the channel map, the flip
+// and the strided store.
+template <int C>
+void resample_cols(const float* rows, int64_t n, int64_t out_rows, const int32_t* first, const int32_t* count,
+                   const float* weights, int32_t max_taps, int64_t out_cols, bool flip, const ChannelMap& map,
+                   const OutputPlanes& out) {
+  for (int64_t i = 0; i < out_rows; ++i) {
+    const float* row = rows + i * n;
+    float* dst = out.data + i * out.row_stride;
+    for (int64_t j = 0; j < out_cols; ++j) {
+      const float* w = weights + j * max_taps;
+      const float* p = row + first[j] * C;
+      float acc[C] = {};
+      for (int32_t k = 0; k < count[j]; ++k) {
+        for (int c = 0; c < C; ++c) acc[c] += w[k] * p[k * C + c];
+      }
+      float* o = dst + (flip ? out_cols - 1 - j : j) * out.col_stride;
+      for (int c = 0; c < C; ++c) o[c * out.channel_stride] = acc[c] * map.scale[c] + map.bias[c];
+    }
+  }
+}
+
+}  // namespace
+
+double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+PixelRect sample_random_resized_crop(int64_t width, int64_t height, const RandomResizedCropOptions& options,
+                                     std::mt19937_64& rng) {
+  TORCH_CHECK(width > 0 && height > 0, "sample_random_resized_crop: empty image ", width, "x", height);
+  TORCH_CHECK(options.min_scale() > 0 && options.min_scale() <= options.max_scale(),
+              "RandomResizedCrop scale range must satisfy 0 < min <= max, got ", options.min_scale(), "..",
+              options.max_scale());
+  TORCH_CHECK(options.min_ratio() > 0 && options.min_ratio() <= options.max_ratio(),
+              "RandomResizedCrop ratio range must satisfy 0 < min <= max, got ", options.min_ratio(), "..",
+              options.max_ratio());
+  const double area = static_cast<double>(width) * static_cast<double>(height);
+  const double log_min = std::log(options.min_ratio());
+  const double log_max = std::log(options.max_ratio());
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    double target_area = area * (options.min_scale() + (options.max_scale() - options.min_scale()) * uniform01(rng));
+    double aspect = std::exp(log_min + (log_max - log_min) * uniform01(rng));
+    int64_t w = round_half_even(std::sqrt(target_area * aspect));
+    int64_t h = round_half_even(std::sqrt(target_area / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      int64_t y = static_cast<int64_t>(rng() % static_cast<uint64_t>(height - h + 1));
+      int64_t x = static_cast<int64_t>(rng() % static_cast<uint64_t>(width - w + 1));
+      return PixelRect{x, y, w, h};
+    }
+  }
+  // Fallback: centre crop at the nearest allowed aspect ratio.
+  const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
+  int64_t w = width;
+  int64_t h = height;
+  if (in_ratio < options.min_ratio()) {
+    h = round_half_even(static_cast<double>(w) / options.min_ratio());
+  } else if (in_ratio > options.max_ratio()) {
+    w = round_half_even(static_cast<double>(h) * options.max_ratio());
+  }
+  return PixelRect{(width - w) / 2, (height - h) / 2, w, h};
+}
+
+ResampleSpec crop_resample(const PixelRect& crop, int64_t size, bool flip) {
+  TORCH_CHECK(crop.width > 0 && crop.height > 0 && size > 0, "crop_resample: crop ", crop.width, "x", crop.height,
+              " to size ", size, " must be non-empty");
+  ResampleSpec spec;
+  spec.x = ResampleAxis{static_cast<double>(crop.x), static_cast<double>(crop.width), size, 0, size};
+  spec.y = ResampleAxis{static_cast<double>(crop.y), static_cast<double>(crop.height), size, 0, size};
+  spec.flip = flip;
+  return spec;
+}
+
+std::pair<int64_t, int64_t> resized_shorter_side(int64_t height, int64_t width, int64_t size) {
+  TORCH_CHECK(height > 0 && width > 0 && size > 0, "resized_shorter_side: image ", width, "x", height,
+              " and size ", size, " must be positive");
+  const int64_t shorter = std::min(height, width);
+  const int64_t longer = std::max(height, width);
+  const int64_t new_long = static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
+  return width <= height ? std::make_pair(new_long, size) : std::make_pair(size, new_long);
+}
+
+ResampleSpec resize_center_crop(int64_t width, int64_t height, int64_t resize, int64_t crop) {
+  TORCH_CHECK(crop > 0 && resize >= crop, "resize_center_crop: resize (", resize, ") must be >= crop (", crop,
+              ") > 0");
+  auto [new_height, new_width] = resized_shorter_side(height, width, resize);
+  ResampleSpec spec;
+  spec.x = ResampleAxis{0.0, static_cast<double>(width), new_width, round_half_even((new_width - crop) / 2.0), crop};
+  spec.y = ResampleAxis{0.0, static_cast<double>(height), new_height, round_half_even((new_height - crop) / 2.0), crop};
+  return spec;
+}
+
+void Resampler::compute_taps(const ResampleAxis& axis, double scale, int64_t origin, int64_t size, Taps& taps) {
+  // PyTorch's _compute_indices_weights_aa (from PIL's precompute_coeffs), relative to
+  // the integer pixel `base` at or left of the span start in decoded coordinates.
+  const double start = axis.start * scale - static_cast<double>(origin);
+  const int64_t base = static_cast<int64_t>(std::floor(start));
+  const double frac = start - static_cast<double>(base);
+  const double step = axis.length * scale / static_cast<double>(axis.resized);
+  const double support = step >= 1.0 ? step : 1.0;
+  const float inverse = static_cast<float>(step >= 1.0 ? 1.0 / step : 1.0);
+  // Taps stay inside the span (as when the crop is cut out first) and the decoded region.
+  const int64_t lo = std::max<int64_t>(0, -base);
+  const int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(frac + axis.length * scale)), size - base);
+  TORCH_CHECK(hi > lo, "resample: source span [", axis.start, ", ", axis.start + axis.length,
+              ") misses the decoded region");
+
+  taps.max_taps = static_cast<int32_t>(std::ceil(support)) * 2 + 1;
+  taps.first.resize(static_cast<size_t>(axis.count));
+  taps.count.resize(static_cast<size_t>(axis.count));
+  taps.weights.assign(static_cast<size_t>(axis.count * taps.max_taps), 0.0f);
+  for (int64_t i = 0; i < axis.count; ++i) {
+    const double center = frac + (static_cast<double>(i + axis.offset) + 0.5) * step;
+    int64_t x0 = std::max(static_cast<int64_t>(std::floor(center - support + 0.5)), lo);
+    int64_t x1 = std::min(static_cast<int64_t>(std::floor(center + support + 0.5)), hi);
+    if (x1 <= x0) {  // the output pixel lies past the span's end: nearest pixel
+      x0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(center)), lo, hi - 1);
+      x1 = x0 + 1;
+    }
+    x1 = std::min<int64_t>(x1, x0 + taps.max_taps);
+    float* w = taps.weights.data() + i * taps.max_taps;
+    float total = 0.0f;
+    for (int64_t x = x0; x < x1; ++x) {
+      w[x - x0] = triangle(static_cast<float>((static_cast<double>(x) - center + 0.5) * inverse));
+      total += w[x - x0];
+    }
+    if (total == 0.0f) {
+      w[0] = 1.0f;
+      x1 = x0 + 1;
+    } else {
+      for (int64_t x = x0; x < x1; ++x) w[x - x0] /= total;
+    }
+    taps.first[i] = static_cast<int32_t>(base + x0);
+    taps.count[i] = static_cast<int32_t>(x1 - x0);
+  }
+}
+
+void Resampler::run(const DecodedRegion& source, const ResampleSpec& spec, const ChannelMap& map,
+                    const OutputPlanes& out) {
+  const int channels = static_cast<int>(source.channels);
+  TORCH_CHECK(channels == 1 || channels == 3, "Resampler: 1 or 3 channels expected, got ", channels);
+  TORCH_CHECK(spec.x.count > 0 && spec.y.count > 0 && spec.x.resized > 0 && spec.y.resized > 0,
+              "Resampler: empty output ", spec.x.count, "x", spec.y.count);
+  compute_taps(spec.x, source.scale, source.x, source.width, x_taps_);
+  compute_taps(spec.y, source.scale, source.y, source.height, y_taps_);
+
+  // Only the columns some output pixel reads take part in the vertical pass.
+  int32_t x_lo = x_taps_.first[0];
+  int32_t x_hi = 0;
+  for (size_t j = 0; j < x_taps_.first.size(); ++j) {
+    x_lo = std::min(x_lo, x_taps_.first[j]);
+    x_hi = std::max(x_hi, x_taps_.first[j] + x_taps_.count[j]);
+  }
+  for (auto& first : x_taps_.first) first -= x_lo;
+  const int64_t n = static_cast<int64_t>(x_hi - x_lo) * channels;
+  rows_.resize(static_cast<size_t>(spec.y.count * n));
+  resample_rows(source.pixels + x_lo * channels, source.row_stride, y_taps_.first.data(), y_taps_.count.data(),
+                y_taps_.weights.data(), y_taps_.max_taps, spec.y.count, n, rows_.data());
+  if (channels == 3) {
+    resample_cols<3>(rows_.data(), n, spec.y.count, x_taps_.first.data(), x_taps_.count.data(),
+                     x_taps_.weights.data(), x_taps_.max_taps, spec.x.count, spec.flip, map, out);
+  } else {
+    resample_cols<1>(rows_.data(), n, spec.y.count, x_taps_.first.data(), x_taps_.count.data(),
+                     x_taps_.weights.data(), x_taps_.max_taps, spec.x.count, spec.flip, map, out);
+  }
+}
+
+PixelRect source_rect(const ResampleSpec& spec, int64_t image_width, int64_t image_height) {
+  auto axis_range = [](const ResampleAxis& axis, int64_t size) {
+    const double step = axis.length / static_cast<double>(axis.resized);
+    const double support = std::max(step, 1.0);
+    const double first = axis.start + (static_cast<double>(axis.offset) + 0.5) * step;
+    const double last = axis.start + (static_cast<double>(axis.offset + axis.count) - 0.5) * step;
+    // One pixel of margin on each side absorbs rounding differences with compute_taps.
+    int64_t lo = static_cast<int64_t>(std::floor(first - support + 0.5)) - 1;
+    int64_t hi = static_cast<int64_t>(std::floor(last + support + 0.5)) + 1;
+    lo = std::clamp<int64_t>(std::max<int64_t>(lo, static_cast<int64_t>(std::floor(axis.start))), 0, size);
+    hi = std::clamp<int64_t>(std::min<int64_t>(hi, static_cast<int64_t>(std::ceil(axis.start + axis.length))), 0, size);
+    return std::make_pair(lo, std::max(hi, lo + 1));
+  };
+  auto [x0, x1] = axis_range(spec.x, image_width);
+  auto [y0, y1] = axis_range(spec.y, image_height);
+  return PixelRect{x0, y0, x1 - x0, y1 - y0};
+}
+
+double min_decode_scale(const ResampleSpec& spec, double reducing_gap) {
+  TORCH_CHECK(reducing_gap >= 1.0, "min_decode_scale: reducing_gap must be >= 1, got ", reducing_gap);
+  return reducing_gap * std::max(static_cast<double>(spec.x.resized) / spec.x.length,
+                                 static_cast<double>(spec.y.resized) / spec.y.length);
+}
+
+ChannelMap normalization(const std::vector<double>& mean, const std::vector<double>& std) {
+  TORCH_CHECK(mean.size() == std.size() && !mean.empty() && mean.size() <= 4,
+              "normalization: mean and std need the same number (1-4) of values, got ", mean.size(), " and ",
+              std.size());
+  ChannelMap map;
+  for (size_t c = 0; c < mean.size(); ++c) {
+    TORCH_CHECK(std[c] > 0, "normalization: std[", c, "] must be positive, got ", std[c]);
+    map.scale[c] = static_cast<float>(1.0 / (255.0 * std[c]));
+    map.bias[c] = static_cast<float>(-mean[c] / std[c]);
+  }
+  return map;
+}
+
+namespace {
+
+torch::Tensor resample_tensor(const torch::Tensor& image, const ResampleSpec& spec, const ChannelMap& map) {
+  TORCH_CHECK(image.dim() == 3 && image.scalar_type() == torch::kUInt8,
+              "expected a uint8 [C, H, W] image, got ", image.scalar_type(), " ", image.sizes());
+  const int64_t channels = image.size(0);
+  TORCH_CHECK(channels == 1 || channels == 3, "expected 1 or 3 channels, got ", channels);
+  auto hwc = image.permute({1, 2, 0}).contiguous();
+  DecodedRegion region;
+  region.pixels = hwc.data_ptr<uint8_t>();
+  region.height = image.size(1);
+  region.width = image.size(2);
+  region.channels = channels;
+  region.row_stride = region.width * channels;
+  region.image_width = region.width;
+  region.image_height = region.height;
+  auto out = torch::empty({channels, spec.y.count, spec.x.count}, torch::kFloat32);
+  OutputPlanes planes{out.data_ptr<float>(), out.stride(0), out.stride(1), out.stride(2)};
+  Resampler().run(region, spec, map, planes);
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor resample(const torch::Tensor& image, const ResampleSpec& spec) {
+  return resample_tensor(image, spec, ChannelMap{});
+}
+
+torch::Tensor eval_transform(const torch::Tensor& image, int64_t resize, int64_t crop,
+                             const std::vector<double>& mean, const std::vector<double>& std) {
+  TORCH_CHECK(image.dim() == 3, "eval_transform: expected [C, H, W], got ", image.sizes());
+  TORCH_CHECK(static_cast<int64_t>(mean.size()) == image.size(0), "eval_transform: ", mean.size(),
+              " mean values for ", image.size(0), " channels");
+  return resample_tensor(image, resize_center_crop(image.size(2), image.size(1), resize, crop),
+                         normalization(mean, std));
+}
+
+torch::Tensor train_transform(const torch::Tensor& image, const RandomResizedCropOptions& options,
+                              const std::vector<double>& mean, const std::vector<double>& std,
+                              std::mt19937_64& rng) {
+  TORCH_CHECK(image.dim() == 3, "train_transform: expected [C, H, W], got ", image.sizes());
+  TORCH_CHECK(static_cast<int64_t>(mean.size()) == image.size(0), "train_transform: ", mean.size(),
+              " mean values for ", image.size(0), " channels");
+  PixelRect crop = sample_random_resized_crop(image.size(2), image.size(1), options, rng);
+  bool flip = uniform01(rng) < options.flip_probability();
+  return resample_tensor(image, crop_resample(crop, options.size(), flip), normalization(mean, std));
+}
+
+}  // namespace splitshare::data

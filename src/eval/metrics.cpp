@@ -1,0 +1,108 @@
+#include <splitshare/eval/metrics.h>
+
+namespace splitshare::eval {
+
+void Accumulator::add(const nn::HeadOutput& output, const torch::Tensor& labels) {
+  const auto logits = output.logits.detach().to(torch::kFloat);
+  const auto target = labels.to(logits.device());
+  const int64_t n = target.size(0);
+  TORCH_CHECK(logits.size(0) == n, "Accumulator: ", logits.size(0), " predictions for ", n, " labels");
+  const int64_t k = std::min<int64_t>(5, logits.size(1));
+  loss_sum_ += torch::nn::functional::cross_entropy(
+                   logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                   .item<double>();
+  auto topk = std::get<1>(logits.topk(k, 1));
+  auto hits = topk.eq(target.unsqueeze(1));
+  top1_ += hits.select(1, 0).sum().item<int64_t>();
+  top5_ += hits.any(1).sum().item<int64_t>();
+
+  const auto& heads = output.head_logits;
+  if (head_correct_.empty()) head_correct_.assign(heads.size(), 0);
+  TORCH_CHECK(head_correct_.size() == heads.size(), "Accumulator: head count changed between batches");
+  auto any_right = torch::zeros({n}, torch::TensorOptions().dtype(torch::kBool).device(logits.device()));
+  std::vector<torch::Tensor> head_probs;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    auto head = heads[h].detach().to(torch::kFloat);
+    auto right = head.argmax(1).eq(target);
+    head_correct_[h] += right.sum().item<int64_t>();
+    any_right = any_right.logical_or(right);
+    head_probs.push_back(head.softmax(1));
+  }
+  oracle_ += any_right.sum().item<int64_t>();
+  auto probs = torch::stack(head_probs);                 // [H, N, K]
+  auto confidence = std::get<0>(probs.max(2));           // [H, N]
+  auto best_head = confidence.argmax(0);                 // [N]
+  auto per_head_pred = probs.argmax(2);                  // [H, N]
+  auto chosen = per_head_pred.gather(0, best_head.unsqueeze(0)).squeeze(0);
+  most_confident_ += chosen.eq(target).sum().item<int64_t>();
+  auto weighted = (probs * confidence.unsqueeze(2)).sum(0);
+  weighted_ += weighted.argmax(1).eq(target).sum().item<int64_t>();
+
+  if (keep_) {
+    probabilities_.push_back(logits.softmax(1).cpu());
+    labels_.push_back(target.cpu());
+  }
+  samples_ += n;
+}
+
+EvalResult Accumulator::result() const {
+  EvalResult r;
+  r.samples = samples_;
+  if (samples_ == 0) return r;
+  const double n = static_cast<double>(samples_);
+  r.top1 = top1_ / n;
+  r.top5 = top5_ / n;
+  r.loss = loss_sum_ / n;
+  r.oracle = oracle_ / n;
+  r.most_confident = most_confident_ / n;
+  r.confidence_weighted = weighted_ / n;
+  for (auto c : head_correct_) r.head_top1.push_back(c / n);
+  if (keep_) {
+    r.probabilities = torch::cat(probabilities_);
+    r.labels = torch::cat(labels_);
+  }
+  return r;
+}
+
+EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
+                    torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  Accumulator acc;
+  acc.keep_probabilities(keep_probabilities);
+  {
+    torch::InferenceMode guard;
+    stream.reset(0);
+    while (auto batch = stream.next()) {
+      acc.add(model.forward(batch->images.to(device)), batch->labels.to(device));
+    }
+  }
+  model.train(was_training);
+  return acc.result();
+}
+
+double ensemble_top1(const std::vector<EvalResult>& members) {
+  TORCH_CHECK(!members.empty(), "ensemble: no members");
+  torch::Tensor sum;
+  for (const auto& m : members) {
+    TORCH_CHECK(m.probabilities.defined(), "ensemble: member evaluated without keep_probabilities");
+    TORCH_CHECK(m.labels.equal(members[0].labels), "ensemble: members were evaluated on different samples");
+    sum = sum.defined() ? sum + m.probabilities : m.probabilities.clone();
+  }
+  return sum.argmax(1).eq(members[0].labels).to(torch::kDouble).mean().item<double>();
+}
+
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json heads = nlohmann::json::array();
+  for (auto t : r.head_top1) heads.push_back({{"top1", t}});
+  return {{"top1", r.top1},
+          {"top5", r.top5},
+          {"loss", r.loss},
+          {"samples", r.samples},
+          {"heads", heads},
+          {"oracle", r.oracle},
+          {"selection", {{"mean", r.top1}, {"most_confident", r.most_confident},
+                         {"confidence_weighted", r.confidence_weighted}, {"oracle", r.oracle}}}};
+}
+
+}  // namespace splitshare::eval

@@ -1,0 +1,209 @@
+#include <splitshare/train/checkpoint.h>
+
+#include <torch/script.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace splitshare::train {
+namespace {
+
+constexpr const char* kMetadataFile = "splitshare.json";
+constexpr const char* kFormat = "splitshare-checkpoint";
+constexpr int kVersion = 1;
+
+template <typename T>
+T field(const nlohmann::json& json, const char* key, const std::string& source) {
+  TORCH_CHECK(json.contains(key), source, ": checkpoint metadata has no '", key, "' field");
+  try {
+    return json.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, source, ": checkpoint metadata field '", key, "' has the wrong type: ", e.what());
+  }
+}
+
+nlohmann::json optional_int(const std::optional<int64_t>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Builds the TorchScript module tree that mirrors the dotted checkpoint names, so
+// Python's state_dict() reproduces them exactly.
+struct ArchiveBuilder {
+  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
+  torch::jit::Module root{c10::QualifiedName("__torch__.splitshare.Checkpoint"), unit, true};
+  std::map<std::string, torch::jit::Module> children;
+
+  torch::jit::Module& module_for(const std::string& prefix) {
+    if (prefix.empty()) return root;
+    auto it = children.find(prefix);
+    if (it != children.end()) return it->second;
+    auto dot = prefix.rfind('.');
+    auto& parent = module_for(dot == std::string::npos ? "" : prefix.substr(0, dot));
+    std::string leaf = dot == std::string::npos ? prefix : prefix.substr(dot + 1);
+    torch::jit::Module child(c10::QualifiedName("__torch__.splitshare.Node"), unit, true);
+    parent.register_module(leaf, child);
+    return children.emplace(prefix, child).first->second;
+  }
+
+  void add(const std::string& name, const torch::Tensor& tensor, bool is_buffer) {
+    auto dot = name.rfind('.');
+    auto& owner = module_for(dot == std::string::npos ? "" : name.substr(0, dot));
+    auto leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+    owner.register_parameter(leaf, tensor.detach().to(torch::kCPU).contiguous(), is_buffer);
+  }
+};
+
+}  // namespace
+
+nlohmann::json to_json(const CheckpointMetadata& m) {
+  const auto& o = m.model;
+  nlohmann::json j;
+  j["format"] = kFormat;
+  j["version"] = kVersion;
+  j["arch"] = o.arch();
+  j["head"] = nn::to_string(o.head().kind());
+  j["splits"] = o.head().kind() == nn::HeadKind::kSSM ? o.head().splits() : 1;
+  j["k"] = o.head().kind() == nn::HeadKind::kKFC ? o.head().k() : 1;
+  j["last_plain"] = o.head().last_plain();
+  j["reduction"] = o.head().sum() ? "sum" : "mean";
+  j["num_classes"] = o.num_classes();
+  j["classes"] = m.classes;
+  j["stem"] = nn::to_string(o.stem());
+  j["in_channels"] = o.in_channels();
+  j["width"] = o.width();
+  j["preprocess"] = {{"channels", m.preprocess.channels},
+                     {"resize", optional_int(m.preprocess.resize)},
+                     {"crop", optional_int(m.preprocess.crop)},
+                     {"mean", m.preprocess.mean},
+                     {"std", m.preprocess.std}};
+  j["epoch"] = m.epoch;
+  j["extra"] = m.extra;
+  return j;
+}
+
+CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string& source) {
+  TORCH_CHECK(j.is_object(), source, ": checkpoint metadata is not a JSON object");
+  TORCH_CHECK(j.value("format", "") == kFormat, source, ": not a splitshare checkpoint (format '",
+              j.value("format", ""), "', expected '", kFormat, "')");
+  const auto version = field<int>(j, "version", source);
+  TORCH_CHECK(version <= kVersion, source, ": checkpoint format version ", version,
+              " is newer than this build understands (", kVersion, ")");
+  CheckpointMetadata m;
+  nn::HeadOptions head;
+  head.kind(nn::parse_head_kind(field<std::string>(j, "head", source)));
+  head.splits(field<int64_t>(j, "splits", source));
+  head.k(field<int64_t>(j, "k", source));
+  head.last_plain(j.value("last_plain", false));
+  head.sum(j.value("reduction", "mean") == "sum");
+  m.model.arch(field<std::string>(j, "arch", source))
+      .num_classes(field<int64_t>(j, "num_classes", source))
+      .head(head)
+      .stem(nn::parse_stem(field<std::string>(j, "stem", source)))
+      .in_channels(field<int64_t>(j, "in_channels", source))
+      .width(field<int64_t>(j, "width", source));
+  m.classes = field<std::vector<std::string>>(j, "classes", source);
+  TORCH_CHECK(m.classes.empty() || static_cast<int64_t>(m.classes.size()) == m.model.num_classes(), source,
+              ": metadata lists ", m.classes.size(), " class names for num_classes=", m.model.num_classes());
+  const auto& p = field<nlohmann::json>(j, "preprocess", source);
+  m.preprocess.channels = field<int64_t>(p, "channels", source);
+  if (!p.at("resize").is_null()) m.preprocess.resize = p.at("resize").get<int64_t>();
+  if (!p.at("crop").is_null()) m.preprocess.crop = p.at("crop").get<int64_t>();
+  m.preprocess.mean = field<std::vector<double>>(p, "mean", source);
+  m.preprocess.std = field<std::vector<double>>(p, "std", source);
+  m.epoch = j.value("epoch", int64_t{0});
+  m.extra = j.value("extra", nlohmann::json::object());
+  return m;
+}
+
+void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path) {
+  ArchiveBuilder builder;
+  for (const auto& item : model.named_parameters()) builder.add(nn::export_name(item.key()), item.value(), false);
+  for (const auto& item : model.named_buffers()) builder.add(nn::export_name(item.key()), item.value(), true);
+  torch::jit::ExtraFilesMap extra{{kMetadataFile, to_json(metadata).dump(2)}};
+
+  const std::filesystem::path target(path);
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  const std::string temporary = path + ".tmp";
+  try {
+    builder.root.save(temporary, extra);
+  } catch (const std::exception& e) {
+    std::remove(temporary.c_str());
+    TORCH_CHECK(false, "could not write checkpoint ", temporary, ": ", e.what());
+  }
+  fsync_path(temporary);
+  std::error_code ec;
+  std::filesystem::rename(temporary, target, ec);
+  TORCH_CHECK(!ec, "could not move checkpoint into place at ", path, ": ", ec.message());
+  fsync_path(target.has_parent_path() ? target.parent_path().string() : ".");
+}
+
+namespace {
+
+torch::jit::Module open_archive(const std::string& path, torch::jit::ExtraFilesMap& extra) {
+  TORCH_CHECK(std::filesystem::exists(path), "checkpoint not found: ", path);
+  TORCH_CHECK(std::filesystem::is_regular_file(path), "checkpoint is not a regular file: ", path);
+  try {
+    return torch::jit::load(path, torch::kCPU, extra);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    TORCH_CHECK(false, path, ": not a readable torch archive (truncated or not a checkpoint): ",
+                what.substr(0, what.find('\n')));
+  }
+}
+
+}  // namespace
+
+CheckpointMetadata read_checkpoint_metadata(const std::string& path) {
+  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+  open_archive(path, extra);
+  const auto& text = extra[kMetadataFile];
+  TORCH_CHECK(!text.empty(), path, ": torch archive without splitshare metadata (", kMetadataFile,
+              "); import foreign weights with `splitshare import`");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, path, ": checkpoint metadata is not valid JSON: ", e.what());
+  }
+  return metadata_from_json(json, path);
+}
+
+std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& path) {
+  torch::jit::ExtraFilesMap extra;
+  auto module = open_archive(path, extra);
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) tensors[item.name] = item.value;
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) tensors[item.name] = item.value;
+  return tensors;
+}
+
+LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device) {
+  LoadedCheckpoint loaded;
+  loaded.metadata = read_checkpoint_metadata(path);
+  try {
+    loaded.model = nn::make_classifier(loaded.metadata.model);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, path, ": metadata describes a model that cannot be built: ", e.msg());
+  }
+  auto mismatch = nn::load_state(*loaded.model, read_archive_tensors(path));
+  TORCH_CHECK(mismatch.ok(), path, ": tensors do not match the model in its metadata (",
+              loaded.metadata.model.arch(), ", head ", nn::to_string(loaded.metadata.model.head().kind()), ", ",
+              loaded.metadata.model.num_classes(), " classes):\n", mismatch.describe());
+  loaded.model->to(device);
+  return loaded;
+}
+
+}  // namespace splitshare::train

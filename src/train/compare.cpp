@@ -1,0 +1,156 @@
+#include <splitshare/train/compare.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace splitshare::train {
+namespace {
+
+std::pair<double, double> mean_std(const std::vector<double>& values) {
+  if (values.empty()) return {0.0, 0.0};
+  double mean = 0;
+  for (double v : values) mean += v;
+  mean /= values.size();
+  double var = 0;
+  for (double v : values) var += (v - mean) * (v - mean);
+  var = values.size() > 1 ? var / (values.size() - 1) : 0.0;
+  return {mean, std::sqrt(var)};
+}
+
+std::string percent(double v) {
+  if (std::isnan(v)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", 100 * v);
+  return buf;
+}
+
+}  // namespace
+
+Variant parse_variant(const std::string& name, int64_t splits) {
+  Variant v;
+  v.name = name;
+  if (name == "linear") {
+    v.head.kind(nn::HeadKind::kLinear);
+  } else if (name == "ssm") {
+    v.head.kind(nn::HeadKind::kSSM).splits(splits);
+  } else if (name == "ssm-individual") {
+    v.head.kind(nn::HeadKind::kSSM).splits(splits);
+    v.loss = nn::LossKind::kIndividual;
+  } else if (name == "ssm-lastplain") {
+    v.head.kind(nn::HeadKind::kSSM).splits(splits).last_plain(true);
+  } else if (name.rfind("kfc", 0) == 0 && name.size() > 3 &&
+             name.find_first_not_of("0123456789", 3) == std::string::npos) {
+    v.head.kind(nn::HeadKind::kKFC).k(std::stoll(name.substr(3)));
+  } else {
+    TORCH_CHECK(false, "unknown variant '", name,
+                "': expected linear, ssm, ssm-individual, ssm-lastplain or kfcK (e.g. kfc2, kfc3)");
+  }
+  return v;
+}
+
+std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model_options,
+                                       const data::DataSpec& data_spec, const data::DataOptions& data_options,
+                                       const TrainOptions& train, const data::Preprocess* preprocess_override) {
+  TORCH_CHECK(options.seeds() >= 1, "compare: --seeds must be at least 1, got ", options.seeds());
+  TORCH_CHECK(!options.variants().empty(), "compare: no variants given");
+  std::vector<Variant> variants;
+  for (const auto& name : options.variants()) variants.push_back(parse_variant(name, options.splits()));
+
+  std::vector<VariantResult> results;
+  for (const auto& variant : variants) {
+    VariantResult vr;
+    vr.name = variant.name;
+    for (int64_t s = 0; s < options.seeds(); ++s) {
+      const uint64_t seed = options.seed() + static_cast<uint64_t>(s);
+      const std::string dir = options.out_dir() + "/" + variant.name + "/seed-" + std::to_string(seed);
+      auto data = data::open_data(data_spec, data::DataOptions(data_options).seed(seed));
+      nn::Classifier model{nullptr};
+      if (std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")) {
+        std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
+                     static_cast<unsigned long long>(seed), dir.c_str());
+        model = load_checkpoint(dir + "/checkpoint.pt", train.device()).model;
+      } else {
+        torch::manual_seed(seed);
+        auto options_for_variant = nn::ClassifierOptions(model_options).head(variant.head);
+        model = nn::make_classifier(options_for_variant);
+        CheckpointMetadata metadata;
+        metadata.model = options_for_variant;
+        metadata.classes = data.classes;
+        metadata.preprocess = preprocess_override ? *preprocess_override : data.preprocess;
+        metadata.extra["config"] = {{"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}};
+        fit(model, data, data_options.batch_size(),
+            TrainOptions(train).loss(variant.loss).out_dir(dir).label(variant.name + "/" + std::to_string(seed)),
+            metadata);
+      }
+      vr.params = nn::count_parameters(*model);
+      vr.head_params = nn::count_parameters(*model->head.ptr());
+      vr.runs.push_back(eval::evaluate(*model, *data.val, /*keep_probabilities=*/true, train.device()));
+    }
+    std::vector<double> top1, top5;
+    for (const auto& r : vr.runs) {
+      top1.push_back(r.top1);
+      top5.push_back(r.top5);
+    }
+    std::tie(vr.top1_mean, vr.top1_std) = mean_std(top1);
+    std::tie(vr.top5_mean, vr.top5_std) = mean_std(top5);
+    vr.ensemble_top1 = vr.runs.size() >= 2 ? eval::ensemble_top1({vr.runs[0], vr.runs[1]})
+                                           : std::numeric_limits<double>::quiet_NaN();
+    results.push_back(std::move(vr));
+  }
+  std::filesystem::create_directories(options.out_dir());
+  std::ofstream(options.out_dir() + "/compare.json") << to_json(results).dump(2) << '\n';
+  return results;
+}
+
+std::string format_compare_table(const std::vector<VariantResult>& results) {
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s  %s\n", "variant", "params", "head params",
+                "top-1 %", "top-5 %", "oracle %", "ens.2 %", "per-head top-1 %");
+  out << line;
+  for (const auto& r : results) {
+    std::vector<double> oracle;
+    for (const auto& run : r.runs) oracle.push_back(run.oracle);
+    const auto [oracle_mean, _] = mean_std(oracle);
+    std::string heads;
+    if (!r.runs.empty() && r.runs[0].head_top1.size() > 1) {
+      for (size_t h = 0; h < r.runs[0].head_top1.size(); ++h) {
+        std::vector<double> v;
+        for (const auto& run : r.runs) v.push_back(run.head_top1[h]);
+        heads += (h ? " / " : "") + percent(mean_std(v).first);
+      }
+    }
+    const std::string top1 = percent(r.top1_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top1_std) : "");
+    const std::string top5 = percent(r.top5_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top5_std) : "");
+    std::snprintf(line, sizeof line, "%-16s %12lld %11lld %15s %15s %8s %9s  %s\n", r.name.c_str(),
+                  static_cast<long long>(r.params), static_cast<long long>(r.head_params), top1.c_str(), top5.c_str(),
+                  heads.empty() ? "-" : percent(oracle_mean).c_str(), percent(r.ensemble_top1).c_str(),
+                  heads.empty() ? "-" : heads.c_str());
+    out << line;
+  }
+  return out.str();
+}
+
+nlohmann::json to_json(const std::vector<VariantResult>& results) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto& run : r.runs) runs.push_back(eval::to_json(run));
+    out.push_back({{"variant", r.name},
+                   {"params", r.params},
+                   {"head_params", r.head_params},
+                   {"top1_mean", r.top1_mean},
+                   {"top1_std", r.top1_std},
+                   {"top5_mean", r.top5_mean},
+                   {"top5_std", r.top5_std},
+                   {"ensemble_top1", std::isnan(r.ensemble_top1) ? nlohmann::json(nullptr) : nlohmann::json(r.ensemble_top1)},
+                   {"runs", runs}});
+  }
+  return {{"variants", out}};
+}
+
+}  // namespace splitshare::train

@@ -1,0 +1,125 @@
+#include <splitshare/train/checkpoint.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+namespace st = splitshare::train;
+using splitshare::testing::TempDir;
+
+namespace {
+
+st::CheckpointMetadata small_metadata(ss::HeadOptions head) {
+  st::CheckpointMetadata m;
+  m.model = ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall).num_classes(3)
+                .head(head);
+  m.classes = {"cat", "dog", "<b>&bird"};
+  m.preprocess.channels = 1;
+  m.preprocess.mean = {0.25};
+  m.preprocess.std = {0.5};
+  m.epoch = 7;
+  return m;
+}
+
+std::string expect_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  ADD_FAILURE() << "expected an error";
+  return "";
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripGivesTheSameOutputsAndMetadata) {
+  TempDir dir;
+  auto meta = small_metadata(ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4));
+  auto model = ss::make_classifier(meta.model);
+  // Move the BN statistics away from their defaults so buffers are checked too.
+  model->train();
+  model->forward(torch::randn({8, 1, 28, 28}));
+  model->eval();
+  const auto path = dir.file("ck.pt");
+  st::save_checkpoint(*model, meta, path);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+
+  auto loaded = st::load_checkpoint(path);
+  loaded.model->eval();
+  auto x = torch::randn({4, 1, 28, 28});
+  torch::NoGradGuard g;
+  auto a = model->forward(x), b = loaded.model->forward(x);
+  EXPECT_TRUE(torch::equal(a.logits, b.logits));
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(a.head_logits[i], b.head_logits[i]));
+  EXPECT_EQ(loaded.metadata.classes, meta.classes);
+  EXPECT_EQ(loaded.metadata.epoch, 7);
+  EXPECT_EQ(loaded.metadata.model.arch(), "resnet10");
+  EXPECT_EQ(loaded.metadata.preprocess.mean, std::vector<double>{0.25});
+  EXPECT_FALSE(loaded.metadata.preprocess.resize.has_value());
+  EXPECT_EQ(st::to_json(loaded.metadata)["preprocess"]["crop"], nullptr);
+}
+
+TEST(Checkpoint, PythonTorchJitLoadSeesThePinnedNames) {
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torch not installed";
+  TempDir dir;
+  for (auto head : {ss::HeadOptions().kind(ss::HeadKind::kSSM), ss::HeadOptions().kind(ss::HeadKind::kLinear),
+                    ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)}) {
+    auto meta = small_metadata(head);
+    auto model = ss::make_classifier(meta.model);
+    const auto path = dir.file("ck.pt");
+    st::save_checkpoint(*model, meta, path);
+    std::string out;
+    const std::string script =
+        "import torch, json, sys\n"
+        "files = {'splitshare.json': ''}\n"
+        "m = torch.jit.load(sys.argv[1], _extra_files=files)\n"
+        "sd = m.state_dict()\n"
+        "print(json.dumps({'keys': sorted(sd.keys()), 'meta': json.loads(files['splitshare.json']),"
+        " 'sum': float(sum(v.double().sum() for v in sd.values()))}))\n";
+    splitshare::testing::write_file(dir.file("check.py"), script);
+    ASSERT_EQ(splitshare::testing::run_command(std::string(splitshare::testing::python()) + " " +
+                                                   dir.file("check.py") + " " + path, &out), 0) << out;
+    auto json = nlohmann::json::parse(out.substr(out.find('{')));
+    std::vector<std::string> expected;
+    double sum = 0;
+    for (auto& [name, t] : ss::named_state(*model)) {
+      expected.push_back(name);
+      sum += t.to(torch::kDouble).sum().item<double>();
+    }
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(json["keys"].get<std::vector<std::string>>(), expected);
+    EXPECT_NEAR(json["sum"].get<double>(), sum, 1e-6 * std::max(1.0, std::abs(sum)));
+    EXPECT_EQ(json["meta"]["arch"], "resnet10");
+    EXPECT_EQ(json["meta"]["head"], ss::to_string(head.kind()));
+    EXPECT_EQ(json["meta"]["classes"][2], "<b>&bird");
+  }
+}
+
+TEST(Checkpoint, RefusesMissingTruncatedForeignAndMismatchedFiles) {
+  TempDir dir;
+  auto meta = small_metadata(ss::HeadOptions().kind(ss::HeadKind::kSSM));
+  auto model = ss::make_classifier(meta.model);
+  const auto path = dir.file("ck.pt");
+  st::save_checkpoint(*model, meta, path);
+
+  EXPECT_NE(expect_error([&] { st::load_checkpoint(dir.file("nope.pt")); }).find("not found"), std::string::npos);
+
+  auto bytes = splitshare::testing::read_file(path);
+  splitshare::testing::write_file(dir.file("cut.pt"), bytes.substr(0, bytes.size() / 2));
+  auto msg = expect_error([&] { st::load_checkpoint(dir.file("cut.pt")); });
+  EXPECT_NE(msg.find("cut.pt"), std::string::npos) << msg;
+
+  splitshare::testing::write_file(dir.file("text.pt"), "hello, not a checkpoint");
+  msg = expect_error([&] { st::load_checkpoint(dir.file("text.pt")); });
+  EXPECT_NE(msg.find("text.pt"), std::string::npos) << msg;
+
+  // Metadata that claims another head than the tensors hold: every mismatch is listed.
+  auto wrong = meta;
+  wrong.model.head(ss::HeadOptions().kind(ss::HeadKind::kLinear));
+  st::save_checkpoint(*model, wrong, dir.file("lying.pt"));
+  msg = expect_error([&] { st::load_checkpoint(dir.file("lying.pt")); });
+  EXPECT_NE(msg.find("missing keys"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("fc.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected keys"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bn.0.weight"), std::string::npos) << msg;
+}

@@ -1,0 +1,100 @@
+// The command-line tool end to end: pinned JSON outputs, files written, clear errors.
+#include <nlohmann/json.hpp>
+
+#include "support.h"
+
+using splitshare::testing::run_command;
+using splitshare::testing::TempDir;
+
+namespace {
+
+const std::string kCli = SPLITSHARE_CLI;
+const char* kFashion = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+
+nlohmann::json run_json(const std::string& args) {
+  std::string out;
+  const int rc = run_command(kCli + " " + args + " 2>/dev/null", &out);
+  EXPECT_EQ(rc, 0) << args << "\n" << out;
+  try {
+    return nlohmann::json::parse(out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON from '" << args << "': " << out;
+    return {};
+  }
+}
+
+void expect_failure(const std::string& args, const std::string& message) {
+  std::string out;
+  EXPECT_NE(run_command(kCli + " " + args, &out), 0) << args;
+  EXPECT_NE(out.find(message), std::string::npos) << args << " printed:\n" << out;
+}
+
+}  // namespace
+
+TEST(Cli, InfoParameterCountsArePinned) {
+  struct Case {
+    const char* args;
+    int64_t params;
+  };
+  for (auto c : {Case{"--arch resnet50 --head linear", 25557032}, Case{"--arch resnet50 --head ssm", 28642272},
+                 Case{"--arch resnet50 --head kfc --k 2", 27606032}, Case{"--arch resnet50 --head kfc --k 3", 29655032},
+                 Case{"--arch resnet18 --head linear", 11689512}, Case{"--arch resnet101 --head linear", 44549160},
+                 Case{"--arch resnext50_32x4d --head linear", 25028904}}) {
+    auto j = run_json(std::string("info ") + c.args + " --json");
+    EXPECT_EQ(j["params"], c.params) << c.args;
+    EXPECT_EQ(j["feature_dim"], std::string(c.args).find("resnet18") != std::string::npos ? 512 : 2048) << c.args;
+  }
+  auto j = run_json("info --arch resnet50 --head ssm --json");
+  EXPECT_EQ(j["head_params"], 28642272 - 23508032);
+}
+
+TEST(Cli, RefusesBadValuesWithAClearMessage) {
+  expect_failure("train --epochs -1", "--epochs must be at least 1");
+  expect_failure("info --arch resnet51 --json", "unknown architecture 'resnet51'");
+  expect_failure("info --arch resnet50 --splits 3 --json", "must be divisible by splits (3)");
+  expect_failure("train --head mlp", "unknown head 'mlp'");
+  expect_failure("train --data nowhere:/x", "nowhere");
+  expect_failure("eval --checkpoint /nonexistent/ck.pt", "not found");
+  expect_failure("frobnicate", "unknown command");
+}
+
+TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
+  if (!std::filesystem::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  TempDir dir;
+  const auto out = dir.file("run");
+  std::string log;
+  ASSERT_EQ(run_command(kCli + " train --epochs 1 --limit-train 512 --limit-val 256 --width 8 --batch-size 64 "
+                               "--no-progress --out " + out, &log), 0) << log;
+  for (auto f : {"metrics.jsonl", "summary.json", "checkpoint.pt", "best.pt"}) {
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+  }
+  auto metrics = nlohmann::json::parse(splitshare::testing::read_file(out + "/metrics.jsonl"));
+  EXPECT_EQ(metrics["epoch"], 1);
+  EXPECT_EQ(metrics["val"]["samples"], 256);
+
+  auto info = run_json("info --checkpoint " + out + "/checkpoint.pt --json");
+  EXPECT_EQ(info["arch"], "resnet10");
+  EXPECT_EQ(info["head"], "ssm");
+  EXPECT_EQ(info["splits"], 4);
+  EXPECT_EQ(info["num_classes"], 10);
+  EXPECT_EQ(info["classes"][9], "Ankle boot");
+  EXPECT_EQ(info["stem"], "small");
+  EXPECT_EQ(info["preprocess"]["channels"], 1);
+  EXPECT_TRUE(info["preprocess"]["resize"].is_null());
+  EXPECT_TRUE(info["preprocess"]["crop"].is_null());
+  EXPECT_EQ(info["preprocess"]["mean"].size(), 1u);
+  EXPECT_EQ(info["preprocess"]["std"].size(), 1u);
+
+  auto single = run_json("eval --checkpoint " + out + "/checkpoint.pt --limit-val 256 --json");
+  EXPECT_EQ(single["samples"], 256);
+  EXPECT_EQ(single["heads"].size(), 4u);
+  for (auto key : {"top1", "top5", "loss", "oracle"}) EXPECT_TRUE(single[key].is_number()) << key;
+  EXPECT_GE(single["oracle"].get<double>(), single["heads"][0]["top1"].get<double>());
+  EXPECT_NEAR(single["top1"].get<double>(), metrics["val"]["top1"].get<double>(), 1e-9);
+
+  auto pair = run_json("eval --checkpoint " + out + "/checkpoint.pt --checkpoint " + out +
+                       "/best.pt --limit-val 256 --json");
+  EXPECT_EQ(pair["members"].size(), 2u);
+  // An ensemble of a model with itself predicts what the model predicts.
+  EXPECT_NEAR(pair["ensemble"]["top1"].get<double>(), single["top1"].get<double>(), 1e-9);
+}

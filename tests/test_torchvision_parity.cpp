@@ -1,0 +1,37 @@
+// Our backbones against Python torchvision (python3-torchvision), same weights, same input.
+#include <splitshare/nn/classifier.h>
+#include <splitshare/train/checkpoint.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+using splitshare::testing::TempDir;
+
+namespace {
+
+void check_parity(const std::string& arch) {
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torchvision not installed";
+  TempDir dir;
+  const auto weights = dir.file("weights.pt"), reference = dir.file("reference.pt");
+  std::string output;
+  const std::string command = std::string(splitshare::testing::python()) + " " SPLITSHARE_SOURCE_DIR
+                              "/tests/python/make_parity.py " + arch + " " + weights + " " + reference;
+  ASSERT_EQ(splitshare::testing::run_command(command, &output), 0) << output;
+
+  ss::Classifier model(ss::ClassifierOptions().arch(arch).num_classes(1000).head(
+      ss::HeadOptions().kind(ss::HeadKind::kLinear)));
+  auto mismatch = ss::load_state(*model, splitshare::train::read_archive_tensors(weights));
+  ASSERT_TRUE(mismatch.ok()) << mismatch.describe();
+  auto ref = splitshare::train::read_archive_tensors(reference);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto logits = model->forward(ref.at("input")).logits;
+  // Same libtorch, same kernels: differences are float32 summation-order rounding only.
+  splitshare::testing::expect_close(logits, ref.at("logits"), 1e-4, 1e-4);
+  EXPECT_GT(ref.at("logits").abs().max().item<double>(), 0.1);  // the reference is not trivially zero
+}
+
+}  // namespace
+
+TEST(TorchvisionParity, ResNet18) { check_parity("resnet18"); }
+TEST(TorchvisionParity, ResNet50) { check_parity("resnet50"); }

@@ -1,0 +1,59 @@
+#include <splitshare/data/source.h>
+#include <splitshare/train/schedule.h>
+#include <splitshare/train/trainer.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+namespace st = splitshare::train;
+namespace sd = splitshare::data;
+
+TEST(Schedule, StepCosineAndWarmup) {
+  auto step = st::ScheduleOptions().base_lr(0.1).epochs(90);
+  EXPECT_EQ(st::effective_milestones(step), (std::vector<int64_t>{30, 60}));
+  EXPECT_DOUBLE_EQ(st::learning_rate(step, 29.9), 0.1);
+  EXPECT_NEAR(st::learning_rate(step, 30.0), 0.01, 1e-12);
+  EXPECT_NEAR(st::learning_rate(step, 89.0), 0.001, 1e-12);
+  auto cosine = st::ScheduleOptions().base_lr(0.2).epochs(10).kind(st::ScheduleKind::kCosine).warmup_epochs(2);
+  EXPECT_NEAR(st::learning_rate(cosine, 1.0), 0.1, 1e-12);
+  EXPECT_NEAR(st::learning_rate(cosine, 2.0), 0.2, 1e-12);
+  EXPECT_NEAR(st::learning_rate(cosine, 6.0), 0.1, 1e-12);
+  EXPECT_NEAR(st::learning_rate(cosine, 10.0), 0.0, 1e-12);
+}
+
+TEST(Trainer, ShortRunOnASubsetLearns) {
+  if (!std::filesystem::exists(sd::default_fashion_mnist_dir())) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  auto data = sd::open_data(sd::parse_data_spec("fashion-mnist"),
+                            sd::DataOptions().batch_size(64).limit_train(3000).limit_val(1000).seed(3));
+  torch::manual_seed(3);
+  auto options = ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
+                     .num_classes(10);
+  auto model = ss::make_classifier(options);
+  st::CheckpointMetadata meta;
+  meta.model = options;
+  auto result = st::fit(model, data, 64,
+                        st::TrainOptions().epochs(2).lr(0.05).schedule(st::ScheduleKind::kCosine).progress(false),
+                        meta);
+  ASSERT_EQ(result.history.size(), 2u);
+  const auto& last = result.history.back();
+  // Chance is 10%; a working pipeline is far above it after 2 short epochs.
+  EXPECT_GT(last.val.top1, 0.6);
+  EXPECT_EQ(last.val.samples, 1000);
+  EXPECT_EQ(last.val.head_top1.size(), 4u);
+  EXPECT_LT(last.train_loss, result.history.front().train_loss);
+}
+
+TEST(Trainer, IndividualLossIsTheSumOfHeadLosses) {
+  torch::manual_seed(0);
+  ss::HeadOutput out;
+  out.head_logits = {torch::randn({5, 3}), torch::randn({5, 3})};
+  out.logits = (out.head_logits[0] + out.head_logits[1]) / 2;
+  auto target = torch::tensor({0, 1, 2, 1, 0});
+  auto joint = ss::head_loss(out, target, ss::LossKind::kJoint);
+  auto individual = ss::head_loss(out, target, ss::LossKind::kIndividual);
+  namespace F = torch::nn::functional;
+  EXPECT_NEAR(joint.item<double>(), F::cross_entropy(out.logits, target).item<double>(), 1e-6);
+  EXPECT_NEAR(individual.item<double>(),
+              (F::cross_entropy(out.head_logits[0], target) + F::cross_entropy(out.head_logits[1], target))
+                  .item<double>(), 1e-6);
+}

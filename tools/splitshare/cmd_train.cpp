@@ -1,0 +1,47 @@
+#include "splitshare/commands.h"
+#include "splitshare/common.h"
+
+#include <splitshare/train/trainer.h>
+
+#include <cstdio>
+
+namespace splitshare::cli {
+
+int run_train(int argc, char** argv) {
+  cxxopts::Options options(argv[0], "Train a classifier; writes OUT/metrics.jsonl, summary.json, checkpoint.pt, best.pt");
+  add_model_options(options);
+  add_data_options(options);
+  add_train_options(options, "runs/train");
+  add_thread_option(options);
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const int threads = configure_threads(*args);
+  auto train = train_options(*args);
+  auto data_opts = data_options(*args);
+  auto spec = data_spec(*args);
+  auto bundle = data::open_data(spec, data_opts);
+  auto model_opts = model_options(*args, static_cast<int64_t>(bundle.classes.size()), bundle.preprocess.channels,
+                                  bundle.small_images);
+  torch::manual_seed(data_opts.seed());
+  auto model = nn::make_classifier(model_opts);
+  auto metadata = fresh_metadata(model_opts, bundle);
+  metadata.extra["config"] = {{"data", args->operator[]("data").as<std::string>()},
+                              {"epochs", train.epochs()},
+                              {"batch_size", data_opts.batch_size()},
+                              {"loss", nn::to_string(train.loss())},
+                              {"schedule", train::to_string(train.schedule())},
+                              {"seed", data_opts.seed()},
+                              {"threads", threads}};
+  std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
+               model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
+               static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),
+               static_cast<long long>(bundle.train->size()), threads);
+  auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
+  const auto& last = result.history.back();
+  std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
+              100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
+              train.out_dir().c_str());
+  return 0;
+}
+
+}  // namespace splitshare::cli

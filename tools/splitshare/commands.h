@@ -1,0 +1,12 @@
+#pragma once
+
+namespace splitshare::cli {
+
+/// Each subcommand: argv[0] is "splitshare <name>"; returns the exit status.
+int run_train(int argc, char** argv);
+int run_eval(int argc, char** argv);
+int run_info(int argc, char** argv);
+int run_compare(int argc, char** argv);
+int run_bench(int argc, char** argv);
+
+}  // namespace splitshare::cli

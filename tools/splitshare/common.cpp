@@ -1,0 +1,174 @@
+#include "splitshare/common.h"
+
+#include <splitshare/util/progress.h>
+
+#include <iostream>
+
+namespace splitshare::cli {
+
+void add_model_options(cxxopts::Options& options) {
+  options.add_options("Model")
+      ("arch", "backbone: resnet10|resnet18|34|50|101|152|resnext50_32x4d|resnext101_32x4d|resnext101_32x8d|"
+               "wide_resnet50_2|wide_resnet101_2 (auto: resnet10 for small images, resnet50 otherwise)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("head", "classifier head: linear|ssm|kfc", cxxopts::value<std::string>()->default_value("ssm"))
+      ("splits", "SSM sub-classifiers", cxxopts::value<int64_t>()->default_value("4"))
+      ("k,kfc-k", "kfc: parallel classifiers (also --k K)", cxxopts::value<int64_t>()->default_value("2"))
+      ("last-plain", "SSM: no BatchNorm/ReLU on the last split (the paper text's variant)")
+      ("width", "channels of the first stage (auto: 16 for small images, 64 = torchvision otherwise)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("stem", "small|imagenet (auto: from the data)", cxxopts::value<std::string>()->default_value("auto"));
+}
+
+nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
+                                    bool small_images) {
+  const auto arch = args["arch"].as<std::string>();
+  const auto width = args["width"].as<std::string>();
+  const auto stem = args["stem"].as<std::string>();
+  nn::HeadOptions head;
+  head.kind(nn::parse_head_kind(args["head"].as<std::string>()))
+      .splits(args["splits"].as<int64_t>())
+      .k(args["kfc-k"].as<int64_t>())
+      .last_plain(args.count("last-plain") > 0);
+  int64_t width_value = small_images ? 16 : 64;
+  if (width != "auto") {
+    try {
+      width_value = std::stoll(width);
+    } catch (const std::exception&) {
+      TORCH_CHECK(false, "--width expects a positive integer or auto, got '", width, "'");
+    }
+    TORCH_CHECK(width_value >= 1, "--width must be positive, got ", width_value);
+  }
+  return nn::ClassifierOptions()
+      .arch(arch == "auto" ? (small_images ? "resnet10" : "resnet50") : arch)
+      .num_classes(classes)
+      .in_channels(channels)
+      .head(head)
+      .width(width_value)
+      .stem(stem == "auto" ? (small_images ? nn::Stem::kSmall : nn::Stem::kImageNet) : nn::parse_stem(stem));
+}
+
+void add_data_options(cxxopts::Options& options) {
+  options.add_options("Data")
+      ("data", "fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR | "
+               "imagefolder:TRAIN,VAL",
+       cxxopts::value<std::string>()->default_value("fashion-mnist"))
+      ("batch-size", "training batch size", cxxopts::value<int64_t>()->default_value("128"))
+      ("eval-batch-size", "evaluation batch size", cxxopts::value<int64_t>()->default_value("256"))
+      ("workers", "image decoding threads (image folders)", cxxopts::value<int64_t>()->default_value("2"))
+      ("seed", "seed of initialisation and data order", cxxopts::value<uint64_t>()->default_value("0"))
+      ("limit-train", "use only the first N training samples (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
+      ("limit-val", "use only the first N validation samples (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
+      ("image-size", "training crop for photos", cxxopts::value<int64_t>()->default_value("224"))
+      ("strict", "stop at the first unreadable image instead of skipping it");
+}
+
+data::DataSpec data_spec(const cxxopts::ParseResult& args) { return data::parse_data_spec(args["data"].as<std::string>()); }
+
+data::DataOptions data_options(const cxxopts::ParseResult& args) {
+  const auto batch = args["batch-size"].as<int64_t>();
+  TORCH_CHECK(batch >= 1, "--batch-size must be positive, got ", batch);
+  const auto eval_batch = args["eval-batch-size"].as<int64_t>();
+  TORCH_CHECK(eval_batch >= 1, "--eval-batch-size must be positive, got ", eval_batch);
+  TORCH_CHECK(args["workers"].as<int64_t>() >= 0, "--workers must be >= 0, got ", args["workers"].as<int64_t>());
+  TORCH_CHECK(args["limit-train"].as<int64_t>() >= 0 && args["limit-val"].as<int64_t>() >= 0,
+              "--limit-train/--limit-val must be >= 0");
+  return data::DataOptions()
+      .batch_size(batch)
+      .eval_batch_size(eval_batch)
+      .workers(args["workers"].as<int64_t>())
+      .seed(args["seed"].as<uint64_t>())
+      .limit_train(args["limit-train"].as<int64_t>())
+      .limit_val(args["limit-val"].as<int64_t>())
+      .image_size(args["image-size"].as<int64_t>())
+      .strict(args.count("strict") > 0);
+}
+
+void add_train_options(cxxopts::Options& options, const std::string& default_out) {
+  options.add_options("Training")
+      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value("8"))
+      ("lr", "base learning rate (0 = 0.1 x batch/256, the paper's rate scaled linearly)",
+       cxxopts::value<double>()->default_value("0"))
+      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
+      ("weight-decay", "L2 weight decay", cxxopts::value<double>()->default_value("5e-4"))
+      ("nesterov", "Nesterov momentum")
+      ("loss", "joint (loss on the averaged logits, the paper) | individual (sum of per-head losses)",
+       cxxopts::value<std::string>()->default_value("joint"))
+      ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value("step"))
+      ("milestones", "step schedule epochs, comma-separated (default: 1/3 and 2/3 of the run)",
+       cxxopts::value<std::vector<int64_t>>())
+      ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value("0"))
+      ("out", "output folder", cxxopts::value<std::string>()->default_value(default_out))
+      ("no-channels-last", "keep NCHW layout")
+      ("no-progress", "no progress bar");
+}
+
+train::TrainOptions train_options(const cxxopts::ParseResult& args) {
+  const auto epochs = args["epochs"].as<int64_t>();
+  TORCH_CHECK(epochs >= 1, "--epochs must be at least 1, got ", epochs);
+  const auto lr = args["lr"].as<double>();
+  TORCH_CHECK(lr >= 0, "--lr must be >= 0, got ", lr);
+  const auto wd = args["weight-decay"].as<double>();
+  TORCH_CHECK(wd >= 0, "--weight-decay must be >= 0, got ", wd);
+  const auto warmup = args["warmup-epochs"].as<double>();
+  TORCH_CHECK(warmup >= 0 && warmup < static_cast<double>(epochs), "--warmup-epochs must be in [0, epochs), got ",
+              warmup);
+  std::vector<int64_t> milestones;
+  if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
+  for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
+  return train::TrainOptions()
+      .epochs(epochs)
+      .lr(lr)
+      .momentum(args["momentum"].as<double>())
+      .weight_decay(wd)
+      .nesterov(args.count("nesterov") > 0)
+      .loss(nn::parse_loss_kind(args["loss"].as<std::string>()))
+      .schedule(train::parse_schedule_kind(args["schedule"].as<std::string>()))
+      .milestones(milestones)
+      .warmup_epochs(warmup)
+      .out_dir(args["out"].as<std::string>())
+      .channels_last(args.count("no-channels-last") == 0)
+      .progress(args.count("no-progress") == 0);
+}
+
+void add_thread_option(cxxopts::Options& options) {
+  options.add_options()("threads", "compute threads (0 = all available cores)",
+                        cxxopts::value<int>()->default_value("0"));
+}
+
+int configure_threads(const cxxopts::ParseResult& args) {
+  const int requested = args["threads"].as<int>();
+  TORCH_CHECK(requested >= 0, "--threads must be >= 0, got ", requested);
+  return util::configure_threads(requested);
+}
+
+std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv) {
+  options.add_options()("h,help", "show this help");
+  // cxxopts needs two characters for a long option; the documented `--k K` is spelled
+  // --kfc-k internally.
+  std::vector<std::string> storage(argv, argv + argc);
+  for (auto& arg : storage) {
+    if (arg == "--k") arg = "--kfc-k";
+    if (arg.rfind("--k=", 0) == 0) arg = "--kfc-k=" + arg.substr(4);
+  }
+  std::vector<char*> rewritten;
+  for (auto& arg : storage) rewritten.push_back(arg.data());
+  auto result = options.parse(static_cast<int>(rewritten.size()), rewritten.data());
+  if (result.count("help")) {
+    std::cout << options.help() << std::endl;
+    return std::nullopt;
+  }
+  TORCH_CHECK(result.unmatched().empty(), "unexpected argument '",
+              result.unmatched().empty() ? "" : result.unmatched()[0], "' (see --help)");
+  return result;
+}
+
+train::CheckpointMetadata fresh_metadata(const nn::ClassifierOptions& model, const data::DataBundle& bundle) {
+  train::CheckpointMetadata m;
+  m.model = model;
+  m.classes = bundle.classes;
+  m.preprocess = bundle.preprocess;
+  return m;
+}
+
+}  // namespace splitshare::cli

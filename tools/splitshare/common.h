@@ -1,0 +1,40 @@
+#pragma once
+
+#include <splitshare/data/source.h>
+#include <splitshare/nn/classifier.h>
+#include <splitshare/train/trainer.h>
+
+#include <cxxopts.hpp>
+
+#include <string>
+
+namespace splitshare::cli {
+
+/// Registers --arch, --head, --splits, --k, --last-plain, --width, --stem.
+void add_model_options(cxxopts::Options& options);
+/// The model the flags describe, for data with `classes` classes of `channels`
+/// channels; "auto" values pick the small-image or ImageNet defaults.
+nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
+                                    bool small_images);
+
+/// Registers --data, --batch-size, --workers, --seed, --limit-train, --limit-val, --image-size, --strict.
+void add_data_options(cxxopts::Options& options);
+data::DataSpec data_spec(const cxxopts::ParseResult& args);
+data::DataOptions data_options(const cxxopts::ParseResult& args);
+
+/// Registers --epochs, --lr, --momentum, --weight-decay, --schedule, --milestones, --warmup-epochs,
+/// --loss, --out, --no-progress, --no-channels-last.
+void add_train_options(cxxopts::Options& options, const std::string& default_out);
+train::TrainOptions train_options(const cxxopts::ParseResult& args);
+
+/// Registers --threads; configure_threads applies it and returns the count in effect.
+void add_thread_option(cxxopts::Options& options);
+int configure_threads(const cxxopts::ParseResult& args);
+
+/// Parses argv; prints help and returns nullopt for --help.
+std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
+
+/// The metadata of a fresh model trained on `bundle`.
+train::CheckpointMetadata fresh_metadata(const nn::ClassifierOptions& model, const data::DataBundle& bundle);
+
+}  // namespace splitshare::cli
