@@ -271,4 +271,3 @@ TEST(Transforms, MatchesTorchvision) {
     st::expect_close(crop, raw("crop_pil"), 1.5);
   }
 }
-}

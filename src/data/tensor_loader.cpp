@@ -67,23 +67,22 @@ struct OutLayout {
   int64_t stride_c, stride_h, stride_w;
 };
 
-// out[x * stride] = normalised src[sx] for the columns whose source lies inside the
-// image, `fill` (normalised zero padding) elsewhere.
+// out[x * stride] = normalised source column for the columns whose source lies inside
+// the image, `bias` (a normalised zero: the padding) elsewhere.
 template <bool kUnitStride>
 void write_row(const uint8_t* src_row, float* out_row, int64_t stride, int64_t width, int32_t dx,
-               bool flip, float scale, float bias, float fill) {
+               bool flip, float scale, float bias) {
   auto at = [&](int64_t x) -> float& { return out_row[kUnitStride ? x : x * stride]; };
   const int64_t lo = std::clamp<int64_t>(flip ? dx : -dx, 0, width);
   const int64_t hi = std::clamp<int64_t>(flip ? width + dx : width - dx, 0, width);
-  for (int64_t x = 0; x < lo; ++x) at(x) = fill;
+  for (int64_t x = 0; x < lo; ++x) at(x) = bias;
   if (flip) {
-    const uint8_t* src = src_row + (width - 1 + dx);  // source column of x = 0
-    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src[-x]) * scale + bias;
+    const int64_t mirror = width - 1 + dx;  // source column = mirror - x
+    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src_row[mirror - x]) * scale + bias;
   } else {
-    const uint8_t* src = src_row + dx;
-    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src[x]) * scale + bias;
+    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src_row[x + dx]) * scale + bias;
   }
-  for (int64_t x = std::max(lo, hi); x < width; ++x) at(x) = fill;
+  for (int64_t x = std::max(lo, hi); x < width; ++x) at(x) = bias;
 }
 
 // Pads, crops, flips and normalises one uint8 [C, H, W] image into `out` in a single pass.
@@ -101,7 +100,7 @@ void write_sample(const uint8_t* src, float* out, const OutLayout& layout, const
         for (int64_t x = 0; x < w; ++x) out_row[kUnitStride ? x : x * layout.stride_w] = bias[c];
       } else {
         write_row<kUnitStride>(plane + sy * w, out_row, layout.stride_w, w, place.dx, place.flip, scale[c],
-                               bias[c], bias[c]);
+                               bias[c]);
       }
     }
   }

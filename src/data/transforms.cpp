@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace splitshare::data {
 namespace {
@@ -14,43 +15,112 @@ inline float triangle(float x) {
   return x < 1.0f ? 1.0f - x : 0.0f;
 }
 
-// Vertical pass: out[i][e] = sum_k w[i][k] * src[first[i] + k][e] for the n
-// samples of every needed row (uint8 in, float out).
-void resample_rows(const uint8_t* src, int64_t stride, const int32_t* first, const int32_t* count,
-                   const float* weights, int32_t max_taps, int64_t rows, int64_t n, float* out) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float* acc = out + i * n;
-    const float* w = weights + i * max_taps;
-    const uint8_t* row = src + first[i] * stride;
-    const float w0 = w[0];
-    for (int64_t e = 0; e < n; ++e) acc[e] = w0 * static_cast<float>(row[e]);
-    for (int32_t k = 1; k < count[i]; ++k) {
-      const float wk = w[k];
-      const uint8_t* r = row + k * stride;
-      for (int64_t e = 0; e < n; ++e) acc[e] += wk * static_cast<float>(r[e]);
-    }
+// The hot loops are also compiled for x86-64-v3 (AVX2 + FMA) and picked at load time
+// (GCC/Clang function multiversioning), so a generic x86-64 build still runs them 8 wide.
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SPLITSHARE_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef SPLITSHARE_SIMD_CLONES
+#define SPLITSHARE_SIMD_CLONES
+#endif
+
+SPLITSHARE_SIMD_CLONES
+void to_float(const uint8_t* in, int64_t n, float* out) {
+  for (int64_t e = 0; e < n; ++e) out[e] = static_cast<float>(in[e]);
+}
+
+// Vertical pass for one output row: out[e] = sum_k w[k] * rows[k][e].
+SPLITSHARE_SIMD_CLONES
+void weighted_rows(const float* const* rows, const float* w, int32_t count, int64_t n, float* out) {
+  const float w0 = w[0];
+  const float* r0 = rows[0];
+  for (int64_t e = 0; e < n; ++e) out[e] = w0 * r0[e];
+  for (int32_t k = 1; k < count; ++k) {
+    const float wk = w[k];
+    const float* r = rows[k];
+    for (int64_t e = 0; e < n; ++e) out[e] += wk * r[e];
   }
 }
 
-// Horizontal pass over C-channel float rows, fused with the channel map, the flip
-// and the strided store.
-template <int C>
-void resample_cols(const float* rows, int64_t n, int64_t out_rows, const int32_t* first, const int32_t* count,
-                   const float* weights, int32_t max_taps, int64_t out_cols, bool flip, const ChannelMap& map,
-                   const OutputPlanes& out) {
-  for (int64_t i = 0; i < out_rows; ++i) {
-    const float* row = rows + i * n;
-    float* dst = out.data + i * out.row_stride;
-    for (int64_t j = 0; j < out_cols; ++j) {
-      const float* w = weights + j * max_taps;
-      const float* p = row + first[j] * C;
-      float acc[C] = {};
-      for (int32_t k = 0; k < count[j]; ++k) {
-        for (int c = 0; c < C; ++c) acc[c] += w[k] * p[k * C + c];
-      }
-      float* o = dst + (flip ? out_cols - 1 - j : j) * out.col_stride;
-      for (int c = 0; c < C; ++c) o[c * out.channel_stride] = acc[c] * map.scale[c] + map.bias[c];
+// Horizontal pass for one output row of interleaved RGB, fused with the channel map,
+// the flip and the strided store. Each tap is one 4-wide multiply-add over
+// (R, G, B, next R); four output pixels are computed side by side so that their
+// multiply-add chains overlap, all with the largest tap count of the four (the
+// weights are zero-padded to max_taps). `row` needs 3 * max_taps + 1 floats of
+// finite padding after its last pixel.
+SPLITSHARE_SIMD_CLONES
+void resample_row_rgb(const float* row, const int32_t* first, const int32_t* count, const float* weights,
+                      int32_t max_taps, int64_t out_cols, bool flip, const ChannelMap& map, float* dst,
+                      int64_t channel_stride, int64_t col_stride) {
+#if defined(__GNUC__)
+  typedef float v4f __attribute__((vector_size(16)));
+  const v4f scale = {map.scale[0], map.scale[1], map.scale[2], 0.0f};
+  const v4f bias = {map.bias[0], map.bias[1], map.bias[2], 0.0f};
+  auto load = [](const float* p) {
+    v4f x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  auto store = [&](int64_t j, v4f acc) {
+    acc = acc * scale + bias;
+    float* o = dst + (flip ? out_cols - 1 - j : j) * col_stride;
+    o[0] = acc[0];
+    o[channel_stride] = acc[1];
+    o[2 * channel_stride] = acc[2];
+  };
+  int64_t j = 0;
+  for (; j + 4 <= out_cols; j += 4) {
+    const float* w = weights + j * max_taps;
+    const float* p0 = row + first[j] * 3;
+    const float* p1 = row + first[j + 1] * 3;
+    const float* p2 = row + first[j + 2] * 3;
+    const float* p3 = row + first[j + 3] * 3;
+    const int32_t taps = std::max(std::max(count[j], count[j + 1]), std::max(count[j + 2], count[j + 3]));
+    v4f a0 = {0.0f, 0.0f, 0.0f, 0.0f};
+    v4f a1 = a0, a2 = a0, a3 = a0;
+    for (int32_t k = 0; k < taps; ++k) {
+      a0 += w[k] * load(p0 + k * 3);
+      a1 += w[max_taps + k] * load(p1 + k * 3);
+      a2 += w[2 * max_taps + k] * load(p2 + k * 3);
+      a3 += w[3 * max_taps + k] * load(p3 + k * 3);
     }
+    store(j, a0);
+    store(j + 1, a1);
+    store(j + 2, a2);
+    store(j + 3, a3);
+  }
+  for (; j < out_cols; ++j) {
+    const float* w = weights + j * max_taps;
+    const float* p = row + first[j] * 3;
+    v4f acc = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int32_t k = 0; k < count[j]; ++k) acc += w[k] * load(p + k * 3);
+    store(j, acc);
+  }
+#else
+  for (int64_t j = 0; j < out_cols; ++j) {
+    const float* w = weights + j * max_taps;
+    const float* p = row + first[j] * 3;
+    float acc[3] = {0.0f, 0.0f, 0.0f};
+    for (int32_t k = 0; k < count[j]; ++k) {
+      for (int c = 0; c < 3; ++c) acc[c] += w[k] * p[k * 3 + c];
+    }
+    float* o = dst + (flip ? out_cols - 1 - j : j) * col_stride;
+    for (int c = 0; c < 3; ++c) o[c * channel_stride] = acc[c] * map.scale[c] + map.bias[c];
+  }
+#endif
+}
+
+void resample_row_grey(const float* row, const int32_t* first, const int32_t* count, const float* weights,
+                       int32_t max_taps, int64_t out_cols, bool flip, const ChannelMap& map, float* dst,
+                       int64_t col_stride) {
+  for (int64_t j = 0; j < out_cols; ++j) {
+    const float* w = weights + j * max_taps;
+    const float* p = row + first[j];
+    float acc = 0.0f;
+    for (int32_t k = 0; k < count[j]; ++k) acc += w[k] * p[k];
+    dst[(flip ? out_cols - 1 - j : j) * col_stride] = acc * map.scale[0] + map.bias[0];
   }
 }
 
@@ -185,15 +255,50 @@ void Resampler::run(const DecodedRegion& source, const ResampleSpec& spec, const
   }
   for (auto& first : x_taps_.first) first -= x_lo;
   const int64_t n = static_cast<int64_t>(x_hi - x_lo) * channels;
-  rows_.resize(static_cast<size_t>(spec.y.count * n));
-  resample_rows(source.pixels + x_lo * channels, source.row_stride, y_taps_.first.data(), y_taps_.count.data(),
-                y_taps_.weights.data(), y_taps_.max_taps, spec.y.count, n, rows_.data());
-  if (channels == 3) {
-    resample_cols<3>(rows_.data(), n, spec.y.count, x_taps_.first.data(), x_taps_.count.data(),
-                     x_taps_.weights.data(), x_taps_.max_taps, spec.x.count, spec.flip, map, out);
-  } else {
-    resample_cols<1>(rows_.data(), n, spec.y.count, x_taps_.first.data(), x_taps_.count.data(),
-                     x_taps_.weights.data(), x_taps_.max_taps, spec.x.count, spec.flip, map, out);
+
+  // Source rows are converted to float once, into a ring of max_taps rows: the rows an
+  // output row reads are consecutive and move down monotonically.
+  const int32_t ring_rows = y_taps_.max_taps;
+  ring_.resize(static_cast<size_t>(ring_rows * n));
+  ring_tags_.assign(static_cast<size_t>(ring_rows), -1);
+  ring_pointers_.resize(static_cast<size_t>(ring_rows));
+  row_.assign(static_cast<size_t>(n + 3 * x_taps_.max_taps + 4), 0.0f);
+  const uint8_t* pixels = source.pixels + x_lo * channels;
+  for (int64_t i = 0; i < spec.y.count; ++i) {
+    for (int32_t k = 0; k < y_taps_.count[i]; ++k) {
+      const int32_t y = y_taps_.first[i] + k;
+      const int32_t slot = y % ring_rows;
+      float* cached = ring_.data() + slot * n;
+      if (ring_tags_[slot] != y) {
+        to_float(pixels + y * source.row_stride, n, cached);
+        ring_tags_[slot] = y;
+      }
+      ring_pointers_[k] = cached;
+    }
+    weighted_rows(ring_pointers_.data(), y_taps_.weights.data() + i * y_taps_.max_taps, y_taps_.count[i], n,
+                  row_.data());
+    // The row is assembled in a small planar buffer and then copied out plane by plane:
+    // the destination (a slot of a large batch) is not in cache, and whole-line
+    // sequential stores keep the store buffer from stalling on scattered misses.
+    const int64_t width = spec.x.count;
+    out_row_.resize(static_cast<size_t>(width * channels));
+    if (channels == 3) {
+      resample_row_rgb(row_.data(), x_taps_.first.data(), x_taps_.count.data(), x_taps_.weights.data(),
+                       x_taps_.max_taps, width, spec.flip, map, out_row_.data(), width, 1);
+    } else {
+      resample_row_grey(row_.data(), x_taps_.first.data(), x_taps_.count.data(), x_taps_.weights.data(),
+                        x_taps_.max_taps, width, spec.flip, map, out_row_.data(), 1);
+    }
+    float* dst = out.data + i * out.row_stride;
+    if (out.col_stride == 1) {
+      for (int c = 0; c < channels; ++c) {
+        std::memcpy(dst + c * out.channel_stride, out_row_.data() + c * width, sizeof(float) * width);
+      }
+    } else {
+      for (int64_t j = 0; j < width; ++j) {
+        for (int c = 0; c < channels; ++c) dst[j * out.col_stride + c * out.channel_stride] = out_row_[c * width + j];
+      }
+    }
   }
 }
 

@@ -128,7 +128,11 @@ class Resampler {
 
   Taps x_taps_;
   Taps y_taps_;
-  std::vector<float> rows_;
+  std::vector<float> ring_;
+  std::vector<int32_t> ring_tags_;
+  std::vector<const float*> ring_pointers_;
+  std::vector<float> row_;
+  std::vector<float> out_row_;
 };
 
 /// Resamples uint8 [C, H, W] into float [C, spec.y.count, spec.x.count] on the
