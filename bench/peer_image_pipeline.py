@@ -7,14 +7,18 @@ CenterCrop(224) + ToTensor + Normalize. Both run through torch's DataLoader
 (batch 64, drop_last as in training) with --workers worker processes
 (0 = in the main process), over torchvision.datasets.ImageFolder.
 
-Prints one line per pipeline:
-    peer <train|eval> workers=N images=M seconds=S images_per_s=R
-Time is wall-clock from the first batch request to the last batch, after one
-warm-up pass over the folder (so the files are in the page cache for both sides).
+Prints one line per pipeline (a JSON object per line with --json):
+    peer <train|eval> workers=N images=M seconds=S images_per_s=R per_core=R/max(N,1) images_per_cpu_s=C
+Time is wall-clock over --epochs epochs, after one warm-up epoch (workers started,
+files in the page cache). images_per_cpu_s divides by the CPU time of the main
+process and its worker processes (from /proc), which stays meaningful when other
+processes share the cores.
 
 Usage: /usr/bin/python3 bench/peer_image_pipeline.py FOLDER [--workers 1] [--epochs 2]
 """
 import argparse
+import json
+import os
 import time
 
 import torch
@@ -33,7 +37,18 @@ def pipeline(kind, size):
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 
 
-def run(folder, kind, workers, epochs, batch_size, size):
+def cpu_seconds(pids):
+    """User + system CPU time of the given processes (all their threads)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def run(folder, kind, workers, epochs, batch_size, size, as_json):
     torch.set_num_threads(1)
     dataset = torchvision.datasets.ImageFolder(folder, transform=pipeline(kind, size))
     loader = torch.utils.data.DataLoader(
@@ -42,14 +57,27 @@ def run(folder, kind, workers, epochs, batch_size, size):
         generator=torch.Generator().manual_seed(0))
     for _ in loader:  # warm-up: workers started, files cached
         pass
+    pids = [os.getpid()]
+    if workers > 0:
+        pids += [w.pid for w in loader._iterator._workers]  # persistent workers
     images = 0
+    cpu_start = cpu_seconds(pids)
     start = time.perf_counter()
     for _ in range(epochs):
         for batch, _ in loader:
             images += batch.shape[0]
     seconds = time.perf_counter() - start
-    print(f"peer {kind} workers={workers} images={images} seconds={seconds:.3f} "
-          f"images_per_s={images / seconds:.1f}", flush=True)
+    cpu = cpu_seconds(pids) - cpu_start
+    result = {"side": "peer", "pipeline": kind, "workers": workers, "images": images,
+              "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 1),
+              "per_core": round(images / seconds / max(workers, 1), 1),
+              "images_per_cpu_s": round(images / cpu, 1) if cpu > 0 else None}
+    if as_json:
+        print(json.dumps(result), flush=True)
+    else:
+        print(" ".join(["peer", kind] + [f"{k}={result[k]}" for k in
+                                         ("workers", "images", "seconds", "images_per_s", "per_core",
+                                          "images_per_cpu_s")]), flush=True)
 
 
 def main():
@@ -60,9 +88,10 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--pipelines", default="train,eval")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
     for kind in args.pipelines.split(","):
-        run(args.folder, kind, args.workers, args.epochs, args.batch_size, args.size)
+        run(args.folder, kind, args.workers, args.epochs, args.batch_size, args.size, args.json)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
     model, meta = ss.load_checkpoint("runs/train/checkpoint.pt")
     logits = model(images).logits          # combined, [N, K]
     heads = model(images).head_logits      # per sub-classifier
+    x = ss.load_image("cat.jpg", meta)     # the checkpoint's preprocessing, [C, H, W]
 
-Needs only torch and torchvision. Parameter names match splitshare's checkpoints
-(torchvision's backbone names; fc.{i}.*, bn.{i}.* for the SSM head).
+Needs only torch and torchvision (and PIL for load_image). Parameter names match splitshare's
+checkpoints (torchvision's backbone names; fc.{i}.*, bn.{i}.* for the SSM head).
 """
 import json
 from typing import List, NamedTuple
@@ -15,7 +16,8 @@ import torch
 import torch.nn as nn
 import torchvision.models.resnet as tvr
 
-__all__ = ["SplitAndShare", "ParallelLinear", "Classifier", "build_model", "load_checkpoint", "read_metadata"]
+__all__ = ["SplitAndShare", "ParallelLinear", "Classifier", "build_model", "load_checkpoint", "read_metadata",
+           "load_image"]
 
 
 class HeadOutput(NamedTuple):
@@ -176,3 +178,32 @@ def load_checkpoint(path):
     model = build_model(meta)
     model.load_state_dict(archive.state_dict())
     return model.eval(), meta
+
+
+def load_image(path, meta):
+    """An image file preprocessed as the checkpoint says (what `splitshare predict` does): float [C, H, W].
+
+    Decoded to meta["preprocess"]["channels"] channels (PIL's convert("L") / convert("RGB")); with
+    resize/crop, torchvision's Resize(resize) + CenterCrop(crop) on the tensor (antialiased bilinear);
+    otherwise the whole image resized to size x size; then (x / 255 - mean) / std."""
+    import numpy
+    from PIL import Image
+    import torchvision.transforms.functional as TF
+
+    p = meta["preprocess"]
+    with Image.open(path) as image:
+        pixels = numpy.asarray(image.convert("L" if p["channels"] == 1 else "RGB"), dtype=numpy.uint8)
+    x = torch.from_numpy(pixels.copy())
+    x = (x[None] if x.dim() == 2 else x.permute(2, 0, 1)).float()
+    if p.get("resize") or p.get("crop"):
+        crop = p.get("crop") or p["resize"]
+        x = TF.center_crop(TF.resize(x, p.get("resize") or crop, antialias=True), crop)
+    else:
+        size = p.get("size")
+        if not size:
+            raise ValueError("the checkpoint's preprocessing records no resize, crop or size")
+        x = nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False,
+                                      antialias=True)[0]
+    mean = torch.tensor(p["mean"], dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(p["std"], dtype=torch.float32).view(-1, 1, 1)
+    return (x / 255 - mean) / std

@@ -56,6 +56,8 @@ TEST(Cli, RefusesBadValuesWithAClearMessage) {
   expect_failure("train --data nowhere:/x", "nowhere");
   expect_failure("eval --checkpoint /nonexistent/ck.pt", "not found");
   expect_failure("frobnicate", "unknown command");
+  expect_failure("predict --checkpoint /nonexistent/ck.pt x.png", "not found");
+  expect_failure("import --weights /nonexistent/w.pt --out /tmp/never.pt", "weights file not found");
 }
 
 TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
@@ -82,6 +84,7 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   EXPECT_EQ(info["preprocess"]["channels"], 1);
   EXPECT_TRUE(info["preprocess"]["resize"].is_null());
   EXPECT_TRUE(info["preprocess"]["crop"].is_null());
+  EXPECT_EQ(info["preprocess"]["size"], 28);  // what `predict` resizes new images to
   EXPECT_EQ(info["preprocess"]["mean"].size(), 1u);
   EXPECT_EQ(info["preprocess"]["std"].size(), 1u);
 

@@ -343,7 +343,7 @@ TEST(ImageFolder, OpenImageFolderDataBuildsBothStreams) {
 
 // The whole evaluation pipeline on real JPEG files against torchvision: files decoded
 // by PIL (same libjpeg-turbo), then
-//   tensor backend (Resize(256, antialias=True) + CenterCrop(224) + Normalize): <= 0.5 + 1e-3 levels;
+//   tensor backend (Resize(256, antialias=True) + CenterCrop(224) + Normalize): <= 0.5 + 5e-3 levels;
 //   PIL backend (the usual ImageFolder pipeline, Resize on PIL images):           <= 1.5 levels.
 TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
   if (!st::have_python_torch() || !st::have_python_pil()) GTEST_SKIP() << "python3-torchvision / PIL not available";
@@ -381,6 +381,6 @@ TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
   auto levels = [&](const torch::Tensor& x) { return (x * std + mean) * 255; };
   auto tensor_backend = st::read_raw(dir.file("tensor.f32"), torch::kFloat32, {4, 3, 224, 224});
   auto pil_backend = st::read_raw(dir.file("pil.f32"), torch::kFloat32, {4, 3, 224, 224});
-  st::expect_close(levels(batches[0].images), levels(tensor_backend), 0.5 + 1e-3);
+  st::expect_close(levels(batches[0].images), levels(tensor_backend), 0.5 + 5e-3);
   st::expect_close(levels(batches[0].images), levels(pil_backend), 1.5);
 }

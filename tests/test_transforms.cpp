@@ -206,8 +206,8 @@ TEST(Transforms, MinDecodeScaleKeepsTheResampleADownscale) {
 // Parity with torchvision 0.14's tensor backend on the same uint8 image:
 // Resize(256, antialias=True) + CenterCrop(224) + ConvertImageDtype + Normalize, and
 // resized_crop(..., antialias=True). Stated tolerances, on the [0, 255] scale:
-//   uint8 input:  <= 0.5 + 1e-3 (torchvision rounds the resized image to uint8, we keep float);
-//   float input:  <= 2e-3 (float arithmetic in a different order).
+//   uint8 input:  <= 0.5 + 5e-3 (torchvision rounds the resized image to uint8, we keep float);
+//   float input:  <= 5e-3 (float arithmetic in a different order).
 // Against PIL (torchvision on PIL images, the peer pipeline): <= 1.5 (PIL keeps uint8
 // between its horizontal and vertical passes).
 TEST(Transforms, MatchesTorchvision) {
@@ -264,10 +264,10 @@ TEST(Transforms, MatchesTorchvision) {
       return st::read_raw(dir.file(name + std::to_string(i) + ".f32"), torch::kFloat32, {3, 224, 224});
     };
     auto ours = sd::eval_transform(images[i], 256, 224, kMean, kStd);
-    st::expect_close(to_levels(ours), to_levels(raw("eval_u8")), 0.5 + 1e-3);
-    st::expect_close(to_levels(ours), to_levels(raw("eval_f32")), 2e-3);
+    st::expect_close(to_levels(ours), to_levels(raw("eval_u8")), 0.5 + 5e-3);
+    st::expect_close(to_levels(ours), to_levels(raw("eval_f32")), 5e-3);
     auto crop = sd::resample(images[i], sd::crop_resample(c.crop, 224, false));
-    st::expect_close(crop, raw("crop_f32"), 2e-3);
+    st::expect_close(crop, raw("crop_f32"), 5e-3);
     st::expect_close(crop, raw("crop_pil"), 1.5);
   }
 }

@@ -228,7 +228,8 @@ void ImageFolderLoader::Impl::run_slot(WorkerState& state, PendingBatch& pending
   } catch (const c10::Error& error) {
     pending.errors[static_cast<size_t>(slot)] = error.what_without_backtrace();
   } catch (const std::exception& error) {
-    pending.errors[static_cast<size_t>(slot)] = "loading " + index.paths[static_cast<size_t>(sample)] + " failed: " + error.what();
+    pending.errors[static_cast<size_t>(slot)] =
+        "loading " + index.paths[static_cast<size_t>(sample)] + " failed: " + error.what();
     pending.fatal[static_cast<size_t>(slot)] = 1;
   }
 }
@@ -236,7 +237,7 @@ void ImageFolderLoader::Impl::run_slot(WorkerState& state, PendingBatch& pending
 void ImageFolderLoader::Impl::worker_loop() {
   WorkerState state;
   std::unique_lock<std::mutex> lock(mutex);
-  while (true) {
+  while (!stopping) {
     std::shared_ptr<PendingBatch> pending;
     for (auto& candidate : window) {
       if (candidate->assigned < candidate->count) {
@@ -248,7 +249,6 @@ void ImageFolderLoader::Impl::worker_loop() {
       pending = open_batch();
     }
     if (!pending) {
-      if (stopping) return;
       work_ready.wait(lock);
       continue;
     }

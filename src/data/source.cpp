@@ -135,6 +135,7 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
   bundle.preprocess.channels = train.images.size(1);
   bundle.preprocess.resize = std::nullopt;
   bundle.preprocess.crop = std::nullopt;
+  bundle.preprocess.size = train.images.size(2);
   bundle.preprocess.mean = stats.mean;
   bundle.preprocess.std = stats.std;
   bundle.small_images = true;

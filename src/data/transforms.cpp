@@ -124,6 +124,22 @@ void resample_row_grey(const float* row, const int32_t* first, const int32_t* co
   }
 }
 
+// Copies a planar row ([channels][width]) to its place in the output. The row is
+// assembled in a small buffer first because the destination (a slot of a large batch)
+// is not in cache: whole-line sequential stores keep the store buffer from stalling
+// on scattered misses.
+void store_row(const float* row, int channels, int64_t width, float* dst, const OutputPlanes& out) {
+  if (out.col_stride == 1) {
+    for (int c = 0; c < channels; ++c) {
+      std::memcpy(dst + c * out.channel_stride, row + c * width, sizeof(float) * static_cast<size_t>(width));
+    }
+    return;
+  }
+  for (int64_t j = 0; j < width; ++j) {
+    for (int c = 0; c < channels; ++c) dst[j * out.col_stride + c * out.channel_stride] = row[c * width + j];
+  }
+}
+
 }  // namespace
 
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
@@ -256,32 +272,17 @@ void Resampler::run(const DecodedRegion& source, const ResampleSpec& spec, const
   for (auto& first : x_taps_.first) first -= x_lo;
   const int64_t n = static_cast<int64_t>(x_hi - x_lo) * channels;
 
-  // Source rows are converted to float once, into a ring of max_taps rows: the rows an
-  // output row reads are consecutive and move down monotonically.
-  const int32_t ring_rows = y_taps_.max_taps;
-  ring_.resize(static_cast<size_t>(ring_rows * n));
-  ring_tags_.assign(static_cast<size_t>(ring_rows), -1);
-  ring_pointers_.resize(static_cast<size_t>(ring_rows));
+  ring_rows_ = y_taps_.max_taps;
+  ring_.resize(static_cast<size_t>(ring_rows_ * n));
+  ring_tags_.assign(static_cast<size_t>(ring_rows_), -1);
+  ring_pointers_.resize(static_cast<size_t>(ring_rows_));
   row_.assign(static_cast<size_t>(n + 3 * x_taps_.max_taps + 4), 0.0f);
+  const int64_t width = spec.x.count;
+  out_row_.resize(static_cast<size_t>(width * channels));
   const uint8_t* pixels = source.pixels + x_lo * channels;
   for (int64_t i = 0; i < spec.y.count; ++i) {
-    for (int32_t k = 0; k < y_taps_.count[i]; ++k) {
-      const int32_t y = y_taps_.first[i] + k;
-      const int32_t slot = y % ring_rows;
-      float* cached = ring_.data() + slot * n;
-      if (ring_tags_[slot] != y) {
-        to_float(pixels + y * source.row_stride, n, cached);
-        ring_tags_[slot] = y;
-      }
-      ring_pointers_[k] = cached;
-    }
-    weighted_rows(ring_pointers_.data(), y_taps_.weights.data() + i * y_taps_.max_taps, y_taps_.count[i], n,
-                  row_.data());
-    // The row is assembled in a small planar buffer and then copied out plane by plane:
-    // the destination (a slot of a large batch) is not in cache, and whole-line
-    // sequential stores keep the store buffer from stalling on scattered misses.
-    const int64_t width = spec.x.count;
-    out_row_.resize(static_cast<size_t>(width * channels));
+    weighted_rows(source_rows(pixels, source.row_stride, i, n), y_taps_.weights.data() + i * y_taps_.max_taps,
+                  y_taps_.count[i], n, row_.data());
     if (channels == 3) {
       resample_row_rgb(row_.data(), x_taps_.first.data(), x_taps_.count.data(), x_taps_.weights.data(),
                        x_taps_.max_taps, width, spec.flip, map, out_row_.data(), width, 1);
@@ -289,17 +290,24 @@ void Resampler::run(const DecodedRegion& source, const ResampleSpec& spec, const
       resample_row_grey(row_.data(), x_taps_.first.data(), x_taps_.count.data(), x_taps_.weights.data(),
                         x_taps_.max_taps, width, spec.flip, map, out_row_.data(), 1);
     }
-    float* dst = out.data + i * out.row_stride;
-    if (out.col_stride == 1) {
-      for (int c = 0; c < channels; ++c) {
-        std::memcpy(dst + c * out.channel_stride, out_row_.data() + c * width, sizeof(float) * width);
-      }
-    } else {
-      for (int64_t j = 0; j < width; ++j) {
-        for (int c = 0; c < channels; ++c) dst[j * out.col_stride + c * out.channel_stride] = out_row_[c * width + j];
-      }
-    }
+    store_row(out_row_.data(), channels, width, out.data + i * out.row_stride, out);
   }
+}
+
+const float* const* Resampler::source_rows(const uint8_t* pixels, int64_t row_stride, int64_t i, int64_t n) {
+  // Source rows are converted to float once, into a ring of max_taps rows: the rows an
+  // output row reads are consecutive and move down monotonically.
+  for (int32_t k = 0; k < y_taps_.count[i]; ++k) {
+    const int32_t y = y_taps_.first[i] + k;
+    const int32_t slot = y % ring_rows_;
+    float* cached = ring_.data() + slot * n;
+    if (ring_tags_[slot] != y) {
+      to_float(pixels + y * row_stride, n, cached);
+      ring_tags_[slot] = y;
+    }
+    ring_pointers_[k] = cached;
+  }
+  return ring_pointers_.data();
 }
 
 PixelRect source_rect(const ResampleSpec& spec, int64_t image_width, int64_t image_height) {

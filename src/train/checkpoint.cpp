@@ -87,6 +87,7 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
   j["preprocess"] = {{"channels", m.preprocess.channels},
                      {"resize", optional_int(m.preprocess.resize)},
                      {"crop", optional_int(m.preprocess.crop)},
+                     {"size", optional_int(m.preprocess.size)},
                      {"mean", m.preprocess.mean},
                      {"std", m.preprocess.std}};
   j["epoch"] = m.epoch;
@@ -121,6 +122,8 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
   m.preprocess.channels = field<int64_t>(p, "channels", source);
   if (!p.at("resize").is_null()) m.preprocess.resize = p.at("resize").get<int64_t>();
   if (!p.at("crop").is_null()) m.preprocess.crop = p.at("crop").get<int64_t>();
+  // Absent in checkpoints written before `size` was recorded.
+  if (p.contains("size") && !p.at("size").is_null()) m.preprocess.size = p.at("size").get<int64_t>();
   m.preprocess.mean = field<std::vector<double>>(p, "mean", source);
   m.preprocess.std = field<std::vector<double>>(p, "std", source);
   m.epoch = j.value("epoch", int64_t{0});

@@ -88,17 +88,26 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
       }
       vr.params = nn::count_parameters(*model);
       vr.head_params = nn::count_parameters(*model->head.ptr());
+      vr.seeds.push_back(seed);
       vr.runs.push_back(eval::evaluate(*model, *data.val, /*keep_probabilities=*/true, train.device()));
     }
-    std::vector<double> top1, top5;
+    std::vector<double> top1, top5, oracle;
     for (const auto& r : vr.runs) {
       top1.push_back(r.top1);
       top5.push_back(r.top5);
+      oracle.push_back(r.oracle);
     }
     std::tie(vr.top1_mean, vr.top1_std) = mean_std(top1);
     std::tie(vr.top5_mean, vr.top5_std) = mean_std(top5);
-    vr.ensemble_top1 = vr.runs.size() >= 2 ? eval::ensemble_top1({vr.runs[0], vr.runs[1]})
-                                           : std::numeric_limits<double>::quiet_NaN();
+    vr.oracle_mean = mean_std(oracle).first;
+    for (size_t h = 0; h < vr.runs[0].head_top1.size(); ++h) {
+      std::vector<double> head;
+      for (const auto& r : vr.runs) head.push_back(r.head_top1.at(h));
+      vr.head_top1_mean.push_back(mean_std(head).first);
+    }
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    vr.ensemble_top1 = vr.runs.size() >= 2 ? eval::ensemble_top1({vr.runs[0], vr.runs[1]}) : nan;
+    vr.ensemble_gain = vr.runs.size() >= 2 ? vr.ensemble_top1 - (vr.runs[0].top1 + vr.runs[1].top1) / 2 : nan;
     results.push_back(std::move(vr));
   }
   std::filesystem::create_directories(options.out_dir());
@@ -109,26 +118,21 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
 std::string format_compare_table(const std::vector<VariantResult>& results) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s  %s\n", "variant", "params", "head params",
-                "top-1 %", "top-5 %", "oracle %", "ens.2 %", "per-head top-1 %");
+  std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s %7s  %s\n", "variant", "params", "head params",
+                "top-1 %", "top-5 %", "oracle %", "ens.2 %", "gain", "per-head top-1 %");
   out << line;
   for (const auto& r : results) {
-    std::vector<double> oracle;
-    for (const auto& run : r.runs) oracle.push_back(run.oracle);
-    const auto [oracle_mean, _] = mean_std(oracle);
     std::string heads;
-    if (!r.runs.empty() && r.runs[0].head_top1.size() > 1) {
-      for (size_t h = 0; h < r.runs[0].head_top1.size(); ++h) {
-        std::vector<double> v;
-        for (const auto& run : r.runs) v.push_back(run.head_top1[h]);
-        heads += (h ? " / " : "") + percent(mean_std(v).first);
-      }
+    if (r.head_top1_mean.size() > 1) {
+      for (size_t h = 0; h < r.head_top1_mean.size(); ++h) heads += (h ? " / " : "") + percent(r.head_top1_mean[h]);
     }
     const std::string top1 = percent(r.top1_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top1_std) : "");
     const std::string top5 = percent(r.top5_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top5_std) : "");
-    std::snprintf(line, sizeof line, "%-16s %12lld %11lld %15s %15s %8s %9s  %s\n", r.name.c_str(),
+    const std::string gain =
+        std::isnan(r.ensemble_gain) ? "-" : (r.ensemble_gain >= 0 ? "+" : "") + percent(r.ensemble_gain);
+    std::snprintf(line, sizeof line, "%-16s %12lld %11lld %15s %15s %8s %9s %7s  %s\n", r.name.c_str(),
                   static_cast<long long>(r.params), static_cast<long long>(r.head_params), top1.c_str(), top5.c_str(),
-                  heads.empty() ? "-" : percent(oracle_mean).c_str(), percent(r.ensemble_top1).c_str(),
+                  heads.empty() ? "-" : percent(r.oracle_mean).c_str(), percent(r.ensemble_top1).c_str(), gain.c_str(),
                   heads.empty() ? "-" : heads.c_str());
     out << line;
   }
@@ -140,14 +144,19 @@ nlohmann::json to_json(const std::vector<VariantResult>& results) {
   for (const auto& r : results) {
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& run : r.runs) runs.push_back(eval::to_json(run));
+    auto number_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
     out.push_back({{"variant", r.name},
                    {"params", r.params},
                    {"head_params", r.head_params},
+                   {"seeds", r.seeds},
                    {"top1_mean", r.top1_mean},
                    {"top1_std", r.top1_std},
                    {"top5_mean", r.top5_mean},
                    {"top5_std", r.top5_std},
-                   {"ensemble_top1", std::isnan(r.ensemble_top1) ? nlohmann::json(nullptr) : nlohmann::json(r.ensemble_top1)},
+                   {"head_top1_mean", r.head_top1_mean},
+                   {"oracle_mean", r.oracle_mean},
+                   {"ensemble_top1", number_or_null(r.ensemble_top1)},
+                   {"ensemble_gain", number_or_null(r.ensemble_gain)},
                    {"runs", runs}});
   }
   return {{"variants", out}};

@@ -47,6 +47,30 @@ void prepare_out_dir(const std::string& dir) {
   std::filesystem::remove(probe);
 }
 
+// The SGD parameter groups (backbone, head; without options of their own, so they take the
+// optimizer's momentum and weight decay) and each group's rate relative to the schedule's.
+// A frozen backbone gets no group and no gradients.
+struct ParameterGroups {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  std::vector<double> lr_factors;
+};
+
+ParameterGroups parameter_groups(nn::ClassifierImpl& model, double base_lr, const TrainOptions& options) {
+  TORCH_CHECK(options.head_lr() >= 0, "head_lr must be >= 0, got ", options.head_lr());
+  const double head_lr = options.head_lr() > 0 ? options.head_lr() : base_lr;
+  ParameterGroups out;
+  auto backbone = model.backbone->parameters();
+  if (options.freeze_backbone()) {
+    for (auto& p : backbone) p.set_requires_grad(false);
+  } else {
+    out.groups.emplace_back(backbone);
+    out.lr_factors.push_back(1.0);
+  }
+  out.groups.emplace_back(model.head.ptr()->parameters());
+  out.lr_factors.push_back(head_lr / base_lr);
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json to_json(const EpochRecord& r) {
@@ -88,18 +112,24 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
       .epochs(options.epochs())
       .milestones(options.milestones())
       .warmup_epochs(options.warmup_epochs());
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(schedule.base_lr())
-                                                       .momentum(options.momentum())
-                                                       .weight_decay(options.weight_decay())
-                                                       .nesterov(options.nesterov()));
+  auto groups = parameter_groups(*model, schedule.base_lr(), options);
+  torch::optim::SGD optimizer(groups.groups, torch::optim::SGDOptions(schedule.base_lr())
+                                                 .momentum(options.momentum())
+                                                 .weight_decay(options.weight_decay())
+                                                 .nesterov(options.nesterov()));
+  // Every group follows the schedule, scaled by its own base rate.
   auto set_lr = [&](double lr) {
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+    auto& param_groups = optimizer.param_groups();
+    for (size_t i = 0; i < param_groups.size(); ++i) {
+      static_cast<torch::optim::SGDOptions&>(param_groups[i].options()).lr(lr * groups.lr_factors[i]);
+    }
   };
 
   TrainResult result;
   const auto run_start = Clock::now();
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
     model->train();
+    if (options.freeze_backbone()) model->backbone->eval();
     data.train->reset(epoch);
     EpochRecord record;
     record.epoch = epoch + 1;

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Writes a torchvision model with random weights (scripted, as `torch.jit.save`
-makes it) and a reference input/output pair, for the C++ parity tests.
+"""Writes a torchvision model with random weights and a reference input/output pair,
+for the C++ parity tests. --format script (default) saves the scripted model as
+`torch.jit.save` makes it; --format state_dict saves `torch.save(dict(model.state_dict()))`.
 
-usage: make_parity.py ARCH WEIGHTS.pt REFERENCE.pt [--size N] [--classes K]"""
+--extra FORMAT=PATH (repeatable) writes the same weights in another format too; ordered_dict
+is `torch.save(model.state_dict())`, which libtorch cannot read (for the error tests).
+
+usage: make_parity.py ARCH WEIGHTS.pt REFERENCE.pt [--size N] [--classes K] [--format F] [--extra F=PATH]"""
 import argparse
 
 import torch
@@ -14,6 +18,9 @@ p.add_argument("weights")
 p.add_argument("reference")
 p.add_argument("--size", type=int, default=64)
 p.add_argument("--classes", type=int, default=1000)
+FORMATS = ["script", "state_dict", "ordered_dict"]
+p.add_argument("--format", choices=FORMATS, default="script")
+p.add_argument("--extra", action="append", default=[], metavar="FORMAT=PATH")
 a = p.parse_args()
 
 torch.manual_seed(1234)
@@ -30,7 +37,23 @@ model.eval()
 x = torch.randn(2, 3, a.size, a.size)
 with torch.no_grad():
     y = model(x)
-torch.jit.script(model).save(a.weights)
+
+
+def save(fmt, path):
+    if fmt == "script":
+        torch.jit.script(model).save(path)
+    elif fmt == "state_dict":
+        torch.save(dict(model.state_dict()), path)
+    elif fmt == "ordered_dict":
+        torch.save(model.state_dict(), path)
+    else:
+        raise SystemExit(f"unknown format {fmt!r}, expected one of {FORMATS}")
+
+
+save(a.format, a.weights)
+for extra in a.extra:
+    fmt, _, path = extra.partition("=")
+    save(fmt, path)
 
 
 class Reference(torch.nn.Module):

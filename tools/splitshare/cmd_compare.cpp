@@ -1,11 +1,20 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/report/html.h>
 #include <splitshare/train/compare.h>
 
 #include <cstdio>
 
 namespace splitshare::cli {
+namespace {
+
+// --preset paper-small: every ablation of the paper (Tables 1-4) at small scale, two
+// seeds so that Table 3's ensemble can be formed. Flags given explicitly still win.
+const std::vector<std::string> kPaperVariants = {"linear", "ssm", "ssm-individual", "ssm-lastplain", "kfc2", "kfc3"};
+constexpr int64_t kPaperSeeds = 2;
+
+}  // namespace
 
 int run_compare(int argc, char** argv) {
   cxxopts::Options options(argv[0],
@@ -16,6 +25,9 @@ int run_compare(int argc, char** argv) {
        cxxopts::value<std::vector<std::string>>()->default_value("linear,ssm"))
       ("seeds", "seeds per variant (mean ± std; the first two are also ensembled)",
        cxxopts::value<int64_t>()->default_value("1"))
+      ("preset", "paper-small: all six variants above with 2 seeds into runs/paper-small (explicit "
+                 "--variants/--seeds/--out still apply); use --data cifar10:DIR for CIFAR-10",
+       cxxopts::value<std::string>()->default_value("none"))
       ("json", "print compare.json instead of the table");
   add_model_options(options);
   add_data_options(options);
@@ -25,6 +37,11 @@ int run_compare(int argc, char** argv) {
   if (!args) return 0;
   configure_threads(*args);
   auto train = train_options(*args);
+  const auto preset = (*args)["preset"].as<std::string>();
+  TORCH_CHECK(preset == "none" || preset == "paper-small", "--preset: unknown preset '", preset,
+              "'; expected paper-small");
+  const bool paper = preset == "paper-small";
+  if (paper && !args->count("out")) train.out_dir("runs/paper-small");
   auto data_opts = data_options(*args);
   auto spec = data_spec(*args);
   // Class count, channels and image kind come from the data; open it once to learn them.
@@ -32,12 +49,20 @@ int run_compare(int argc, char** argv) {
   auto model = model_options(*args, static_cast<int64_t>(probe.classes.size()), probe.preprocess.channels,
                              probe.small_images);
   auto compare = train::CompareOptions()
-                     .variants((*args)["variants"].as<std::vector<std::string>>())
-                     .seeds((*args)["seeds"].as<int64_t>())
+                     .variants(paper && !args->count("variants") ? kPaperVariants
+                                                                 : (*args)["variants"].as<std::vector<std::string>>())
+                     .seeds(paper && !args->count("seeds") ? kPaperSeeds : (*args)["seeds"].as<int64_t>())
                      .seed(data_opts.seed())
                      .splits(model.head().splits())
                      .out_dir(train.out_dir());
   auto results = train::run_compare(compare, model, spec, data_opts, train);
+  try {
+    auto bundle = data::open_data(spec, data_opts);
+    report::write_compare_figures(train.out_dir(), results, bundle);
+    std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
+  } catch (const c10::Error& e) {  // the runs succeeded; the report is a by-product
+    std::fprintf(stderr, "splitshare compare: warning: report not written: %s\n", e.what_without_backtrace());
+  }
   if (args->count("json")) {
     std::printf("%s\n", train::to_json(results).dump(2).c_str());
   } else {

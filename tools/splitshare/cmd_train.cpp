@@ -1,6 +1,7 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/report/html.h>
 #include <splitshare/train/trainer.h>
 
 #include <cstdio>
@@ -12,18 +13,26 @@ int run_train(int argc, char** argv) {
   add_model_options(options);
   add_data_options(options);
   add_train_options(options, "runs/train");
+  add_finetune_options(options);
   add_thread_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   const int threads = configure_threads(*args);
   auto train = train_options(*args);
+  apply_finetune_options(*args, train);
   auto data_opts = data_options(*args);
   auto spec = data_spec(*args);
   auto bundle = data::open_data(spec, data_opts);
-  auto model_opts = model_options(*args, static_cast<int64_t>(bundle.classes.size()), bundle.preprocess.channels,
-                                  bundle.small_images);
+  const auto classes = static_cast<int64_t>(bundle.classes.size());
   torch::manual_seed(data_opts.seed());
-  auto model = nn::make_classifier(model_opts);
+  nn::ClassifierOptions model_opts;
+  nn::Classifier model{nullptr};
+  if (args->count("init")) {
+    model = init_model(*args, classes, bundle.preprocess.channels, model_opts);
+  } else {
+    model_opts = model_options(*args, classes, bundle.preprocess.channels, bundle.small_images);
+    model = nn::make_classifier(model_opts);
+  }
   auto metadata = fresh_metadata(model_opts, bundle);
   metadata.extra["config"] = {{"data", args->operator[]("data").as<std::string>()},
                               {"epochs", train.epochs()},
@@ -32,6 +41,9 @@ int run_train(int argc, char** argv) {
                               {"schedule", train::to_string(train.schedule())},
                               {"seed", data_opts.seed()},
                               {"threads", threads}};
+  if (args->count("init")) metadata.extra["config"]["init"] = (*args)["init"].as<std::string>();
+  if (train.freeze_backbone()) metadata.extra["config"]["freeze_backbone"] = true;
+  if (train.head_lr() > 0) metadata.extra["config"]["head_lr"] = train.head_lr();
   std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),
@@ -41,6 +53,14 @@ int run_train(int argc, char** argv) {
   std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
               100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
               train.out_dir().c_str());
+  if (!train.out_dir().empty()) {
+    try {
+      report::write_gradcam_figure(*model, bundle, train.out_dir());
+      std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
+    } catch (const c10::Error& e) {  // the run itself succeeded; the report is a by-product
+      std::fprintf(stderr, "splitshare train: warning: report not written: %s\n", e.what_without_backtrace());
+    }
+  }
   return 0;
 }
 

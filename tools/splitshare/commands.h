@@ -8,5 +8,10 @@ int run_eval(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_compare(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_import(int argc, char** argv);
+int run_predict(int argc, char** argv);
+int run_gradcam(int argc, char** argv);
+int run_report(int argc, char** argv);
+int run_launch(int argc, char** argv);
 
 }  // namespace splitshare::cli

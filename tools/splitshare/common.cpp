@@ -1,7 +1,9 @@
 #include "splitshare/common.h"
 
+#include <splitshare/train/import.h>
 #include <splitshare/util/progress.h>
 
+#include <cstdio>
 #include <iostream>
 
 namespace splitshare::cli {
@@ -20,16 +22,24 @@ void add_model_options(cxxopts::Options& options) {
       ("stem", "small|imagenet (auto: from the data)", cxxopts::value<std::string>()->default_value("auto"));
 }
 
+namespace {
+
+nn::HeadOptions head_options(const cxxopts::ParseResult& args) {
+  return nn::HeadOptions()
+      .kind(nn::parse_head_kind(args["head"].as<std::string>()))
+      .splits(args["splits"].as<int64_t>())
+      .k(args["kfc-k"].as<int64_t>())
+      .last_plain(args.count("last-plain") > 0);
+}
+
+}  // namespace
+
 nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
                                     bool small_images) {
   const auto arch = args["arch"].as<std::string>();
   const auto width = args["width"].as<std::string>();
   const auto stem = args["stem"].as<std::string>();
-  nn::HeadOptions head;
-  head.kind(nn::parse_head_kind(args["head"].as<std::string>()))
-      .splits(args["splits"].as<int64_t>())
-      .k(args["kfc-k"].as<int64_t>())
-      .last_plain(args.count("last-plain") > 0);
+  const auto head = head_options(args);
   int64_t width_value = small_images ? 16 : 64;
   if (width != "auto") {
     try {
@@ -129,6 +139,47 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .out_dir(args["out"].as<std::string>())
       .channels_last(args.count("no-channels-last") == 0)
       .progress(args.count("no-progress") == 0);
+}
+
+void add_finetune_options(cxxopts::Options& options) {
+  options.add_options("Fine-tuning")
+      ("init", "start from this checkpoint's weights (e.g. made by `splitshare import`)", cxxopts::value<std::string>())
+      ("freeze-backbone", "train only the head; backbone weights and BatchNorm statistics stay as loaded")
+      ("head-lr", "learning rate of the head (0 = --lr); follows the same schedule",
+       cxxopts::value<double>()->default_value("0"));
+}
+
+void apply_finetune_options(const cxxopts::ParseResult& args, train::TrainOptions& train) {
+  const auto head_lr = args["head-lr"].as<double>();
+  TORCH_CHECK(head_lr >= 0, "--head-lr must be >= 0, got ", head_lr);
+  train.head_lr(head_lr).freeze_backbone(args.count("freeze-backbone") > 0);
+}
+
+nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
+                          nn::ClassifierOptions& model_options) {
+  const auto path = args["init"].as<std::string>();
+  const auto metadata = train::read_checkpoint_metadata(path);
+  const auto& saved = metadata.model;
+  model_options = saved;
+  model_options.num_classes(classes);
+  TORCH_CHECK(saved.in_channels() == channels, "--init ", path, " takes ", saved.in_channels(),
+              "-channel images but the data has ", channels);
+  const auto requested = args["arch"].as<std::string>();
+  TORCH_CHECK(!args.count("arch") || requested == "auto" || requested == saved.arch(), "--arch ", requested,
+              " disagrees with --init ", path, " (", saved.arch(), ")");
+  TORCH_CHECK(!args.count("width") || args["width"].as<std::string>() == std::to_string(saved.width()),
+              "--width ", args["width"].as<std::string>(), " disagrees with --init ", path, " (", saved.width(), ")");
+  TORCH_CHECK(!args.count("stem") || nn::parse_stem(args["stem"].as<std::string>()) == saved.stem(), "--stem ",
+              args["stem"].as<std::string>(), " disagrees with --init ", path, " (", nn::to_string(saved.stem()), ")");
+  if (args.count("head") || args.count("splits") || args.count("kfc-k") || args.count("last-plain")) {
+    model_options.head(head_options(args));
+  }
+  auto model = nn::make_classifier(model_options);
+  auto report = train::transfer_weights(*model, train::read_archive_tensors(path), path);
+  for (const auto& notice : report.notices) std::fprintf(stderr, "notice: %s\n", notice.c_str());
+  std::fprintf(stderr, "splitshare train: initialised from %s (%lld tensors, head %s)\n", path.c_str(),
+               static_cast<long long>(report.copied), report.head_loaded ? "loaded" : "new");
+  return model;
 }
 
 void add_thread_option(cxxopts::Options& options) {

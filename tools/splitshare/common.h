@@ -27,6 +27,17 @@ data::DataOptions data_options(const cxxopts::ParseResult& args);
 void add_train_options(cxxopts::Options& options, const std::string& default_out);
 train::TrainOptions train_options(const cxxopts::ParseResult& args);
 
+/// Registers --init, --freeze-backbone, --head-lr (fine-tuning; `train` only).
+void add_finetune_options(cxxopts::Options& options);
+/// Copies --freeze-backbone and --head-lr into `train`.
+void apply_finetune_options(const cxxopts::ParseResult& args, train::TrainOptions& train);
+/// The model `--init CK` starts from, for data with `classes` classes of `channels` channels:
+/// CK's architecture (explicit --arch/--width/--stem must agree with it), CK's head unless
+/// --head/--splits/--k/--last-plain are given, and CK's tensors. A head that does not fit
+/// (another class count or kind) is re-initialised; the notices are printed to stderr.
+nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
+                          nn::ClassifierOptions& model_options);
+
 /// Registers --threads; configure_threads applies it and returns the count in effect.
 void add_thread_option(cxxopts::Options& options);
 int configure_threads(const cxxopts::ParseResult& args);

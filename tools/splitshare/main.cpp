@@ -21,6 +21,12 @@ constexpr Command kCommands[] = {
     {"compare", "train head variants side by side (linear vs SSM, ablations, seeds)", splitshare::cli::run_compare},
     {"info", "parameter counts of a model, or a checkpoint's metadata", splitshare::cli::run_info},
     {"bench", "training and inference throughput against PyTorch eager", splitshare::cli::run_bench},
+    {"import", "turn torchvision weights saved from Python into a checkpoint", splitshare::cli::run_import},
+    {"predict", "classify image files with a checkpoint", splitshare::cli::run_predict},
+    {"gradcam", "Grad-CAM of the whole model and of each split (paper Figure 2)", splitshare::cli::run_gradcam},
+    {"report", "regenerate report.html of a train or compare folder", splitshare::cli::run_report},
+    {"launch", "run a command as N local data-parallel processes (launch --nproc N -- train …)",
+     splitshare::cli::run_launch},
 };
 
 void usage() {

@@ -31,6 +31,10 @@ struct Preprocess {
   std::optional<int64_t> resize;
   /// Centre crop (evaluation) / random-resized-crop (training) size; nullopt = none.
   std::optional<int64_t> crop;
+  /// Side of the square images the model was trained on when there is no resize and
+  /// crop (28 for Fashion-MNIST, 32 for CIFAR): `predict` resizes a whole new image to
+  /// size x size. nullopt = not recorded (photos use resize + crop instead).
+  std::optional<int64_t> size;
   /// Per-channel mean and std on the [0, 1] scale.
   std::vector<double> mean;
   std::vector<double> std;

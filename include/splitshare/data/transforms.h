@@ -125,9 +125,11 @@ class Resampler {
     int32_t max_taps = 0;
   };
   static void compute_taps(const ResampleAxis& axis, double scale, int64_t origin, int64_t size, Taps& taps);
+  const float* const* source_rows(const uint8_t* pixels, int64_t row_stride, int64_t i, int64_t n);
 
   Taps x_taps_;
   Taps y_taps_;
+  int32_t ring_rows_ = 0;
   std::vector<float> ring_;
   std::vector<int32_t> ring_tags_;
   std::vector<const float*> ring_pointers_;

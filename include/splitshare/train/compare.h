@@ -38,11 +38,18 @@ struct VariantResult {
   std::string name;
   int64_t params = 0;
   int64_t head_params = 0;
+  /// The seeds trained, in order; runs[i] is seed seeds[i] (folder OUT/<name>/seed-<seed>).
+  std::vector<uint64_t> seeds;
   /// Final-epoch evaluation of each seed.
   std::vector<eval::EvalResult> runs;
   double top1_mean = 0, top1_std = 0, top5_mean = 0, top5_std = 0;
+  /// Means over seeds of each head's top-1 and of the oracle (paper Table 2, Section 6).
+  std::vector<double> head_top1_mean;
+  double oracle_mean = 0;
   /// Ensemble (mean softmax) of the first two seeds; NaN with fewer seeds.
   double ensemble_top1 = 0;
+  /// ensemble_top1 minus the mean top-1 of those two seeds (paper Table 3's gain); NaN with fewer seeds.
+  double ensemble_gain = 0;
 };
 
 /// Trains every variant for every seed (skipping runs whose summary.json already
@@ -51,7 +58,7 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
                                        const TrainOptions& train, const data::Preprocess* preprocess_override = nullptr);
 
-/// The comparison table (params, top-1, per-head top-1, oracle, ensemble) as text.
+/// The comparison table (params, top-1, per-head top-1, oracle, ensemble and its gain) as text.
 std::string format_compare_table(const std::vector<VariantResult>& results);
 
 /// The comparison as JSON (written to OUT/compare.json).

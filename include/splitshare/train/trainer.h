@@ -28,6 +28,13 @@ struct TrainOptions {
   /// Empty = the paper's proportions (1/3 and 2/3 of the run).
   TORCH_ARG(std::vector<int64_t>, milestones) = {};
   TORCH_ARG(double, warmup_epochs) = 0.0;
+  /// Learning rate of the head's parameters (its own SGD parameter group, following the same
+  /// schedule); 0 = the same as the backbone's.
+  TORCH_ARG(double, head_lr) = 0.0;
+  /// Train only the head: the backbone's parameters get no gradients and no updates, and its
+  /// BatchNorm layers stay in evaluation mode so their running statistics do not move either
+  /// (the "pretrained backbone, new head" recipe).
+  TORCH_ARG(bool, freeze_backbone) = false;
   /// Where metrics.jsonl, summary.json, checkpoint.pt and best.pt go; empty = nowhere.
   TORCH_ARG(std::string, out_dir) = "";
   /// Convolution weights and batches in channels-last layout (faster with oneDNN on CPU).

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace splitshare::train {
+
+/// Where this process sits in a data-parallel job.
+struct DistributedOptions {
+  TORCH_ARG(int64_t, rank) = 0;
+  TORCH_ARG(int64_t, world_size) = 1;
+  TORCH_ARG(int64_t, local_rank) = 0;
+  TORCH_ARG(std::string, master_addr) = "127.0.0.1";
+  TORCH_ARG(int64_t, master_port) = 29500;
+  /// Seconds to wait for the other ranks.
+  TORCH_ARG(int64_t, timeout_seconds) = 300;
+};
+
+/// The job described by the environment: torchrun's RANK, WORLD_SIZE, LOCAL_RANK,
+/// MASTER_ADDR, MASTER_PORT, or SLURM's SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID
+/// (with MASTER_ADDR/MASTER_PORT, or SLURM_LAUNCH_NODE_IPADDR and port 29500).
+/// nullopt when neither is set or WORLD_SIZE is 1. Throws naming a malformed variable.
+std::optional<DistributedOptions> distributed_from_env();
+
+/// A c10d process group (Gloo on CPU) and the collectives data-parallel training needs.
+class Distributed {
+ public:
+  /// Joins the group through a TCPStore on master_addr:master_port (rank 0 hosts it).
+  static std::shared_ptr<Distributed> connect(const DistributedOptions& options);
+  /// Joins the group through a FileStore at `path` (several ranks in one process, tests).
+  static std::shared_ptr<Distributed> connect_file(const std::string& path, int64_t rank, int64_t world_size);
+  ~Distributed();
+
+  int64_t rank() const;
+  int64_t world_size() const;
+  bool is_main() const { return rank() == 0; }
+
+  /// Copies rank 0's parameters and buffers into every rank's `module`.
+  void broadcast_module(torch::nn::Module& module);
+  /// Averages the gradients of `module`'s parameters over all ranks, packing them into
+  /// flat buckets of about `bucket_bytes` so each all-reduce moves a large message.
+  void average_gradients(torch::nn::Module& module, int64_t bucket_bytes = 25 << 20);
+  /// Sums each tensor over all ranks, in place.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  void barrier();
+
+ private:
+  struct State;
+  explicit Distributed(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace splitshare::train
+
+namespace splitshare::train {
+
+/// Runs `argv` (argv[0] = the program) as `nproc` local processes with torchrun's
+/// environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT=port;
+/// port 0 picks a free one). Waits for all; when one fails the others are stopped.
+/// Returns 0, or the first non-zero exit status.
+int launch_local(int64_t nproc, const std::vector<std::string>& argv, int64_t port = 0);
+
+}  // namespace splitshare::train

@@ -1,0 +1,162 @@
+#include <splitshare/train/distributed.h>
+
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+
+namespace splitshare::train {
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+int64_t env_int(const char* name, const std::string& text) {
+  try {
+    size_t used = 0;
+    const auto value = std::stoll(text, &used);
+    TORCH_CHECK(used == text.size(), "");
+    return value;
+  } catch (const std::exception&) {
+    TORCH_CHECK(false, "environment variable ", name, "='", text, "' is not an integer");
+  }
+}
+
+}  // namespace
+
+std::optional<DistributedOptions> distributed_from_env() {
+  DistributedOptions o;
+  if (auto world = env("WORLD_SIZE")) {
+    o.world_size(env_int("WORLD_SIZE", *world));
+    auto rank = env("RANK");
+    TORCH_CHECK(rank, "WORLD_SIZE is set but RANK is not (torchrun sets both)");
+    o.rank(env_int("RANK", *rank));
+    if (auto local = env("LOCAL_RANK")) o.local_rank(env_int("LOCAL_RANK", *local));
+  } else if (auto tasks = env("SLURM_NTASKS")) {
+    o.world_size(env_int("SLURM_NTASKS", *tasks));
+    auto proc = env("SLURM_PROCID");
+    TORCH_CHECK(proc, "SLURM_NTASKS is set but SLURM_PROCID is not");
+    o.rank(env_int("SLURM_PROCID", *proc));
+    if (auto local = env("SLURM_LOCALID")) o.local_rank(env_int("SLURM_LOCALID", *local));
+    if (auto addr = env("SLURM_LAUNCH_NODE_IPADDR")) o.master_addr(*addr);
+  } else {
+    return std::nullopt;
+  }
+  if (auto addr = env("MASTER_ADDR")) o.master_addr(*addr);
+  if (auto port = env("MASTER_PORT")) o.master_port(env_int("MASTER_PORT", *port));
+  TORCH_CHECK(o.world_size() >= 1, "world size must be positive, got ", o.world_size());
+  TORCH_CHECK(o.rank() >= 0 && o.rank() < o.world_size(), "rank ", o.rank(), " is outside 0..", o.world_size() - 1);
+  TORCH_CHECK(o.master_port() > 0 && o.master_port() < 65536, "MASTER_PORT ", o.master_port(), " is not a port");
+  if (o.world_size() == 1) return std::nullopt;
+  return o;
+}
+
+struct Distributed::State {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  int64_t rank = 0;
+  int64_t world_size = 1;
+};
+
+Distributed::Distributed(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Distributed::~Distributed() = default;
+
+std::shared_ptr<Distributed> Distributed::connect(const DistributedOptions& o) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(o.master_port());
+  store_options.isServer = o.rank() == 0;
+  store_options.numWorkers = static_cast<size_t>(o.world_size());
+  store_options.timeout = std::chrono::seconds(o.timeout_seconds());
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    store = c10::make_intrusive<c10d::TCPStore>(o.master_addr(), store_options);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "rank ", o.rank(), ": could not reach the rendezvous at ", o.master_addr(), ":",
+                o.master_port(), ": ", e.what());
+  }
+  auto state = std::make_unique<State>();
+  state->store = store;
+  state->rank = o.rank();
+  state->world_size = o.world_size();
+  auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(o.timeout_seconds()));
+  options->devices.push_back(o.master_addr() == "127.0.0.1" || o.master_addr() == "localhost"
+                                 ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                 : c10d::ProcessGroupGloo::createDefaultDevice());
+  state->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank(), o.world_size(), options);
+  return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
+}
+
+std::shared_ptr<Distributed> Distributed::connect_file(const std::string& path, int64_t rank, int64_t world_size) {
+  auto state = std::make_unique<State>();
+  state->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));
+  state->rank = rank;
+  state->world_size = world_size;
+  auto options = c10d::ProcessGroupGloo::Options::create();
+  options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  state->group = c10::make_intrusive<c10d::ProcessGroupGloo>(state->store, static_cast<int>(rank),
+                                                             static_cast<int>(world_size), options);
+  return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
+}
+
+int64_t Distributed::rank() const { return state_->rank; }
+int64_t Distributed::world_size() const { return state_->world_size; }
+
+void Distributed::broadcast_module(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors;
+  for (auto& p : module.parameters()) tensors.push_back(p);
+  for (auto& b : module.buffers()) tensors.push_back(b);
+  for (auto& t : tensors) {
+    // Gloo broadcasts contiguous tensors; channels-last weights go through a copy.
+    auto buffer = t.is_contiguous() ? t : t.contiguous();
+    std::vector<torch::Tensor> one{buffer};
+    state_->group->broadcast(one, c10d::BroadcastOptions{0})->wait();
+    if (!buffer.is_same(t)) t.copy_(buffer);
+  }
+}
+
+void Distributed::average_gradients(torch::nn::Module& module, int64_t bucket_bytes) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (auto& p : module.parameters()) {
+    if (p.requires_grad() && p.grad().defined()) grads.push_back(p.grad());
+  }
+  size_t start = 0;
+  while (start < grads.size()) {
+    size_t end = start;
+    int64_t bytes = 0;
+    const auto dtype = grads[start].scalar_type();
+    while (end < grads.size() && grads[end].scalar_type() == dtype &&
+           (end == start || bytes + grads[end].nbytes() <= static_cast<size_t>(bucket_bytes))) {
+      bytes += grads[end].nbytes();
+      ++end;
+    }
+    std::vector<torch::Tensor> flat_parts;
+    for (size_t i = start; i < end; ++i) flat_parts.push_back(grads[i].reshape({-1}));
+    std::vector<torch::Tensor> bucket{torch::cat(flat_parts)};
+    state_->group->allreduce(bucket)->wait();
+    bucket[0].div_(static_cast<double>(state_->world_size));
+    int64_t offset = 0;
+    for (size_t i = start; i < end; ++i) {
+      const auto n = grads[i].numel();
+      grads[i].copy_(bucket[0].narrow(0, offset, n).view_as(grads[i]));
+      offset += n;
+    }
+    start = end;
+  }
+}
+
+void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  for (auto& t : tensors) {
+    std::vector<torch::Tensor> one{t};
+    state_->group->allreduce(one)->wait();
+  }
+}
+
+void Distributed::barrier() { state_->group->barrier()->wait(); }
+
+}  // namespace splitshare::train

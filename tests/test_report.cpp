@@ -1,0 +1,266 @@
+// The HTML report: escaping, self-containment, SVG charts, reading train and compare
+// folders, a headless-Chromium screenshot that must not be blank, and the CLI hooks.
+#include <splitshare/data/image_io.h>
+#include <splitshare/explain/image_write.h>
+#include <splitshare/report/html.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <regex>
+
+#include "support.h"
+
+namespace sr = splitshare::report;
+namespace fs = std::filesystem;
+using nlohmann::json;
+using splitshare::testing::read_file;
+using splitshare::testing::run_command;
+using splitshare::testing::TempDir;
+
+namespace {
+
+const std::string kCli = SPLITSHARE_CLI;
+const char* kFashion = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+json epoch(int e, double loss, double top1, std::vector<double> heads) {
+  json h = json::array();
+  for (double v : heads) h.push_back({{"top1", v}});
+  return {{"epoch", e},
+          {"lr", 0.1 / e},
+          {"train_loss", loss + 0.1},
+          {"train_top1", top1 - 0.02},
+          {"val",
+           {{"top1", top1},
+            {"top5", 0.99},
+            {"loss", loss},
+            {"samples", 100},
+            {"heads", h},
+            {"oracle", top1 + 0.05},
+            {"selection", {{"mean", top1}, {"most_confident", top1 - 0.01}, {"confidence_weighted", top1},
+                           {"oracle", top1 + 0.05}}}}}};
+}
+
+// A run folder as `fit` leaves it, with a hostile class name.
+void write_run(const fs::path& dir, int epochs, double offset, bool with_figure) {
+  fs::create_directories(dir);
+  std::string lines;
+  for (int e = 1; e <= epochs; ++e) {
+    lines += epoch(e, 1.5 / e + offset, 0.6 + 0.08 * e - offset, {0.55 + 0.08 * e, 0.57 + 0.08 * e, 0.6 + 0.08 * e,
+                                                                   0.58 + 0.08 * e}).dump() + "\n";
+  }
+  splitshare::testing::write_file((dir / "metrics.jsonl").string(), lines);
+  const json summary = {{"best_top1", 0.6 + 0.08 * epochs - offset},
+                        {"best_epoch", epochs},
+                        {"seconds", 12.5},
+                        {"params", 1234},
+                        {"head_params", 56},
+                        {"final", epoch(epochs, 1.5 / epochs + offset, 0.6 + 0.08 * epochs - offset,
+                                        {0.8, 0.81, 0.83, 0.82})},
+                        {"model", {{"arch", "resnet10"}, {"head", "ssm"}, {"splits", 4},
+                                   {"classes", {"T-shirt/top", "<script>alert(1)</script>", "Tom & \"Jerry\""}}}}};
+  splitshare::testing::write_file((dir / "summary.json").string(), summary.dump());
+  if (with_figure) {
+    // A small picture with colour, standing in for the Grad-CAM grid.
+    auto image = torch::zeros({3, 40, 60}, torch::kUInt8);
+    image[0].narrow(1, 0, 30).fill_(220);
+    image[2].narrow(1, 30, 30).fill_(200);
+    splitshare::explain::write_png((dir / "gradcam.png").string(), image);
+  }
+}
+
+void expect_self_contained(const std::string& html) {
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_EQ(html.find(" src=\"file:"), std::string::npos);
+}
+
+std::string chromium() {
+  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"}) {
+    if (fs::exists(candidate)) return candidate;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Report, EscapesHtml) {
+  EXPECT_EQ(sr::escape_html("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;");
+  EXPECT_EQ(sr::escape_html("plain"), "plain");
+}
+
+TEST(Report, Base64MatchesRfc4648) {
+  EXPECT_EQ(sr::base64(""), "");
+  EXPECT_EQ(sr::base64("f"), "Zg==");
+  EXPECT_EQ(sr::base64("fo"), "Zm8=");
+  EXPECT_EQ(sr::base64("foo"), "Zm9v");
+  EXPECT_EQ(sr::base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(sr::base64(std::string("\xff\x00\x80", 3)), "/wCA");
+}
+
+TEST(Report, LineChartDrawsEverySeriesAndSkipsMissingPoints) {
+  const double nan = std::nan("");
+  const auto svg = sr::line_chart_svg({{"train <loss>", {1, 2, 3}, {1.0, nan, 0.5}, true},
+                                       {"val", {1, 2, 3}, {0.9, 0.7, 0.6}, false},
+                                       {"single", {1}, {0.8}, false}},
+                                      sr::ChartOptions().title("loss & more"));
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_EQ(count(svg, "<polyline"), 3u);
+  EXPECT_EQ(count(svg, "<circle"), 2u + 3u + 1u);  // the NaN point is skipped
+  EXPECT_NE(svg.find("train &lt;loss&gt;"), std::string::npos);
+  EXPECT_NE(svg.find("loss &amp; more"), std::string::npos);
+  EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  // No data at all still gives a valid, empty chart.
+  EXPECT_NE(sr::line_chart_svg({}, sr::ChartOptions()).find("</svg>"), std::string::npos);
+  EXPECT_THROW(sr::line_chart_svg({{"bad", {1, 2}, {1}, false}}, sr::ChartOptions()), c10::Error);
+}
+
+TEST(Report, BarChartHasABarPerValue) {
+  const auto svg = sr::bar_chart_svg({{"ssm", {"head 1", "head 2", "oracle"}, {0.8, 0.82, 0.9}},
+                                      {"linear", {"model (mean)"}, {0.81}}},
+                                     sr::ChartOptions().title("per head").percent(true));
+  EXPECT_EQ(count(svg, "<rect x="), 4u + 1u);  // four bars + the plot frame
+  EXPECT_NE(svg.find(">ssm<"), std::string::npos);
+  EXPECT_NE(svg.find(">oracle<"), std::string::npos);
+}
+
+TEST(Report, TrainReportIsSelfContainedEscapedAndHasCurves) {
+  TempDir dir;
+  write_run(dir.path(), 4, 0.0, /*with_figure=*/true);
+  const auto data = sr::load_report_data(dir.path().string());
+  ASSERT_EQ(data.runs.size(), 1u);
+  EXPECT_EQ(data.runs[0].epochs.size(), 4u);
+  EXPECT_FALSE(data.runs[0].gradcam_png.empty());
+  const auto html = sr::render_report(data);
+  expect_self_contained(html);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("Tom &amp; &quot;Jerry&quot;"), std::string::npos);
+  EXPECT_GE(count(html, "<svg"), 4u);  // loss, accuracy, learning rate, per-head bars
+  EXPECT_GE(count(html, "<polyline"), 2u + 3u + 4u + 1u);
+  EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_NE(html.find("most-confident head"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">92.00</td>"), std::string::npos) << "final top-1 0.92 as a percentage";
+
+  const auto path = sr::write_report(dir.path().string());
+  EXPECT_EQ(path, dir.file("report.html"));
+  EXPECT_EQ(read_file(path), html);
+}
+
+TEST(Report, CompareReportTabulatesVariantsSeedsAndTheEnsembleGain) {
+  TempDir dir;
+  write_run(dir.path() / "linear" / "seed-0", 3, 0.02, false);
+  write_run(dir.path() / "linear" / "seed-1", 3, 0.03, false);
+  write_run(dir.path() / "ssm" / "seed-0", 3, 0.0, true);
+  write_run(dir.path() / "ssm" / "seed-1", 2, 0.01, false);
+  auto run = [](double top1, std::vector<double> heads) {
+    json h = json::array();
+    for (double v : heads) h.push_back({{"top1", v}});
+    return json{{"top1", top1}, {"top5", 0.99}, {"heads", h}, {"oracle", top1 + 0.05},
+                {"selection", {{"most_confident", top1 - 0.01}, {"confidence_weighted", top1 + 0.001}}}};
+  };
+  const json compare = {
+      {"variants",
+       {{{"variant", "linear"}, {"params", 1000}, {"head_params", 50}, {"seeds", {0, 1}}, {"top1_mean", 0.85},
+         {"top1_std", 0.01}, {"top5_mean", 0.99}, {"top5_std", 0.0}, {"ensemble_top1", 0.87},
+         {"runs", {run(0.84, {0.84}), run(0.86, {0.86})}}},
+        {{"variant", "ssm"}, {"params", 1100}, {"head_params", 150}, {"top1_mean", 0.88}, {"top1_std", 0.005},
+         {"top5_mean", 0.99}, {"top5_std", 0.0}, {"ensemble_top1", 0.895},
+         {"runs", {run(0.875, {0.8, 0.82, 0.85, 0.84}), run(0.885, {0.81, 0.83, 0.86, 0.85})}}}}}};
+  splitshare::testing::write_file(dir.file("compare.json"), compare.dump());
+
+  const auto data = sr::load_report_data(dir.path().string());
+  ASSERT_EQ(data.runs.size(), 4u);  // ssm has no "seeds": its seed-N folders are found
+  EXPECT_EQ(data.runs[2].name, "ssm/seed-0");
+  const auto html = sr::render_report(data);
+  expect_self_contained(html);
+  EXPECT_NE(html.find("+2.00"), std::string::npos) << "linear: 87 - (84 + 86) / 2";
+  EXPECT_NE(html.find("+1.50"), std::string::npos) << "ssm: 89.5 - (87.5 + 88.5) / 2";
+  EXPECT_NE(html.find("80.50 / 82.50 / 85.50 / 84.50"), std::string::npos);  // per-head means over seeds
+  EXPECT_NE(html.find("88.00 ± 0.50"), std::string::npos);
+  EXPECT_EQ(count(html, "data:image/png;base64,"), 1u);
+  EXPECT_GE(count(html, "<polyline"), 4u * 4u);  // four charts, one line per run
+
+  EXPECT_THROW(sr::load_report_data(dir.file("linear")), c10::Error);  // neither kind of folder
+  splitshare::testing::write_file(dir.file("linear/seed-0/metrics.jsonl"), "{\"epoch\": 1}\nnot json\n");
+  EXPECT_THROW(sr::load_report_data(dir.path().string()), c10::Error);
+}
+
+TEST(Report, ChromiumRendersANonBlankPage) {
+  const std::string browser = chromium();
+  if (browser.empty()) GTEST_SKIP() << "chromium not installed (apt-get install chromium)";
+  TempDir dir;
+  write_run(dir.path(), 5, 0.0, /*with_figure=*/true);
+  const auto page = sr::write_report(dir.path().string());
+  const std::string shot = dir.file("shot.png");
+  std::string log;
+  const int rc = run_command("timeout 120 " + browser +
+                                 " --headless --no-sandbox --disable-gpu --disable-background-networking "
+                                 "--disable-component-update --disable-sync --no-first-run --hide-scrollbars "
+                                 "--user-data-dir=" + dir.file("profile") + " --screenshot=" + shot +
+                                 " --window-size=1200,1600 file://" + page,
+                             &log);
+  ASSERT_EQ(rc, 0) << log;
+  ASSERT_TRUE(fs::exists(shot)) << log;
+  const auto image = splitshare::data::decode_image(shot).to(torch::kInt32);  // [3, H, W]
+  EXPECT_EQ(image.size(2), 1200);
+  EXPECT_EQ(image.size(1), 1600);
+  const auto not_white = (image < 235).any(0);
+  const double inked = not_white.to(torch::kDouble).mean().item<double>();
+  EXPECT_GT(inked, 0.01) << "the screenshot is (nearly) blank";
+  // Coloured pixels: chart lines and bars (saturation, not just grey text).
+  const auto spread = std::get<0>(image.max(0)) - std::get<0>(image.min(0));
+  EXPECT_GT((spread > 80).sum().item<int64_t>(), 500) << "no coloured chart pixels";
+}
+
+TEST(ReportCli, TrainAndCompareWriteReportsAndReportRegenerates) {
+  if (!fs::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  TempDir dir;
+  const std::string common = " --limit-train 256 --limit-val 64 --width 4 --batch-size 64 --no-progress --threads 2";
+  std::string log;
+  const auto train_out = dir.file("train");
+  ASSERT_EQ(run_command(kCli + " train --epochs 2" + common + " --out " + train_out, &log), 0) << log;
+  EXPECT_TRUE(fs::exists(train_out + "/gradcam.png")) << log;
+  ASSERT_TRUE(fs::exists(train_out + "/report.html")) << log;
+  const auto html = read_file(train_out + "/report.html");
+  EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_NE(html.find("Ankle boot"), std::string::npos);
+  const auto grid = splitshare::data::read_image_info(train_out + "/gradcam.png");
+  EXPECT_EQ(grid.width, 2 * 6 + 6 * 140 + 5 * 6);  // input, whole, 4 splits of 28 px enlarged 5x
+
+  fs::remove(train_out + "/report.html");
+  ASSERT_EQ(run_command(kCli + " report " + train_out, &log), 0) << log;
+  EXPECT_EQ(read_file(train_out + "/report.html"), html);
+  EXPECT_NE(run_command(kCli + " report " + dir.file("nowhere"), &log), 0);
+  EXPECT_NE(log.find("is not a folder"), std::string::npos) << log;
+
+  const auto compare_out = dir.file("compare");
+  const std::string compare = kCli + " compare --variants linear,ssm --seeds 2" + common + " --epochs 1 --out " +
+                              compare_out;
+  ASSERT_EQ(run_command(compare + " --json", &log), 0) << log;
+  const auto results = json::parse(read_file(compare_out + "/compare.json"));
+  ASSERT_EQ(results["variants"].size(), 2u);
+  const auto& ssm = results["variants"][1];
+  EXPECT_EQ(ssm["seeds"], json({0, 1}));
+  EXPECT_EQ(ssm["head_top1_mean"].size(), 4u);
+  const double members = (ssm["runs"][0]["top1"].get<double>() + ssm["runs"][1]["top1"].get<double>()) / 2;
+  EXPECT_NEAR(ssm["ensemble_gain"].get<double>(), ssm["ensemble_top1"].get<double>() - members, 1e-12);
+  EXPECT_TRUE(fs::exists(compare_out + "/ssm/seed-0/gradcam.png"));
+  EXPECT_TRUE(fs::exists(compare_out + "/linear/seed-0/gradcam.png"));
+  const auto compare_html = read_file(compare_out + "/report.html");
+  EXPECT_EQ(count(compare_html, "data:image/png;base64,"), 2u);
+  EXPECT_NE(compare_html.find("ssm/seed-1"), std::string::npos);
+
+  // Resumable: a second run reuses every finished run.
+  ASSERT_EQ(run_command(compare, &log), 0) << log;
+  EXPECT_EQ(count(log, "finished earlier"), 4u) << log;
+  EXPECT_NE(log.find("gain"), std::string::npos) << log;
+}
