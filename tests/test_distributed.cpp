@@ -1,6 +1,11 @@
 // Data-parallel training on c10d Gloo: ranks run as threads in this process on a
 // FileStore (the pattern of PyTorch's own ProcessGroupGlooTest).
+#include <splitshare/data/loader.h>
+#include <splitshare/eval/metrics.h>
+#include <splitshare/nn/classifier.h>
 #include <splitshare/train/distributed.h>
+
+#include <nlohmann/json.hpp>
 
 #include "support.h"
 
@@ -130,4 +135,60 @@ TEST(Distributed, EnvironmentOfTorchrunAndSlurm) {
   EXPECT_EQ(o->master_addr(), "192.0.2.1");
   EXPECT_EQ(o->master_port(), 29500);
   clear();
+}
+
+TEST(Distributed, ShardedEvaluationEqualsSingleProcessExactly) {
+  TempDir dir;
+  torch::manual_seed(2);
+  splitshare::data::TensorDataset ds;
+  ds.images = torch::randint(0, 256, {37, 1, 12, 12}).to(torch::kUInt8);  // 37: shards of 19 and 18
+  ds.labels = torch::randint(0, 5, {37});
+  for (int i = 0; i < 5; ++i) ds.classes.push_back(std::to_string(i));
+  auto model = splitshare::nn::make_classifier(splitshare::nn::ClassifierOptions().arch("resnet10").width(4)
+                                                   .in_channels(1).stem(splitshare::nn::Stem::kSmall).num_classes(5));
+  model->eval();
+  auto loader = [&](int64_t rank, int64_t world) {
+    return splitshare::data::make_tensor_loader(ds, {0.5}, {0.25},
+                                                splitshare::data::LoaderOptions().batch_size(8).rank(rank)
+                                                    .world_size(world));
+  };
+  auto single = splitshare::eval::evaluate(*model, *loader(0, 1));
+  std::vector<splitshare::eval::EvalResult> results(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
+      auto stream = loader(rank, 2);
+      results[rank] = splitshare::eval::evaluate(*model, *stream, false, torch::kCPU,
+                                                 [&](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
+    });
+  }
+  for (auto& t : ranks) t.join();
+  for (const auto& r : results) {
+    EXPECT_EQ(r.samples, 37);  // no padded duplicates counted
+    EXPECT_EQ(r.top1, single.top1);
+    EXPECT_EQ(r.top5, single.top5);
+    EXPECT_EQ(r.oracle, single.oracle);
+    EXPECT_EQ(r.head_top1, single.head_top1);
+    EXPECT_NEAR(r.loss, single.loss, 1e-6 * std::abs(single.loss));
+  }
+}
+
+TEST(Distributed, LaunchTrainsWithTwoProcessesAndRankZeroWrites) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  }
+  TempDir dir;
+  const auto out = dir.file("run");
+  std::string log;
+  ASSERT_EQ(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) +
+                                                 " launch --nproc 2 -- train --epochs 1 --limit-train 512 "
+                                                 "--limit-val 300 --width 4 --batch-size 32 --no-progress --out " + out,
+                                             &log), 0) << log;
+  auto summary = nlohmann::json::parse(splitshare::testing::read_file(out + "/summary.json"));
+  EXPECT_EQ(summary["final"]["val"]["samples"], 300);  // both shards, counted once
+  EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
+  // A failing rank fails the launch.
+  EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " launch --nproc 2 -- train --epochs -1",
+                                             &log), 0);
 }

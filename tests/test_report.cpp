@@ -259,6 +259,9 @@ TEST(ReportCli, TrainAndCompareWriteReportsAndReportRegenerates) {
   EXPECT_EQ(count(compare_html, "data:image/png;base64,"), 2u);
   EXPECT_NE(compare_html.find("ssm/seed-1"), std::string::npos);
 
+  EXPECT_NE(run_command(kCli + " compare --preset paper-large", &log), 0);
+  EXPECT_NE(log.find("unknown preset 'paper-large'"), std::string::npos) << log;
+
   // Resumable: a second run reuses every finished run.
   ASSERT_EQ(run_command(compare, &log), 0) << log;
   EXPECT_EQ(count(log, "finished earlier"), 4u) << log;

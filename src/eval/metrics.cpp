@@ -1,5 +1,7 @@
 #include <splitshare/eval/metrics.h>
 
+#include <cmath>
+
 namespace splitshare::eval {
 
 void Accumulator::add(const nn::HeadOutput& output, const torch::Tensor& labels) {
@@ -64,8 +66,27 @@ EvalResult Accumulator::result() const {
   return r;
 }
 
+void Accumulator::reduce(const Reducer& sum) {
+  if (!sum) return;
+  std::vector<double> counts = {static_cast<double>(samples_), loss_sum_, static_cast<double>(top1_),
+                                static_cast<double>(top5_), static_cast<double>(oracle_),
+                                static_cast<double>(most_confident_), static_cast<double>(weighted_)};
+  for (auto c : head_correct_) counts.push_back(static_cast<double>(c));
+  std::vector<torch::Tensor> packed{torch::tensor(counts, torch::kDouble)};
+  sum(packed);
+  auto* v = packed[0].data_ptr<double>();
+  samples_ = std::llround(v[0]);
+  loss_sum_ = v[1];
+  top1_ = std::llround(v[2]);
+  top5_ = std::llround(v[3]);
+  oracle_ = std::llround(v[4]);
+  most_confident_ = std::llround(v[5]);
+  weighted_ = std::llround(v[6]);
+  for (size_t h = 0; h < head_correct_.size(); ++h) head_correct_[h] = std::llround(v[7 + h]);
+}
+
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
-                    torch::Device device) {
+                    torch::Device device, const Reducer& reduce) {
   const bool was_training = model.is_training();
   model.eval();
   Accumulator acc;
@@ -78,6 +99,7 @@ EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool k
     }
   }
   model.train(was_training);
+  acc.reduce(reduce);
   return acc.result();
 }
 

@@ -167,9 +167,13 @@ int64_t legend_height(size_t items, int64_t width) {
 std::string table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                   size_t text_columns = 1) {
   std::ostringstream out;
-  out << "<table><thead><tr>";
-  for (const auto& h : header) out << "<th>" << escape_html(h) << "</th>";
-  out << "</tr></thead><tbody>";
+  out << "<table>";
+  if (!header.empty()) {
+    out << "<thead><tr>";
+    for (const auto& h : header) out << "<th>" << escape_html(h) << "</th>";
+    out << "</tr></thead>";
+  }
+  out << "<tbody>";
   for (const auto& row : rows) {
     out << "<tr>";
     for (size_t c = 0; c < row.size(); ++c) {
@@ -279,7 +283,7 @@ std::string model_section(const RunRecord& run) {
     }
     rows.push_back({"classes", names});
   }
-  return "<h2>Model</h2>" + table({"", ""}, rows, 2);
+  return "<h2>Model</h2>" + table({}, rows, 2);
 }
 
 std::string metrics_section(const RunRecord& run, const json& m) {
@@ -553,6 +557,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
 th { background: #f3f3f3; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.charts { display: flex; flex-wrap: wrap; align-items: flex-start; }
 .charts svg { margin: 0 16px 16px 0; border: 1px solid #eee; }
 figure { margin: 12px 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }

@@ -46,6 +46,14 @@ std::optional<DistributedOptions> distributed_from_env() {
   } else {
     return std::nullopt;
   }
+  o.local_world_size(o.world_size());
+  for (const char* name : {"LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"}) {
+    // SLURM writes e.g. "2(x3)"; the leading count is what this machine runs.
+    if (auto local = env(name)) {
+      o.local_world_size(std::max<int64_t>(1, std::atoll(local->c_str())));
+      break;
+    }
+  }
   if (auto addr = env("MASTER_ADDR")) o.master_addr(*addr);
   if (auto port = env("MASTER_PORT")) o.master_port(env_int("MASTER_PORT", *port));
   TORCH_CHECK(o.world_size() >= 1, "world size must be positive, got ", o.world_size());

@@ -98,7 +98,10 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
   const auto steps_per_epoch = data.train->batches_per_epoch();
   TORCH_CHECK(steps_per_epoch >= 1, "the training set yields no full batch of ", batch_size,
               " samples; lower --batch-size");
-  const std::string& out = options.out_dir();
+  const auto& dist = options.distributed();
+  const bool main_rank = !dist || dist->is_main();
+  const std::string out = main_rank ? options.out_dir() : std::string();
+  const bool progress = options.progress() && main_rank;
   if (!out.empty()) {
     prepare_out_dir(out);
     std::filesystem::remove(out + "/metrics.jsonl");
@@ -106,6 +109,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
 
   model->to(options.device());
   if (options.channels_last()) to_channels_last(*model);
+  if (dist) dist->broadcast_module(*model);
   ScheduleOptions schedule;
   schedule.base_lr(options.lr() > 0 ? options.lr() : 0.1 * static_cast<double>(batch_size) / 256.0)
       .kind(options.schedule())
@@ -135,7 +139,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
     record.epoch = epoch + 1;
     util::ProgressBar bar(options.label() + " epoch " + std::to_string(epoch + 1) + "/" +
                               std::to_string(options.epochs()),
-                          steps_per_epoch, options.progress());
+                          steps_per_epoch, progress);
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
     const auto epoch_start = Clock::now();
@@ -154,6 +158,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
       auto loss = nn::head_loss(output, labels, options.loss());
       optimizer.zero_grad();
       loss.backward();
+      if (dist) dist->average_gradients(*model);
       optimizer.step();
       const double loss_value = loss.item<double>();
       TORCH_CHECK(std::isfinite(loss_value), "training diverged: loss is ", loss_value, " at epoch ", epoch + 1,
@@ -175,8 +180,10 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
     record.train_loss = seen ? loss_sum / seen : 0.0;
     record.train_top1 = seen ? static_cast<double>(correct) / seen : 0.0;
     record.images_per_second = seen / std::max(1e-9, record.data_seconds + record.compute_seconds);
-    record.val = eval::evaluate(*model, *data.val, false, options.device());
-    if (options.progress()) {
+    eval::Reducer reduce;
+    if (dist) reduce = [&dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); };
+    record.val = eval::evaluate(*model, *data.val, false, options.device(), reduce);
+    if (progress) {
       std::fprintf(stderr, "%s epoch %lld: val top1 %.2f%% top5 %.2f%% loss %.4f", options.label().c_str(),
                    static_cast<long long>(epoch + 1), 100 * record.val.top1, 100 * record.val.top5, record.val.loss);
       if (record.val.head_top1.size() > 1) {

@@ -68,7 +68,9 @@ Inputs images_from_data(const std::string& spec_text, int64_t first, int64_t cou
                         const train::CheckpointMetadata& metadata) {
   TORCH_CHECK(first >= 0, "--first must be >= 0, got ", first);
   TORCH_CHECK(count >= 1, "--count must be at least 1, got ", count);
-  auto options = data::DataOptions().augment(false).limit_val(first + count).eval_batch_size(first + count);
+  // The training split only feeds the normalisation statistics, which are undone below.
+  auto options =
+      data::DataOptions().augment(false).limit_train(256).limit_val(first + count).eval_batch_size(first + count);
   if (metadata.preprocess.crop) options.image_size(*metadata.preprocess.crop);
   auto bundle = data::open_data(data::parse_data_spec(spec_text), options);
   TORCH_CHECK(bundle.preprocess.channels == metadata.preprocess.channels, spec_text, " has ",
@@ -202,8 +204,7 @@ int run_gradcam(int argc, char** argv) {
     const int64_t f = explain::display_scale(height, width, figure);
     explain::write_png((fs::path(out) / (base + "-input.png")).string(),
                        display[i].repeat_interleave(f, 1).repeat_interleave(f, 2));
-    emit("whole", titles[1], cams.whole, {0, cams.whole.defined() ? loaded.model->feature_dim() : 0},
-         cams.probabilities);
+    emit("whole", titles[1], cams.whole, {0, loaded.model->feature_dim()}, cams.probabilities);
     const bool ssm = metadata.model.head().kind() == nn::HeadKind::kSSM;
     for (size_t j = 0; j < cams.heads.size(); ++j) {
       emit((ssm ? "split" : "head") + std::to_string(j + 1), titles[2 + j], cams.heads[j], cams.head_channels[j],

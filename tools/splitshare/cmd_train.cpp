@@ -17,10 +17,22 @@ int run_train(int argc, char** argv) {
   add_thread_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
-  const int threads = configure_threads(*args);
+  // Under torchrun, SLURM or `splitshare launch`: join the process group, shard the data,
+  // and split the cores between the processes of this machine unless --threads is given.
+  auto job = train::distributed_from_env();
+  const int threads = configure_threads(*args, job ? job->local_world_size() : 1);
   auto train = train_options(*args);
   apply_finetune_options(*args, train);
   auto data_opts = data_options(*args);
+  if (job) {
+    train.distributed(train::Distributed::connect(*job));
+    data_opts.rank(job->rank()).world_size(job->world_size());
+    if (job->rank() == 0) {
+      std::fprintf(stderr, "splitshare train: rank 0 of %lld (Gloo, rendezvous %s:%lld)\n",
+                   static_cast<long long>(job->world_size()), job->master_addr().c_str(),
+                   static_cast<long long>(job->master_port()));
+    }
+  }
   auto spec = data_spec(*args);
   auto bundle = data::open_data(spec, data_opts);
   const auto classes = static_cast<int64_t>(bundle.classes.size());
@@ -44,11 +56,15 @@ int run_train(int argc, char** argv) {
   if (args->count("init")) metadata.extra["config"]["init"] = (*args)["init"].as<std::string>();
   if (train.freeze_backbone()) metadata.extra["config"]["freeze_backbone"] = true;
   if (train.head_lr() > 0) metadata.extra["config"]["head_lr"] = train.head_lr();
-  std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
+  const bool main_rank = !job || job->rank() == 0;
+  if (main_rank) {
+    std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),
                static_cast<long long>(bundle.train->size()), threads);
+  }
   auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
+  if (!main_rank) return 0;
   const auto& last = result.history.back();
   std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
               100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,

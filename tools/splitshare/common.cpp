@@ -187,9 +187,13 @@ void add_thread_option(cxxopts::Options& options) {
                         cxxopts::value<int>()->default_value("0"));
 }
 
-int configure_threads(const cxxopts::ParseResult& args) {
+int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_machine) {
   const int requested = args["threads"].as<int>();
   TORCH_CHECK(requested >= 0, "--threads must be >= 0, got ", requested);
+  if (requested == 0 && processes_per_machine > 1) {
+    const int cores = util::configure_threads(0);
+    return util::configure_threads(std::max<int>(1, cores / static_cast<int>(processes_per_machine)));
+  }
   return util::configure_threads(requested);
 }
 

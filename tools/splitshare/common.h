@@ -40,7 +40,8 @@ nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int
 
 /// Registers --threads; configure_threads applies it and returns the count in effect.
 void add_thread_option(cxxopts::Options& options);
-int configure_threads(const cxxopts::ParseResult& args);
+/// `processes_per_machine` > 1 divides the default (all cores) between local ranks.
+int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_machine = 1);
 
 /// Parses argv; prints help and returns nullopt for --help.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);

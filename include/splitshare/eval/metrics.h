@@ -6,9 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 namespace splitshare::eval {
+
+/// Sums tensors in place across processes (distributed evaluation); empty = one process.
+using Reducer = std::function<void(std::vector<torch::Tensor>&)>;
 
 /// Accuracy figures of one model (or ensemble) on one dataset.
 struct EvalResult {
@@ -39,6 +43,9 @@ class Accumulator {
   /// Keeps the softmax of each batch (for ensembles).
   void keep_probabilities(bool keep) { keep_ = keep; }
   EvalResult result() const;
+  /// Replaces every count with its sum over all processes (each process having
+  /// accumulated its own disjoint shard), so result() describes the whole dataset.
+  void reduce(const Reducer& sum);
 
  private:
   bool keep_ = false;
@@ -50,8 +57,9 @@ class Accumulator {
 };
 
 /// Runs `model` in evaluation mode (InferenceMode) over one epoch of `stream`.
+/// With `reduce`, the counts of all ranks' shards are summed (shards must not overlap).
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities = false,
-                    torch::Device device = torch::kCPU);
+                    torch::Device device = torch::kCPU, const Reducer& reduce = nullptr);
 
 /// Top-1 of the mean of the members' probabilities; members must come from the same
 /// ordered dataset (same labels).

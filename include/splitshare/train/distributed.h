@@ -14,6 +14,8 @@ struct DistributedOptions {
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
   TORCH_ARG(int64_t, local_rank) = 0;
+  /// Processes on this machine (LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE; else world_size).
+  TORCH_ARG(int64_t, local_world_size) = 1;
   TORCH_ARG(std::string, master_addr) = "127.0.0.1";
   TORCH_ARG(int64_t, master_port) = 29500;
   /// Seconds to wait for the other ranks.

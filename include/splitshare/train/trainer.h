@@ -4,6 +4,7 @@
 #include <splitshare/eval/metrics.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/train/checkpoint.h>
+#include <splitshare/train/distributed.h>
 #include <splitshare/train/schedule.h>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,10 @@ struct TrainOptions {
   /// Prefix of progress lines (e.g. the variant name in `compare`).
   TORCH_ARG(std::string, label) = "train";
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// Data-parallel group: parameters are broadcast from rank 0 at the start, gradients
+  /// averaged after every backward, evaluation counts summed over ranks; only rank 0
+  /// writes files and progress. The data streams must already be sharded by rank.
+  TORCH_ARG(std::shared_ptr<Distributed>, distributed) = nullptr;
 };
 
 /// One line of metrics.jsonl.
