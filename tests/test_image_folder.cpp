@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "image_writers.h"
@@ -383,4 +386,43 @@ TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
   auto pil_backend = st::read_raw(dir.file("pil.f32"), torch::kFloat32, {4, 3, 224, 224});
   st::expect_close(levels(batches[0].images), levels(tensor_backend), 0.5 + 5e-3);
   st::expect_close(levels(batches[0].images), levels(pil_backend), 1.5);
+}
+
+TEST(ImageFolder, TrainRunsEndToEndThroughTheCli) {
+  // Two classes told apart by colour: red-dominant vs blue-dominant pictures of odd sizes.
+  st::TempDir dir;
+  for (const char* split : {"train", "val"}) {
+    const int count = std::string(split) == "train" ? 16 : 6;
+    for (int i = 0; i < count; ++i) {
+      for (int label = 0; label < 2; ++label) {
+        auto picture = st::test_picture(3, 40 + i, 50 + 2 * i, 10 * i + label).to(torch::kFloat);
+        picture[label == 0 ? 2 : 0].mul_(0.2);
+        write(dir.path() / split / (label == 0 ? "red" : "blue") / ("p" + std::to_string(i) + ".jpg"),
+              st::encode_jpeg(picture.to(torch::kUInt8)));
+      }
+    }
+  }
+  const auto out = dir.file("run");
+  std::string log;
+  ASSERT_EQ(st::run_command(std::string(SPLITSHARE_CLI) + " train --data imagefolder:" + dir.path().string() +
+                                " --arch resnet10 --width 8 --image-size 32 --epochs 3 --batch-size 8 --lr 0.05"
+                                " --workers 2 --out " + out, &log), 0) << log;
+  // The progress line splits time between waiting for data and computing.
+  EXPECT_NE(log.find("img/s (data"), std::string::npos) << log;
+  std::ifstream metrics(out + "/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(metrics, line)) last = line;
+  auto record = nlohmann::json::parse(last);
+  EXPECT_GT(record["data_seconds"].get<double>(), 0.0);
+  EXPECT_GT(record["compute_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(record["val"]["samples"], 12);
+  std::string info;
+  ASSERT_EQ(st::run_command(std::string(SPLITSHARE_CLI) + " info --checkpoint " + out + "/checkpoint.pt --json", &info),
+            0) << info;
+  auto meta = nlohmann::json::parse(info.substr(info.find('{')));
+  EXPECT_EQ(meta["classes"], nlohmann::json({"blue", "red"}));  // sorted by name
+  EXPECT_EQ(meta["stem"], "imagenet");
+  EXPECT_EQ(meta["preprocess"]["crop"], 32);
+  EXPECT_EQ(meta["preprocess"]["resize"], 36);  // int(32 / 0.875), the 224 -> 256 ratio
+  EXPECT_EQ(meta["preprocess"]["channels"], 3);
 }
