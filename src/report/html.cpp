@@ -203,10 +203,16 @@ std::vector<double> epoch_numbers(const RunRecord& run) {
 // Per-epoch curves of several runs (compare) for one quantity.
 std::string runs_chart(const std::vector<RunRecord>& runs, const std::function<double(const json&)>& get,
                        const ChartOptions& options) {
+  // One colour per variant; its first seed solid, the others dashed.
   std::vector<Series> series;
+  std::vector<std::string> variants;
   for (const auto& run : runs) {
     if (run.epochs.empty()) continue;
-    series.push_back({run.name, epoch_numbers(run), epoch_values(run, get), false});
+    const std::string variant = run.name.substr(0, run.name.find('/'));
+    auto it = std::find(variants.begin(), variants.end(), variant);
+    const bool first_seed = it == variants.end();
+    if (first_seed) it = variants.insert(variants.end(), variant);
+    series.push_back({run.name, epoch_numbers(run), epoch_values(run, get), !first_seed, it - variants.begin()});
   }
   return line_chart_svg(series, options);
 }
@@ -631,17 +637,18 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
   std::vector<bool> dashed;
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
+    const char* stroke = colour(s.colour >= 0 ? static_cast<size_t>(s.colour) : k);
     std::ostringstream points, dots;
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       points << number(px(s.x[i]), 1) << ',' << number(py(s.y[i]), 1) << ' ';
       dots << "<circle cx=\"" << number(px(s.x[i]), 1) << "\" cy=\"" << number(py(s.y[i]), 1) << "\" r=\"2.5\" fill=\""
-           << colour(k) << "\"/>";
+           << stroke << "\"/>";
     }
-    out << "<polyline fill=\"none\" stroke=\"" << colour(k) << "\" stroke-width=\"2\""
+    out << "<polyline fill=\"none\" stroke=\"" << stroke << "\" stroke-width=\"2\""
         << (s.dashed ? " stroke-dasharray=\"5 3\"" : "") << " points=\"" << points.str() << "\"><title>"
         << escape_html(s.name) << "</title></polyline>" << dots.str();
-    items.emplace_back(s.name, colour(k));
+    items.emplace_back(s.name, stroke);
     dashed.push_back(s.dashed);
   }
   out << legend(items, dashed, f.height + 2, f.width) << "</svg>";

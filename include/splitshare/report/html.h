@@ -25,6 +25,8 @@ struct Series {
   std::vector<double> y;
   /// Drawn dashed (e.g. training curves next to validation ones).
   bool dashed = false;
+  /// Index into the palette; -1 = the series' position.
+  int64_t colour = -1;
 };
 
 /// Titles and size of a chart.
