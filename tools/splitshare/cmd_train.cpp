@@ -12,7 +12,7 @@ int run_train(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Train a classifier; writes OUT/metrics.jsonl, summary.json, checkpoint.pt, best.pt");
   add_model_options(options);
   add_data_options(options);
-  add_train_options(options, "runs/train");
+  add_train_options(options, TrainDefaults{});
   add_finetune_options(options);
   add_thread_option(options);
   auto args = parse(options, argc, argv);

@@ -94,21 +94,21 @@ data::DataOptions data_options(const cxxopts::ParseResult& args) {
       .strict(args.count("strict") > 0);
 }
 
-void add_train_options(cxxopts::Options& options, const std::string& default_out) {
+void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults) {
   options.add_options("Training")
-      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value("8"))
+      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value(defaults.epochs))
       ("lr", "base learning rate (0 = 0.1 x batch/256, the paper's rate scaled linearly)",
-       cxxopts::value<double>()->default_value("0"))
+       cxxopts::value<double>()->default_value(defaults.lr))
       ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
       ("weight-decay", "L2 weight decay", cxxopts::value<double>()->default_value("5e-4"))
       ("nesterov", "Nesterov momentum")
       ("loss", "joint (loss on the averaged logits, the paper) | individual (sum of per-head losses)",
        cxxopts::value<std::string>()->default_value("joint"))
-      ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value("step"))
+      ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value(defaults.schedule))
       ("milestones", "step schedule epochs, comma-separated (default: 1/3 and 2/3 of the run)",
        cxxopts::value<std::vector<int64_t>>())
       ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value("0"))
-      ("out", "output folder", cxxopts::value<std::string>()->default_value(default_out))
+      ("out", "output folder", cxxopts::value<std::string>()->default_value(defaults.out))
       ("no-channels-last", "keep NCHW layout")
       ("no-progress", "no progress bar");
 }

@@ -24,7 +24,14 @@ data::DataOptions data_options(const cxxopts::ParseResult& args);
 
 /// Registers --epochs, --lr, --momentum, --weight-decay, --schedule, --milestones, --warmup-epochs,
 /// --loss, --out, --no-progress, --no-channels-last.
-void add_train_options(cxxopts::Options& options, const std::string& default_out);
+/// Defaults of the training flags that differ between commands.
+struct TrainDefaults {
+  std::string out = "runs/train";
+  std::string epochs = "8";
+  std::string lr = "0";
+  std::string schedule = "step";
+};
+void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
 train::TrainOptions train_options(const cxxopts::ParseResult& args);
 
 /// Registers --init, --freeze-backbone, --head-lr (fine-tuning; `train` only).
