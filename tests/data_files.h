@@ -57,16 +57,5 @@ inline std::string cifar_bytes(const std::vector<uint8_t>& labels, int label_byt
 /// True when `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-/// The message of the c10::Error `f` throws, or "" (and a test failure) when it does not throw.
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "expected a c10::Error";
-  return "";
-}
 
 }  // namespace splitshare::testing

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 #include <string>
@@ -66,6 +67,17 @@ inline const char* python() { return "/usr/bin/python3"; }
 /// True when the Python reference (python3-torch, python3-torchvision) is importable.
 inline bool have_python_torch() {
   return run_command(std::string(python()) + " -c 'import torch, torchvision'", nullptr) == 0;
+}
+
+/// The message of the c10::Error `body` throws, or "" (and a test failure) when it does not throw.
+inline std::string expect_error(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  ADD_FAILURE() << "expected a c10::Error";
+  return "";
 }
 
 /// Asserts two tensors have the same shape and agree within an absolute+relative tolerance.

@@ -2,6 +2,8 @@
 
 #include "support.h"
 
+using splitshare::testing::expect_error;
+
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
 using splitshare::testing::TempDir;
@@ -20,15 +22,6 @@ st::CheckpointMetadata small_metadata(ss::HeadOptions head) {
   return m;
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
 
 }  // namespace
 

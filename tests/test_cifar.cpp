@@ -51,7 +51,7 @@ TEST(Cifar10, MissingFileIsNamed) {
   TempDir dir;
   write_cifar10(dir.path().string());
   std::filesystem::remove(dir.file("data_batch_4.bin"));
-  const std::string message = error_message([&] { data::read_cifar10(dir.path().string(), Split::kTrain); });
+  const std::string message = expect_error([&] { data::read_cifar10(dir.path().string(), Split::kTrain); });
   EXPECT_TRUE(contains(message, "Cannot find CIFAR-10 file " + dir.file("data_batch_4.bin"))) << message;
 }
 
@@ -59,7 +59,7 @@ TEST(Cifar10, SizeNotAMultipleOfTheRecordIsReported) {
   TempDir dir;
   write_cifar10(dir.path().string());
   write_file(dir.file("test_batch.bin"), cifar_bytes({1, 2}, 1) + "x");
-  const std::string message = error_message([&] { data::read_cifar10(dir.path().string(), Split::kTest); });
+  const std::string message = expect_error([&] { data::read_cifar10(dir.path().string(), Split::kTest); });
   EXPECT_TRUE(contains(message, dir.file("test_batch.bin") + " has 6147 bytes")) << message;
   EXPECT_TRUE(contains(message, "3073-byte record")) << message;
 }
@@ -68,7 +68,7 @@ TEST(Cifar10, LabelOutOfRangeIsReported) {
   TempDir dir;
   write_cifar10(dir.path().string());
   write_file(dir.file("test_batch.bin"), cifar_bytes({1, 10}, 1));
-  const std::string message = error_message([&] { data::read_cifar10(dir.path().string(), Split::kTest); });
+  const std::string message = expect_error([&] { data::read_cifar10(dir.path().string(), Split::kTest); });
   EXPECT_TRUE(contains(message, dir.file("test_batch.bin"))) << message;
   EXPECT_TRUE(contains(message, "label 10 of record 1 is out of range (10 classes)")) << message;
 }
@@ -100,22 +100,22 @@ TEST(Cifar100, ReadsFineLabelNames) {
   EXPECT_EQ(test.classes[99], "class_99");
 
   write_file(dir.file("fine_label_names.txt"), "apple\npear\n");
-  const std::string message = error_message([&] { data::read_cifar100(dir.path().string(), Split::kTest); });
+  const std::string message = expect_error([&] { data::read_cifar100(dir.path().string(), Split::kTest); });
   EXPECT_TRUE(contains(message, "lists 2 names, expected 100")) << message;
 }
 
 TEST(Cifar100, ErrorsNameTheFile) {
   TempDir dir;
   write_file(dir.file("train.bin"), cifar_bytes({5, 100}, 2));
-  const std::string label = error_message([&] { data::read_cifar100(dir.path().string(), Split::kTrain); });
+  const std::string label = expect_error([&] { data::read_cifar100(dir.path().string(), Split::kTrain); });
   EXPECT_TRUE(contains(label, dir.file("train.bin"))) << label;
   EXPECT_TRUE(contains(label, "label 100 of record 1 is out of range (100 classes)")) << label;
 
   write_file(dir.file("train.bin"), cifar_bytes({5}, 1));  // CIFAR-10 records are one byte short
-  const std::string size = error_message([&] { data::read_cifar100(dir.path().string(), Split::kTrain); });
+  const std::string size = expect_error([&] { data::read_cifar100(dir.path().string(), Split::kTrain); });
   EXPECT_TRUE(contains(size, "has 3073 bytes, not a positive multiple of the 3074-byte record")) << size;
 
-  const std::string missing = error_message([&] { data::read_cifar100(dir.path().string(), Split::kTest); });
+  const std::string missing = expect_error([&] { data::read_cifar100(dir.path().string(), Split::kTest); });
   EXPECT_TRUE(contains(missing, dir.file("test.bin"))) << missing;
 }
 

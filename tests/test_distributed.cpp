@@ -47,23 +47,24 @@ TEST(Distributed, TwoRanksMatchOneProcessOnTheGlobalBatch) {
   auto reference = make_model();
   train_steps(reference, x, y, 4, nullptr);
 
-  std::vector<torch::nn::Sequential> models(2);
+  // Built here, not in the rank threads: initialisation draws from the global generator,
+  // which threads running at once would interleave.
+  std::vector<torch::nn::Sequential> models{make_model(), make_model()};
+  {
+    // Different start on rank 1: the broadcast must overwrite it with rank 0's.
+    torch::NoGradGuard g;
+    for (auto& p : models[1]->parameters()) p.add_(1.0);
+  }
   std::vector<std::string> errors(2);
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < 2; ++rank) {
     ranks.emplace_back([&, rank] {
       try {
         auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-        auto model = make_model();
-        if (rank == 1) {
-          // Different start on rank 1: the broadcast must overwrite it with rank 0's.
-          torch::NoGradGuard g;
-          for (auto& p : model->parameters()) p.add_(1.0);
-        }
+        auto model = models[rank];
         dist->broadcast_module(*model);
         auto shard = torch::arange(rank, 16, 2);
         train_steps(model, x.index_select(0, shard), y.index_select(0, shard), 4, dist.get());
-        models[rank] = model;
       } catch (const std::exception& e) {
         errors[rank] = e.what();
       }

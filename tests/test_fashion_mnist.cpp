@@ -35,7 +35,7 @@ TEST(FashionMnist, CountMismatchNamesBothFilesAndCounts) {
   TempDir dir;
   write_file(dir.file("train-images-idx3-ubyte"), idx_images_bytes(3, 28, 28));
   write_gzip(dir.file("train-labels-idx1-ubyte.gz"), idx_labels_bytes({1, 2}));
-  const std::string message = error_message([&] { data::read_fashion_mnist(dir.path().string(), Split::kTrain); });
+  const std::string message = expect_error([&] { data::read_fashion_mnist(dir.path().string(), Split::kTrain); });
   EXPECT_TRUE(contains(message, dir.file("train-images-idx3-ubyte") + " holds 3 images")) << message;
   EXPECT_TRUE(contains(message, dir.file("train-labels-idx1-ubyte.gz") + " holds 2 labels")) << message;
 }
@@ -44,7 +44,7 @@ TEST(FashionMnist, LabelOutOfRangeNamesFileAndValue) {
   TempDir dir;
   write_file(dir.file("t10k-images-idx3-ubyte"), idx_images_bytes(2, 28, 28));
   write_file(dir.file("t10k-labels-idx1-ubyte"), idx_labels_bytes({4, 10}));
-  const std::string message = error_message([&] { data::read_fashion_mnist(dir.path().string(), Split::kTest); });
+  const std::string message = expect_error([&] { data::read_fashion_mnist(dir.path().string(), Split::kTest); });
   EXPECT_TRUE(contains(message, dir.file("t10k-labels-idx1-ubyte"))) << message;
   EXPECT_TRUE(contains(message, "label 10 of sample 1 is out of range (10 classes)")) << message;
 }
@@ -52,7 +52,7 @@ TEST(FashionMnist, LabelOutOfRangeNamesFileAndValue) {
 TEST(FashionMnist, MissingFileNamesStemAndDirectory) {
   TempDir dir;
   write_file(dir.file("train-images-idx3-ubyte"), idx_images_bytes(1, 28, 28));
-  const std::string message = error_message([&] { data::read_fashion_mnist(dir.path().string(), Split::kTrain); });
+  const std::string message = expect_error([&] { data::read_fashion_mnist(dir.path().string(), Split::kTrain); });
   EXPECT_TRUE(contains(message, "train-labels-idx1-ubyte.gz in " + dir.path().string())) << message;
 }
 
@@ -64,7 +64,7 @@ TEST(FashionMnist, GenericReaderTakesTheClassList) {
   EXPECT_EQ(digits.images.sizes(), (std::vector<int64_t>{2, 1, 5, 7}));
   EXPECT_EQ(digits.classes, (std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}));
   const std::string message =
-      error_message([&] { data::read_mnist_idx(dir.path().string(), Split::kTrain, {"a", "b", "c"}); });
+      expect_error([&] { data::read_mnist_idx(dir.path().string(), Split::kTrain, {"a", "b", "c"}); });
   EXPECT_TRUE(contains(message, "label 7 of sample 0 is out of range (3 classes)")) << message;
 }
 

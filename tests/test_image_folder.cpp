@@ -13,21 +13,14 @@
 #include "image_writers.h"
 #include "support.h"
 
+using splitshare::testing::expect_error;
+
 namespace fs = std::filesystem;
 namespace sd = splitshare::data;
 namespace st = splitshare::testing;
 
 namespace {
 
-std::string expect_error(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const c10::Error& error) {
-    return error.what_without_backtrace();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
 
 void write(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());

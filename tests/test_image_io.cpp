@@ -7,6 +7,8 @@
 #include "image_writers.h"
 #include "support.h"
 
+using splitshare::testing::expect_error;
+
 namespace sd = splitshare::data;
 namespace st = splitshare::testing;
 
@@ -32,15 +34,6 @@ torch::Tensor pil_luma(const torch::Tensor& rgb) {
   return ((v[0] * 19595 + v[1] * 38470 + v[2] * 7471 + 0x8000) / 65536).to(torch::kUInt8).unsqueeze(0);
 }
 
-std::string expect_error(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const c10::Error& error) {
-    return error.what_without_backtrace();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
 
 }  // namespace
 

@@ -11,6 +11,8 @@
 #include <functional>
 #include <memory>
 
+using splitshare::testing::expect_error;
+
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
 using splitshare::testing::TempDir;
@@ -38,15 +40,6 @@ const std::string kCli = SPLITSHARE_CLI;
   return ::testing::AssertionSuccess();
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
 
 ss::ClassifierOptions linear(const std::string& arch, int64_t classes) {
   return ss::ClassifierOptions().arch(arch).num_classes(classes).head(ss::HeadOptions().kind(ss::HeadKind::kLinear));

@@ -34,16 +34,16 @@ TEST(DataSpec, ParsesEveryForm) {
 }
 
 TEST(DataSpec, UnknownKindListsTheAcceptedForms) {
-  const std::string message = error_message([] { parse_data_spec("svhn:/data/svhn"); });
+  const std::string message = expect_error([] { parse_data_spec("svhn:/data/svhn"); });
   EXPECT_TRUE(contains(message, "Unknown data kind 'svhn'")) << message;
   EXPECT_TRUE(contains(message, "fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR")) << message;
-  EXPECT_TRUE(contains(error_message([] { parse_data_spec(""); }), "accepted forms"));
+  EXPECT_TRUE(contains(expect_error([] { parse_data_spec(""); }), "accepted forms"));
 }
 
 TEST(DataSpec, MissingPathIsAnError) {
-  EXPECT_TRUE(contains(error_message([] { parse_data_spec("cifar10"); }), "'cifar10' names no directory"));
-  EXPECT_TRUE(contains(error_message([] { parse_data_spec("mnist:"); }), "write mnist:DIR"));
-  EXPECT_TRUE(contains(error_message([] { parse_data_spec("imagefolder:/a,"); }), "two non-empty directories"));
+  EXPECT_TRUE(contains(expect_error([] { parse_data_spec("cifar10"); }), "'cifar10' names no directory"));
+  EXPECT_TRUE(contains(expect_error([] { parse_data_spec("mnist:"); }), "write mnist:DIR"));
+  EXPECT_TRUE(contains(expect_error([] { parse_data_spec("imagefolder:/a,"); }), "two non-empty directories"));
 }
 
 // 5 train batches of 4 records (labels 0..9 twice) and a test batch of 6 records.
@@ -152,7 +152,7 @@ TEST(OpenData, MissingDirectoryIsNamed) {
   TempDir dir;
   const std::string missing = dir.file("absent");
   const std::string message =
-      error_message([&] { data::open_data(parse_data_spec("cifar100:" + missing), DataOptions()); });
+      expect_error([&] { data::open_data(parse_data_spec("cifar100:" + missing), DataOptions()); });
   EXPECT_TRUE(contains(message, "Data directory " + missing)) << message;
   EXPECT_TRUE(contains(message, "does not exist")) << message;
 }

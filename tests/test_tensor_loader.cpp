@@ -231,10 +231,10 @@ TEST(TensorLoader, ChannelsLastHoldsTheSameValues) {
 
 TEST(TensorLoader, RejectsMisuse) {
   auto stream = loader(indexed_dataset(4), LoaderOptions());
-  EXPECT_TRUE(contains(error_message([&] { stream->next(); }), "before reset"));
-  EXPECT_TRUE(contains(error_message([&] { data::make_tensor_loader(indexed_dataset(4), {0.5, 0.5}, {1, 1}, {}); }),
+  EXPECT_TRUE(contains(expect_error([&] { stream->next(); }), "before reset"));
+  EXPECT_TRUE(contains(expect_error([&] { data::make_tensor_loader(indexed_dataset(4), {0.5, 0.5}, {1, 1}, {}); }),
                        "1 channels but mean has 2 values"));
-  EXPECT_TRUE(contains(error_message([&] { loader(indexed_dataset(4), LoaderOptions().rank(2).world_size(2)); }),
+  EXPECT_TRUE(contains(expect_error([&] { loader(indexed_dataset(4), LoaderOptions().rank(2).world_size(2)); }),
                        "rank 2 is not in [0, world_size = 2)"));
 }
 
