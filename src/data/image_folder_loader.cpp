@@ -81,7 +81,7 @@ struct ImageFolderLoader::Impl {
   Impl(ImageFolderIndex index_in, ImageFolderOptions options_in, LoaderOptions loader_in);
   ~Impl();
 
-  void start_epoch(int64_t new_epoch);
+  void start_epoch(int64_t new_epoch, int64_t consumed);
   std::shared_ptr<PendingBatch> open_batch();  // mutex held
   torch::Tensor batch_tensor(int64_t count);   // mutex held
   void decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample, torch::Tensor& images,
@@ -129,7 +129,7 @@ ImageFolderLoader::Impl::~Impl() {
   for (auto& thread : threads) thread.join();
 }
 
-void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch) {
+void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t consumed) {
   const int64_t n = index.size();
   std::vector<int64_t> all(static_cast<size_t>(n));
   std::iota(all.begin(), all.end(), 0);
@@ -140,11 +140,13 @@ void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch) {
       std::swap(all[i], all[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
     }
   }
+  // Positions [consumed, end) remain (whole rounds of world_size when dropping the last batch).
+  const int64_t world = loader.world_size();
+  const int64_t remaining = std::max<int64_t>(0, n - consumed);
+  const int64_t end = consumed + (loader.drop_last() ? remaining / world * world : remaining);
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(per_rank));
-  for (int64_t i = loader.rank(); i < n && static_cast<int64_t>(mine.size()) < per_rank; i += loader.world_size()) {
-    mine.push_back(all[i]);
-  }
+  for (int64_t i = consumed + loader.rank(); i < end; i += world) mine.push_back(all[i]);
   const int64_t batch = loader.batch_size();
   const int64_t count = static_cast<int64_t>(mine.size());
   const int64_t new_batches = loader.drop_last() ? count / batch : (count + batch - 1) / batch;
@@ -322,9 +324,12 @@ int64_t ImageFolderLoader::batches_per_epoch() const {
   return impl_->loader.drop_last() ? impl_->per_rank / batch : (impl_->per_rank + batch - 1) / batch;
 }
 
-void ImageFolderLoader::reset(int64_t epoch) {
+void ImageFolderLoader::reset(int64_t epoch) { reset_at(epoch, 0); }
+
+void ImageFolderLoader::reset_at(int64_t epoch, int64_t consumed) {
   TORCH_CHECK(epoch >= 0, "ImageFolderLoader::reset: epoch must be >= 0, got ", epoch);
-  impl_->start_epoch(epoch);
+  TORCH_CHECK(consumed >= 0, "ImageFolderLoader::reset_at: consumed must be >= 0, got ", consumed);
+  impl_->start_epoch(epoch, consumed);
   impl_->work_ready.notify_all();
 }
 

@@ -132,7 +132,10 @@ class TensorLoader final : public BatchStream {
     return options_.drop_last() ? size_ / b : (size_ + b - 1) / b;
   }
 
-  void reset(int64_t epoch) override {
+  void reset(int64_t epoch) override { reset_at(epoch, 0); }
+
+  void reset_at(int64_t epoch, int64_t consumed) override {
+    TORCH_CHECK(consumed >= 0, "TensorLoader::reset_at: consumed must be >= 0, got ", consumed);
     const int64_t n = labels_.size(0);
     const int64_t world = options_.world_size(), rank = options_.rank();
     std::mt19937_64 rng = epoch_generator(options_.seed(), epoch);
@@ -143,16 +146,18 @@ class TensorLoader final : public BatchStream {
         std::swap(permutation[i], permutation[uniform_below(rng, static_cast<uint64_t>(i + 1))]);
       }
     }
-    // Every rank walks all positions so that the augmentation draws line up.
-    const int64_t positions = options_.shuffle() ? size_ * world : n;
+    // Positions [consumed, end) remain; shuffling pads them by wrapping around to a multiple
+    // of world_size. Every rank walks all positions so that the augmentation draws line up.
+    const int64_t remaining = std::max<int64_t>(0, n - consumed);
+    const int64_t end = consumed + (options_.shuffle() ? (remaining + world - 1) / world * world : remaining);
     order_.clear();
     placements_.clear();
     order_.reserve(static_cast<size_t>(size_));
     placements_.reserve(static_cast<size_t>(size_));
-    for (int64_t p = 0; p < positions; ++p) {
+    for (int64_t p = 0; p < end; ++p) {
       Placement place;
       if (options_.augment()) place = draw_placement(rng(), options_.pad(), options_.flip());
-      if (p % world == rank) {
+      if (p >= consumed && (p - consumed) % world == rank) {
         order_.push_back(permutation[static_cast<size_t>(p % n)]);
         placements_.push_back(place);
       }
@@ -163,7 +168,7 @@ class TensorLoader final : public BatchStream {
 
   std::optional<Batch> next() override {
     TORCH_CHECK(started_, "TensorLoader::next() called before reset(epoch)");
-    const int64_t remaining = size_ - position_;
+    const int64_t remaining = static_cast<int64_t>(order_.size()) - position_;
     const int64_t b = std::min(options_.batch_size(), remaining);
     if (b <= 0 || (options_.drop_last() && b < options_.batch_size())) return std::nullopt;
 

@@ -1,5 +1,8 @@
 #include <splitshare/train/checkpoint.h>
 
+#include <splitshare/util/files.h>
+
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 #include <fcntl.h>
@@ -9,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 namespace splitshare::train {
 namespace {
@@ -29,14 +33,6 @@ T field(const nlohmann::json& json, const char* key, const std::string& source) 
 
 nlohmann::json optional_int(const std::optional<int64_t>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-}
-
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 // Builds the TorchScript module tree that mirrors the dotted checkpoint names, so
@@ -131,26 +127,39 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
   return m;
 }
 
-void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path) {
+void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path,
+                     const std::map<std::string, std::string>& extra_files) {
   ArchiveBuilder builder;
   for (const auto& item : model.named_parameters()) builder.add(nn::export_name(item.key()), item.value(), false);
   for (const auto& item : model.named_buffers()) builder.add(nn::export_name(item.key()), item.value(), true);
   torch::jit::ExtraFilesMap extra{{kMetadataFile, to_json(metadata).dump(2)}};
+  for (const auto& [name, bytes] : extra_files) {
+    TORCH_CHECK(name != kMetadataFile, "save_checkpoint: extra file name ", name, " is reserved");
+    extra[name] = bytes;
+  }
 
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const std::string temporary = path + ".tmp";
+  // Serialised in memory first, so that every byte reaches the disk through one checked
+  // write path (util::write_file_atomic reports a full disk naming the file).
+  std::ostringstream archive;
+  builder.root.save(archive, extra);
+  util::write_file_atomic(path, archive.str());
+}
+
+std::optional<std::string> read_checkpoint_file(const std::string& path, const std::string& name) {
+  TORCH_CHECK(std::filesystem::exists(path), "checkpoint not found: ", path);
   try {
-    builder.root.save(temporary, extra);
-  } catch (const std::exception& e) {
-    std::remove(temporary.c_str());
-    TORCH_CHECK(false, "could not write checkpoint ", temporary, ": ", e.what());
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    const std::string record = "extra/" + name;
+    if (!reader.hasRecord(record)) return std::nullopt;
+    auto [data, size] = reader.getRecord(record);
+    return std::string(static_cast<const char*>(data.get()), size);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, path, ": not a readable torch archive (truncated or not a checkpoint): ",
+                e.msg().substr(0, e.msg().find('\n')));
   }
-  fsync_path(temporary);
-  std::error_code ec;
-  std::filesystem::rename(temporary, target, ec);
-  TORCH_CHECK(!ec, "could not move checkpoint into place at ", path, ": ", ec.message());
-  fsync_path(target.has_parent_path() ? target.parent_path().string() : ".");
+  return std::nullopt;
 }
 
 namespace {
@@ -207,6 +216,70 @@ LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device) 
               loaded.metadata.model.num_classes(), " classes):\n", mismatch.describe());
   loaded.model->to(device);
   return loaded;
+}
+
+namespace {
+
+constexpr const char* kStateFile = "training_state.json";
+constexpr const char* kStateTensorsFile = "training_state.pt";
+
+}  // namespace
+
+std::map<std::string, std::string> training_state_files(const TrainingState& state) {
+  nlohmann::json j = {{"epoch", state.epoch},
+                      {"consumed", state.consumed},
+                      {"step", state.step},
+                      {"global_step", state.global_step},
+                      {"world_size", state.world_size},
+                      {"batch_size", state.batch_size},
+                      {"config", state.config},
+                      {"history", state.history},
+                      {"best_top1", state.best_top1},
+                      {"best_epoch", state.best_epoch},
+                      {"seconds", state.seconds},
+                      {"epoch_progress", state.epoch_progress}};
+  c10::List<at::Tensor> tensors;
+  tensors.push_back(state.cpu_rng.defined() ? state.cpu_rng : torch::empty({0}, torch::kUInt8));
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : state.momentum) {
+    names.push_back(name);
+    tensors.push_back(tensor.detach().to(torch::kCPU).contiguous());
+  }
+  j["momentum"] = names;
+  const auto bytes = torch::pickle_save(c10::IValue(tensors));
+  return {{kStateFile, j.dump(1)}, {kStateTensorsFile, std::string(bytes.begin(), bytes.end())}};
+}
+
+std::optional<TrainingState> read_training_state(const std::string& path) {
+  auto text = read_checkpoint_file(path, kStateFile);
+  if (!text) return std::nullopt;
+  auto bytes = read_checkpoint_file(path, kStateTensorsFile);
+  TORCH_CHECK(bytes, path, ": has ", kStateFile, " but no ", kStateTensorsFile);
+  TrainingState state;
+  try {
+    const auto j = nlohmann::json::parse(*text);
+    state.epoch = j.at("epoch").get<int64_t>();
+    state.consumed = j.at("consumed").get<int64_t>();
+    state.step = j.at("step").get<int64_t>();
+    state.global_step = j.at("global_step").get<int64_t>();
+    state.world_size = j.at("world_size").get<int64_t>();
+    state.batch_size = j.at("batch_size").get<int64_t>();
+    state.config = j.at("config");
+    state.history = j.at("history");
+    state.best_top1 = j.at("best_top1").get<double>();
+    state.best_epoch = j.at("best_epoch").get<int64_t>();
+    state.seconds = j.at("seconds").get<double>();
+    state.epoch_progress = j.at("epoch_progress");
+    const auto names = j.at("momentum").get<std::vector<std::string>>();
+    auto tensors = torch::pickle_load(std::vector<char>(bytes->begin(), bytes->end())).toTensorList();
+    TORCH_CHECK(tensors.size() == names.size() + 1, path, ": ", kStateTensorsFile, " holds ", tensors.size(),
+                " tensors, expected ", names.size() + 1);
+    state.cpu_rng = tensors.get(0);
+    for (size_t i = 0; i < names.size(); ++i) state.momentum[names[i]] = tensors.get(i + 1);
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, path, ": training state ", kStateFile, " is malformed: ", e.what());
+  }
+  return state;
 }
 
 }  // namespace splitshare::train

@@ -4,9 +4,63 @@
 #include <splitshare/report/html.h>
 #include <splitshare/train/trainer.h>
 
+#include <splitshare/util/signals.h>
+
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace splitshare::cli {
+namespace {
+
+// What `train --resume DIR` accepts besides --resume; the rest comes from DIR/checkpoint.pt.
+const std::set<std::string>& resume_overrides() {
+  static const std::set<std::string> names = {"epochs", "threads", "no-progress", "checkpoint-every"};
+  return names;
+}
+
+// The arguments of a run as `--name=value`, stored in its checkpoints for --resume.
+std::vector<std::string> stored_arguments(const cxxopts::ParseResult& args) {
+  std::vector<std::string> out;
+  for (const auto& kv : args.arguments()) {
+    if (kv.key() != "resume" && kv.key() != "out" && kv.key() != "help") out.push_back("--" + kv.key() + "=" + kv.value());
+  }
+  return out;
+}
+
+// The arguments of the run in `dir` with the overrides given now.
+cxxopts::ParseResult resume_arguments(cxxopts::Options& options, const cxxopts::ParseResult& given,
+                                      const std::string& dir) {
+  const std::string path = dir + "/checkpoint.pt";
+  const auto metadata = train::read_checkpoint_metadata(path);
+  const auto& config = metadata.extra.value("config", nlohmann::json::object());
+  TORCH_CHECK(config.contains("args"), path, ": records no `splitshare train` arguments (written by another command "
+              "or an older version); it cannot be resumed");
+  for (const auto& kv : given.arguments()) {
+    std::error_code ec;
+    const bool same_out = kv.key() == "out" && std::filesystem::equivalent(kv.value(), dir, ec);
+    TORCH_CHECK(kv.key() == "resume" || same_out || resume_overrides().count(kv.key()), "--", kv.key(),
+                " cannot be combined with --resume: the run's configuration comes from ", path,
+                " (only --epochs, --threads, --no-progress and --checkpoint-every may be given)");
+  }
+  std::vector<std::string> storage = {"splitshare train"};
+  for (const auto& arg : config.at("args").get<std::vector<std::string>>()) {
+    const auto name = arg.substr(2, arg.find('=') - 2);
+    if (!given.count(name) || !resume_overrides().count(name)) storage.push_back(arg);
+  }
+  for (const auto& kv : given.arguments()) {
+    if (resume_overrides().count(kv.key())) storage.push_back("--" + kv.key() + "=" + kv.value());
+  }
+  storage.push_back("--out=" + dir);
+  std::vector<char*> argv;
+  for (auto& arg : storage) argv.push_back(arg.data());
+  return options.parse(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
 
 int run_train(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Train a classifier; writes OUT/metrics.jsonl, summary.json, checkpoint.pt, best.pt");
@@ -15,14 +69,29 @@ int run_train(int argc, char** argv) {
   add_train_options(options, TrainDefaults{});
   add_finetune_options(options);
   add_thread_option(options);
+  options.add_options("Checkpoints")
+      ("resume", "continue the run in DIR where it stopped (configuration from DIR/checkpoint.pt; only --epochs, "
+                 "--threads, --no-progress and --checkpoint-every may be given)", cxxopts::value<std::string>())
+      ("checkpoint-every", "also write checkpoint.pt every N steps (0 = after each epoch only)",
+       cxxopts::value<int64_t>()->default_value("0"));
   auto args = parse(options, argc, argv);
   if (!args) return 0;
+  const std::string resume_dir = args->count("resume") ? (*args)["resume"].as<std::string>() : std::string();
+  if (!resume_dir.empty()) args = resume_arguments(options, *args, resume_dir);
+  // Writes past `ulimit -f` then fail with EFBIG, reported like a full disk, instead of
+  // killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
+  const util::StopSignals signals;
   // Under torchrun, SLURM or `splitshare launch`: join the process group, shard the data,
   // and split the cores between the processes of this machine unless --threads is given.
   auto job = train::distributed_from_env();
   const int threads = configure_threads(*args, job ? job->local_world_size() : 1);
   auto train = train_options(*args);
   apply_finetune_options(*args, train);
+  TORCH_CHECK((*args)["checkpoint-every"].as<int64_t>() >= 0, "--checkpoint-every must be >= 0");
+  train.checkpoint_every((*args)["checkpoint-every"].as<int64_t>())
+      .stop_requested([&signals] { return signals.pending(); });
+  if (!resume_dir.empty()) train.resume_from(resume_dir + "/checkpoint.pt");
   auto data_opts = data_options(*args);
   if (job) {
     train.distributed(train::Distributed::connect(*job));
@@ -39,7 +108,10 @@ int run_train(int argc, char** argv) {
   torch::manual_seed(data_opts.seed());
   nn::ClassifierOptions model_opts;
   nn::Classifier model{nullptr};
-  if (args->count("init")) {
+  if (!resume_dir.empty()) {
+    model_opts = train::read_checkpoint_metadata(train.resume_from()).model;  // its tensors are loaded by fit
+    model = nn::make_classifier(model_opts);
+  } else if (args->count("init")) {
     model = init_model(*args, classes, bundle.preprocess.channels, model_opts);
   } else {
     model_opts = model_options(*args, classes, bundle.preprocess.channels, bundle.small_images);
@@ -52,7 +124,8 @@ int run_train(int argc, char** argv) {
                               {"loss", nn::to_string(train.loss())},
                               {"schedule", train::to_string(train.schedule())},
                               {"seed", data_opts.seed()},
-                              {"threads", threads}};
+                              {"threads", threads},
+                              {"args", stored_arguments(*args)}};
   if (args->count("init")) metadata.extra["config"]["init"] = (*args)["init"].as<std::string>();
   if (train.freeze_backbone()) metadata.extra["config"]["freeze_backbone"] = true;
   if (train.head_lr() > 0) metadata.extra["config"]["head_lr"] = train.head_lr();
@@ -64,6 +137,18 @@ int run_train(int argc, char** argv) {
                static_cast<long long>(bundle.train->size()), threads);
   }
   auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
+  if (result.stopped_by) {
+    if (main_rank && train.out_dir().empty()) {
+      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld (no --out, so no checkpoint)\n",
+                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step));
+    } else if (main_rank) {
+      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld; checkpoint %s/checkpoint.pt; "
+                   "resume with: splitshare train --resume %s\n",
+                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step),
+                   train.out_dir().c_str(), train.out_dir().c_str());
+    }
+    return 128 + result.stopped_by;
+  }
   if (!main_rank) return 0;
   const auto& last = result.history.back();
   std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,

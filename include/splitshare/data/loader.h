@@ -57,6 +57,17 @@ class BatchStream {
   virtual int64_t batches_per_epoch() const = 0;
   /// Starts epoch `epoch` (reshuffles when shuffling). Must be called before next().
   virtual void reset(int64_t epoch) = 0;
+  /// Starts epoch `epoch` part-way, for resuming a run: the first `consumed` positions of
+  /// the epoch's shared order (the samples all ranks together have already trained on)
+  /// are skipped and the rest is sharded over the ranks as usual, position p going to rank
+  /// (p - consumed) % world_size. With the world size of the interrupted run (`consumed`
+  /// a multiple of batch_size * world_size) the remaining batches are exactly those the
+  /// uninterrupted run sees; with another world size no sample of the epoch is repeated
+  /// or skipped. The default accepts only consumed == 0.
+  virtual void reset_at(int64_t epoch, int64_t consumed) {
+    TORCH_CHECK(consumed == 0, "this data stream cannot start an epoch part-way (at position ", consumed, ")");
+    reset(epoch);
+  }
   /// The next batch of the current epoch, or nullopt at its end.
   virtual std::optional<Batch> next() = 0;
   /// Files skipped as unreadable so far (image folders; 0 for in-memory data).

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,8 +34,15 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& json, const std::str
 /// `torch.jit.load(path).state_dict()` returns the tensors under their checkpoint
 /// names (conv1.weight, …, fc.0.weight, bn.0.running_mean, …); the metadata is the
 /// archive's extra file `splitshare.json`. The file is replaced atomically (written
-/// beside it, flushed to disk, then renamed), so a crash never leaves a torn file.
-void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path);
+/// beside it, flushed to disk, then renamed), so a crash never leaves a torn file; a failed
+/// write (disk full) throws naming the file and keeps the previous checkpoint.
+/// `extra_files` (name -> bytes) are stored as further extra files of the archive (the
+/// training state, see TrainingState); they do not change what state_dict() returns.
+void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path,
+                     const std::map<std::string, std::string>& extra_files = {});
+
+/// The extra file `name` of the archive at `path`, or nullopt when it has none.
+std::optional<std::string> read_checkpoint_file(const std::string& path, const std::string& name);
 
 /// A model rebuilt from a checkpoint.
 struct LoadedCheckpoint {
@@ -48,6 +57,47 @@ CheckpointMetadata read_checkpoint_metadata(const std::string& path);
 /// file when it is missing, not a checkpoint, truncated, or its tensors do not match
 /// the architecture in its metadata (listing every mismatch).
 LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device = torch::kCPU);
+
+/// What a checkpoint.pt written during training holds besides the model, so that
+/// `fit` can continue the run exactly where it stopped (see TrainOptions::resume_from).
+/// Stored as two more extra files of the archive: training_state.json (everything but
+/// tensors) and training_state.pt (tensors, torch::pickle_save of a list).
+struct TrainingState {
+  /// The epoch in progress, 0-based (= epochs completed).
+  int64_t epoch = 0;
+  /// Positions of that epoch's shared data order already trained on, by all ranks
+  /// together (steps * batch_size * world_size); see BatchStream::reset_at.
+  int64_t consumed = 0;
+  /// Steps taken in the epoch in progress and in the whole run.
+  int64_t step = 0;
+  int64_t global_step = 0;
+  /// The data-parallel world size and per-rank batch size of the run that wrote it.
+  int64_t world_size = 1;
+  int64_t batch_size = 0;
+  /// The training configuration (to_json(TrainOptions) plus the caller's "config").
+  nlohmann::json config = nlohmann::json::object();
+  /// One metrics.jsonl record per finished epoch.
+  nlohmann::json history = nlohmann::json::array();
+  double best_top1 = 0;
+  int64_t best_epoch = 0;
+  /// Training seconds so far.
+  double seconds = 0;
+  /// Running sums of the epoch in progress (loss, correct, seen, timings).
+  nlohmann::json epoch_progress = nlohmann::json::object();
+  /// torch's default CPU generator state (uint8 [N]).
+  torch::Tensor cpu_rng;
+  /// SGD momentum buffers by checkpoint parameter name (independent of the parameter
+  /// groups' layout); parameters without a buffer (no step yet, frozen) are absent.
+  std::map<std::string, torch::Tensor> momentum;
+};
+
+/// The extra files save_checkpoint stores for `state`.
+std::map<std::string, std::string> training_state_files(const TrainingState& state);
+
+/// The training state of the checkpoint at `path`; nullopt for a checkpoint without one
+/// (best.pt, imports, checkpoints of older versions). Throws naming the file when the
+/// state is present but unreadable.
+std::optional<TrainingState> read_training_state(const std::string& path);
 
 /// The tensors stored in a TorchScript archive, by their state_dict names.
 std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& path);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,26 @@ struct TrainOptions {
   /// averaged after every backward, evaluation counts summed over ranks; only rank 0
   /// writes files and progress. The data streams must already be sharded by rank.
   TORCH_ARG(std::shared_ptr<Distributed>, distributed) = nullptr;
+  /// Continue the run saved in this checkpoint.pt (written by fit into out_dir): its model
+  /// tensors, SGD momentum, schedule position, epoch and step, RNG state, data position and
+  /// history replace the fresh ones, so that (same world size, threads and data) the run
+  /// ends bitwise as if it had never stopped. The options must equal the checkpoint's
+  /// except `epochs` (which may extend the run), out_dir, progress, label, device and
+  /// distributed (any world size: the rest of the epoch is re-sharded). Empty = a new run.
+  TORCH_ARG(std::string, resume_from) = "";
+  /// Also write checkpoint.pt every this many steps within an epoch (0 = only at the end
+  /// of each epoch and when stopped).
+  TORCH_ARG(int64_t, checkpoint_every) = 0;
+  /// Polled after every step; a non-zero value (e.g. the number of a caught signal) stops
+  /// the run after that step: checkpoint.pt is written and fit returns with
+  /// TrainResult::stopped_by set. With a Distributed group the ranks agree (all-reduce) on
+  /// the step they stop at. Null = never stop early.
+  TORCH_ARG(std::function<int()>, stop_requested) = nullptr;
 };
+
+/// The options that determine a run's result, as stored in checkpoints (no out_dir,
+/// progress, device, distributed, resume_from, ...).
+nlohmann::json to_json(const TrainOptions& options);
 
 /// One line of metrics.jsonl.
 struct EpochRecord {
@@ -71,11 +91,20 @@ struct TrainResult {
   double best_top1 = 0;
   int64_t best_epoch = 0;
   double seconds = 0;
+  /// Non-zero when TrainOptions::stop_requested stopped the run: its value (the signal).
+  int stopped_by = 0;
+  /// Where it stopped: 1-based epoch and step within it (the checkpoint holds this point).
+  int64_t stopped_epoch = 0;
+  int64_t stopped_step = 0;
 };
 
 /// Trains `model` on `data.train`, evaluating on `data.val` after every epoch.
 /// `metadata` describes the model (it is stored in each checkpoint; epoch and
-/// metrics are filled in here).
+/// metrics are filled in here; its extra["config"] is kept in the training state).
+/// Into out_dir (rank 0 only): metrics.jsonl (a line per epoch), checkpoint.pt (model +
+/// TrainingState, after every epoch, every checkpoint_every steps and when stopped),
+/// best.pt (model only) and summary.json. A non-finite loss throws naming the epoch and
+/// step; the last checkpoint written stays as it was.
 TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
                 CheckpointMetadata metadata);
 

@@ -1,0 +1,89 @@
+#include <splitshare/util/files.h>
+
+#include <c10/util/Exception.h>
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace splitshare::util {
+namespace {
+
+std::string reason(int error) {
+  std::string text = std::strerror(error);
+  if (error == ENOSPC || error == EFBIG || error == EDQUOT) text += " (disk full or file size limit)";
+  return text;
+}
+
+// Writes all of `bytes` to `fd`; returns 0 or the errno of the failure.
+int write_all(int fd, const std::string& bytes) {
+  const char* data = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return ENOSPC;
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+void sync_folder_of(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  const int fd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string temporary = path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TORCH_CHECK(fd >= 0, "could not write ", path, ": cannot create ", temporary, ": ", reason(errno));
+  int error = write_all(fd, bytes);
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error == 0 && std::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
+  if (error != 0) {
+    std::remove(temporary.c_str());
+    TORCH_CHECK(false, "could not write ", path, ": ", reason(error), "; the previous version of the file is kept");
+  }
+  sync_folder_of(path);
+}
+
+void append_to_file(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  TORCH_CHECK(fd >= 0, "could not open ", path, " for appending: ", reason(errno));
+  int error = write_all(fd, text);
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  TORCH_CHECK(error == 0, "could not append to ", path, ": ", reason(error));
+}
+
+void check_output_folder(const std::string& dir, int64_t min_free_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  TORCH_CHECK(!ec && std::filesystem::is_directory(dir), "output folder ", dir, " cannot be created: ",
+              ec ? ec.message() : "a file of that name exists");
+  TORCH_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, "output folder ", dir, " is not writable: ",
+              std::strerror(errno));
+  struct statvfs fs {};
+  TORCH_CHECK(::statvfs(dir.c_str(), &fs) == 0, "output folder ", dir, ": cannot query free space: ",
+              std::strerror(errno));
+  const auto free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  TORCH_CHECK(free_bytes >= min_free_bytes, "output folder ", dir, " has only ", free_bytes / (1 << 20),
+              " MiB free; checkpoints of this model need about ", (min_free_bytes + (1 << 20) - 1) / (1 << 20),
+              " MiB (free some space or choose another --out)");
+}
+
+}  // namespace splitshare::util
