@@ -196,6 +196,9 @@ TEST(Failures, KillNineAtAnyMomentLeavesALoadableCheckpoint) {
   std::string out;
   ASSERT_EQ(run_command(kCli + " train --resume " + run + " --epochs 2", &out), 0) << out;
   EXPECT_EQ(st::read_training_state(run + "/checkpoint.pt")->epoch, 2);
+  for (const auto& entry : std::filesystem::directory_iterator(run)) {
+    EXPECT_NE(entry.path().extension(), ".tmp") << "left behind: " << entry.path();
+  }
 }
 
 TEST(Failures, FullDiskStopsWithAClearErrorAndKeepsTheCheckpoint) {

@@ -1,6 +1,7 @@
 // Checkpoints that continue a run: loaders starting part-way through an epoch, fit()
 // stopped and resumed (bitwise equal to an uninterrupted run), another world size, and
 // `splitshare train --resume`.
+#include <splitshare/data/image_folder.h>
 #include <splitshare/data/loader.h>
 #include <splitshare/data/source.h>
 #include <splitshare/train/checkpoint.h>
@@ -13,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "image_writers.h"
 #include "support.h"
 
 namespace sd = splitshare::data;
@@ -147,6 +149,59 @@ TEST(ResumeLoader, AnotherWorldSizeNeitherRepeatsNorSkips) {
   std::vector<int64_t> expected(static_cast<size_t>(n - consumed));
   std::iota(expected.begin(), expected.end(), consumed);
   EXPECT_EQ(plain, expected);
+}
+
+TEST(ResumeLoader, ImageFolderStartsPartWay) {
+  TempDir dir;
+  for (int c = 0; c < 2; ++c) {
+    std::filesystem::create_directories(dir.path() / ("class" + std::to_string(c)));
+    for (int i = 0; i < 9; ++i) {
+      splitshare::testing::write_file(
+          (dir.path() / ("class" + std::to_string(c)) / ("img" + std::to_string(i) + ".png")).string(),
+          splitshare::testing::encode_png(splitshare::testing::test_picture(3, 24, 24 + 4 * i, c * 100 + i)));
+    }
+  }
+  const auto index = sd::list_image_folder(dir.path().string());
+  const auto options = sd::ImageFolderOptions().image_size(16);
+  auto loader = [&](int64_t rank, int64_t world, int64_t workers) {
+    return sd::ImageFolderLoader(index, options, sd::LoaderOptions().batch_size(2).workers(workers).seed(5)
+        .shuffle(true).drop_last(true).augment(true).rank(rank).world_size(world));
+  };
+  // 18 images on 2 ranks: 9 each, 4 batches of 2; two steps of both ranks = 8 positions.
+  std::set<int64_t> seen;
+  for (int64_t rank = 0; rank < 2; ++rank) {
+    auto whole = loader(rank, 2, 0);
+    whole.reset(1);
+    auto all = drain(whole);
+    ASSERT_EQ(all.size(), 4u);
+    for (int b = 0; b < 2; ++b) {
+      for (int64_t i = 0; i < 2; ++i) seen.insert(all[b].indices[i].item<int64_t>());
+    }
+    auto resumed = loader(rank, 2, 2);
+    resumed.reset_at(1, 8);
+    auto rest = drain(resumed);
+    ASSERT_EQ(rest.size(), 2u);
+    for (size_t b = 0; b < rest.size(); ++b) {
+      EXPECT_TRUE(torch::equal(rest[b].indices, all[b + 2].indices)) << "rank " << rank;
+      EXPECT_TRUE(torch::equal(rest[b].images, all[b + 2].images)) << "rank " << rank;
+    }
+  }
+  ASSERT_EQ(seen.size(), 8u);
+  // On 3 ranks: positions 8..16 (whole rounds of 3), one batch of 2 and a dropped one each.
+  std::multiset<int64_t> rest;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    auto resumed = loader(rank, 3, 0);
+    EXPECT_EQ(resumed.batches_per_epoch(), 3);
+    resumed.reset_at(1, 8);
+    for (const auto& batch : drain(resumed)) {
+      for (int64_t i = 0; i < batch.indices.size(0); ++i) rest.insert(batch.indices[i].item<int64_t>());
+    }
+  }
+  EXPECT_EQ(rest.size(), 6u);
+  for (auto s : rest) {
+    EXPECT_FALSE(seen.count(s)) << "sample " << s << " trained on twice in one epoch";
+    EXPECT_EQ(rest.count(s), 1u) << "sample " << s << " repeated";
+  }
 }
 
 TEST(Resume, StoppedAndResumedRunEndsBitwiseEqual) {

@@ -81,7 +81,7 @@ struct ImageFolderLoader::Impl {
   Impl(ImageFolderIndex index_in, ImageFolderOptions options_in, LoaderOptions loader_in);
   ~Impl();
 
-  void start_epoch(int64_t new_epoch, int64_t consumed);
+  void start_epoch(int64_t new_epoch, int64_t start);  // start: positions already trained on
   std::shared_ptr<PendingBatch> open_batch();  // mutex held
   torch::Tensor batch_tensor(int64_t count);   // mutex held
   void decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample, torch::Tensor& images,
@@ -129,7 +129,7 @@ ImageFolderLoader::Impl::~Impl() {
   for (auto& thread : threads) thread.join();
 }
 
-void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t consumed) {
+void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t start) {
   const int64_t n = index.size();
   std::vector<int64_t> all(static_cast<size_t>(n));
   std::iota(all.begin(), all.end(), 0);
@@ -140,13 +140,13 @@ void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t consumed) {
       std::swap(all[i], all[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
     }
   }
-  // Positions [consumed, end) remain (whole rounds of world_size when dropping the last batch).
+  // Positions [start, end) remain (whole rounds of world_size when dropping the last batch).
   const int64_t world = loader.world_size();
-  const int64_t remaining = std::max<int64_t>(0, n - consumed);
-  const int64_t end = consumed + (loader.drop_last() ? remaining / world * world : remaining);
+  const int64_t remaining = std::max<int64_t>(0, n - start);
+  const int64_t end = start + (loader.drop_last() ? remaining / world * world : remaining);
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(per_rank));
-  for (int64_t i = consumed + loader.rank(); i < end; i += world) mine.push_back(all[i]);
+  for (int64_t i = start + loader.rank(); i < end; i += world) mine.push_back(all[i]);
   const int64_t batch = loader.batch_size();
   const int64_t count = static_cast<int64_t>(mine.size());
   const int64_t new_batches = loader.drop_last() ? count / batch : (count + batch - 1) / batch;
