@@ -1,6 +1,7 @@
 #include "splitshare/common.h"
 
 #include <splitshare/train/import.h>
+#include <splitshare/util/device.h>
 #include <splitshare/util/progress.h>
 
 #include <cstdio>
@@ -110,6 +111,13 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
       ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value("0"))
       ("out", "output folder", cxxopts::value<std::string>()->default_value(defaults.out))
       ("no-channels-last", "keep NCHW layout")
+      ("channels-last", "channels-last layout of weights and batches (the default)")
+      ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
+       cxxopts::value<std::string>()->default_value("cpu"))
+      ("amp", "mixed precision: bf16 autocast, or fp16 autocast with loss scaling (CUDA); --amp alone = bf16",
+       cxxopts::value<std::string>()->default_value("fp32")->implicit_value("bf16"))
+      ("sync-bn", "distributed: BatchNorm statistics of the global batch (backbone BatchNorm2d layers)")
+      ("no-overlap", "distributed: all-reduce the gradients after backward instead of during it")
       ("no-progress", "no progress bar");
 }
 
@@ -123,6 +131,8 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   const auto warmup = args["warmup-epochs"].as<double>();
   TORCH_CHECK(warmup >= 0 && warmup < static_cast<double>(epochs), "--warmup-epochs must be in [0, epochs), got ",
               warmup);
+  TORCH_CHECK(!(args.count("channels-last") && args.count("no-channels-last")),
+              "--channels-last and --no-channels-last contradict each other");
   std::vector<int64_t> milestones;
   if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
   for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
@@ -138,6 +148,10 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .warmup_epochs(warmup)
       .out_dir(args["out"].as<std::string>())
       .channels_last(args.count("no-channels-last") == 0)
+      .device(util::parse_device(args["device"].as<std::string>()))
+      .precision(train::parse_precision(args["amp"].as<std::string>()))
+      .sync_batch_norm(args.count("sync-bn") > 0)
+      .overlap_gradients(args.count("no-overlap") == 0)
       .progress(args.count("no-progress") == 0);
 }
 

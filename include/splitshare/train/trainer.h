@@ -3,6 +3,7 @@
 #include <splitshare/data/source.h>
 #include <splitshare/eval/metrics.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/train/amp.h>
 #include <splitshare/train/checkpoint.h>
 #include <splitshare/train/distributed.h>
 #include <splitshare/train/schedule.h>
@@ -48,6 +49,15 @@ struct TrainOptions {
   /// averaged after every backward, evaluation counts summed over ranks; only rank 0
   /// writes files and progress. The data streams must already be sharded by rank.
   TORCH_ARG(std::shared_ptr<Distributed>, distributed) = nullptr;
+  /// Forward-pass arithmetic: bf16 autocast, or fp16 autocast with dynamic loss scaling
+  /// (CUDA). Evaluation stays in float32.
+  TORCH_ARG(Precision, precision) = Precision::kFloat32;
+  /// With `distributed`: the backbone's BatchNorm2d layers normalise with the statistics of
+  /// the global batch (nn::SyncBatchNormImpl). The head's BatchNorm1d stays per rank.
+  TORCH_ARG(bool, sync_batch_norm) = false;
+  /// With `distributed`: all-reduce gradient buckets while backward runs (GradientAverager)
+  /// instead of after it.
+  TORCH_ARG(bool, overlap_gradients) = true;
 };
 
 /// One line of metrics.jsonl.
