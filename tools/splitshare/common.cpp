@@ -136,6 +136,10 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   std::vector<int64_t> milestones;
   if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
   for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
+  const auto device = util::parse_device(args["device"].as<std::string>());
+  const auto precision = train::parse_precision(args["amp"].as<std::string>());
+  TORCH_CHECK(precision != train::Precision::kFloat16 || device.is_cuda(),
+              "--amp fp16 needs --device cuda (float16 with loss scaling is a GPU recipe); use --amp bf16 on the CPU");
   return train::TrainOptions()
       .epochs(epochs)
       .lr(lr)
@@ -148,8 +152,8 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .warmup_epochs(warmup)
       .out_dir(args["out"].as<std::string>())
       .channels_last(args.count("no-channels-last") == 0)
-      .device(util::parse_device(args["device"].as<std::string>()))
-      .precision(train::parse_precision(args["amp"].as<std::string>()))
+      .device(device)
+      .precision(precision)
       .sync_batch_norm(args.count("sync-bn") > 0)
       .overlap_gradients(args.count("no-overlap") == 0)
       .progress(args.count("no-progress") == 0);
@@ -219,6 +223,15 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
   for (auto& arg : storage) {
     if (arg == "--k") arg = "--kfc-k";
     if (arg.rfind("--k=", 0) == 0) arg = "--kfc-k=" + arg.substr(4);
+  }
+  // `--amp` alone means bf16; cxxopts takes an optional value only as --amp=X, so the
+  // documented `--amp fp16` is joined here.
+  for (size_t i = 0; i + 1 < storage.size(); ++i) {
+    const auto& next = storage[i + 1];
+    if (storage[i] == "--amp" && (next == "bf16" || next == "fp16" || next == "fp32" || next == "off")) {
+      storage[i] = "--amp=" + next;
+      storage.erase(storage.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    }
   }
   std::vector<char*> rewritten;
   for (auto& arg : storage) rewritten.push_back(arg.data());
