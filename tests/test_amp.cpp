@@ -1,7 +1,9 @@
 // Mixed precision (autocast guard, loss scaler) and device selection. The CUDA variants
 // skip without a GPU; scripts/gpu-smoke runs them on a CUDA machine.
+#include <splitshare/data/source.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/train/amp.h>
+#include <splitshare/train/trainer.h>
 #include <splitshare/util/device.h>
 
 #include "support.h"
@@ -12,10 +14,10 @@ using splitshare::testing::expect_error;
 
 namespace {
 
-nn::Classifier tiny_model() {
+nn::Classifier tiny_model(int64_t classes = 3) {
   torch::manual_seed(21);
   return nn::make_classifier(nn::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(nn::Stem::kSmall)
-                                 .num_classes(3));
+                                 .num_classes(classes));
 }
 
 }  // namespace
@@ -63,6 +65,22 @@ TEST(Amp, Bf16TrainingStepOnCpuGivesFloatGradients) {
     EXPECT_EQ(p.grad().scalar_type(), torch::kFloat);
     EXPECT_TRUE(p.grad().isfinite().all().item<bool>());
   }
+}
+
+TEST(Amp, FitTrainsWithBf16Autocast) {
+  namespace sd = splitshare::data;
+  if (!std::filesystem::exists(sd::default_fashion_mnist_dir())) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  auto data = sd::open_data(sd::parse_data_spec("fashion-mnist"),
+                            sd::DataOptions().batch_size(32).limit_train(128).limit_val(64).seed(1));
+  auto model = tiny_model(10);
+  st::CheckpointMetadata meta;
+  meta.model = model->options;
+  auto result = st::fit(model, data, 32, st::TrainOptions().epochs(1).precision(st::Precision::kBFloat16).progress(false),
+                        meta);
+  ASSERT_EQ(result.history.size(), 1u);
+  EXPECT_TRUE(std::isfinite(result.history[0].train_loss));
+  EXPECT_EQ(result.history[0].val.samples, 64);
+  for (auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);  // master weights stay float32
 }
 
 TEST(Amp, GradScalerScalesUnscalesAndSteps) {

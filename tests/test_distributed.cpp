@@ -184,11 +184,13 @@ TEST(Distributed, LaunchTrainsWithTwoProcessesAndRankZeroWrites) {
   std::string log;
   ASSERT_EQ(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) +
                                                  " launch --nproc 2 -- train --epochs 1 --limit-train 512 "
-                                                 "--limit-val 300 --width 4 --batch-size 32 --no-progress --out " + out,
+                                                 "--limit-val 300 --width 4 --batch-size 32 --no-progress --sync-bn "
+                                                 "--out " + out,
                                              &log), 0) << log;
   auto summary = nlohmann::json::parse(splitshare::testing::read_file(out + "/summary.json"));
   EXPECT_EQ(summary["final"]["val"]["samples"], 300);  // both shards, counted once
   EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("SyncBatchNorm"), std::string::npos) << log;
   // A failing rank fails the launch.
   EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " launch --nproc 2 -- train --epochs -1",
                                              &log), 0);
