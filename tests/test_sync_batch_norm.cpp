@@ -15,10 +15,11 @@ using splitshare::testing::TempDir;
 
 namespace {
 
+// The default model's shape, small: backbone BatchNorm2d layers and the SSM head's BatchNorm1d.
 nn::Classifier make_model() {
   torch::manual_seed(11);
   return nn::make_classifier(nn::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(nn::Stem::kSmall)
-                                 .num_classes(3).head(nn::HeadOptions().kind(nn::HeadKind::kLinear)));
+                                 .num_classes(3).head(nn::HeadOptions().kind(nn::HeadKind::kSSM).splits(4)));
 }
 
 void sgd_steps(nn::Classifier& model, const torch::Tensor& x, const torch::Tensor& y, int steps,
@@ -47,7 +48,8 @@ std::vector<nn::Classifier> train_two_ranks(const torch::Tensor& x, const torch:
         auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
         if (sync) {
           const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
-          if (n != 12) errors[rank] = "converted " + std::to_string(n) + " BatchNorm2d layers, expected 12";
+          // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head.
+          if (n != 13) errors[rank] = "converted " + std::to_string(n) + " norm layers, expected 13";
         }
         const auto half = x.size(0) / 2;
         sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());

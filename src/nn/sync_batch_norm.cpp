@@ -1,4 +1,5 @@
 #include <splitshare/nn/resnet.h>
+#include <splitshare/nn/split_and_share.h>
 #include <splitshare/nn/sync_batch_norm.h>
 
 namespace splitshare::nn {
@@ -74,7 +75,43 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
   }
 };
 
+// y = the sum of x over the ranks; its gradient is the sum of y's gradients over the ranks.
+struct AllReduceSumFunction : torch::autograd::Function<AllReduceSumFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               c10::intrusive_ptr<AllReduceCapsule> all_reduce) {
+    std::vector<torch::Tensor> one{x.clone()};
+    (*all_reduce->fn)(one);
+    ctx->saved_data["all_reduce"] = c10::IValue::make_capsule(std::move(all_reduce));
+    return one[0];
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto capsule = c10::static_intrusive_pointer_cast<AllReduceCapsule>(ctx->saved_data["all_reduce"].toCapsule());
+    std::vector<torch::Tensor> one{grad_outputs[0].clone()};
+    (*capsule->fn)(one);
+    return {one[0], torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+GlobalMoments global_moments(const torch::Tensor& x, const std::shared_ptr<const AllReduceSum>& all_reduce) {
+  TORCH_CHECK(x.dim() == 2, "global_moments: expected x [N, C], got ", x.sizes());
+  TORCH_CHECK(all_reduce && *all_reduce, "global_moments: no collective");
+  const int64_t c = x.size(1);
+  // In double: the variance comes from the sum of squares (one collective, no second pass).
+  const auto xd = x.to(torch::kDouble);
+  auto packed = torch::cat({xd.sum(0), (xd * xd).sum(0),
+                            torch::full({1}, static_cast<double>(x.size(0)), xd.options())});
+  auto total = AllReduceSumFunction::apply(packed, c10::make_intrusive<AllReduceCapsule>(all_reduce));
+  GlobalMoments out;
+  out.count = total[2 * c].item<double>();
+  const auto n = std::max(out.count, 1.0);
+  const auto mean = total.narrow(0, 0, c) / n;
+  out.var = (total.narrow(0, c, c) / n - mean * mean).clamp_min(0).to(x.scalar_type());
+  out.mean = mean.to(x.scalar_type());
+  return out;
+}
 
 torch::Tensor sync_batch_norm(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
                               const torch::Tensor& running_mean, const torch::Tensor& running_var,
@@ -173,6 +210,9 @@ int64_t convert_sync_batch_norm(torch::nn::Module& module, const AllReduceSum& a
       block->batch_norm_all_reduce = shared;
       layers += block->options.bottleneck() ? 3 : 2;
       if (!block->downsample.is_empty()) ++layers;
+    } else if (auto* head = m->as<SplitAndShareImpl>()) {
+      head->batch_norm_all_reduce = shared;
+      ++layers;
     }
   }
   return layers;

@@ -23,6 +23,14 @@ torch::Tensor sync_batch_norm(const torch::Tensor& input, const torch::Tensor& w
                               const torch::Tensor& num_batches_tracked, const torch::nn::BatchNormOptions& options,
                               const std::shared_ptr<const AllReduceSum>& all_reduce);
 
+/// Per-column mean and biased variance of `x` [N, C] over the rows of all ranks ([C] each,
+/// differentiable: the backward pass all-reduces their gradients), and the global N.
+struct GlobalMoments {
+  torch::Tensor mean, var;
+  double count = 0;
+};
+GlobalMoments global_moments(const torch::Tensor& x, const std::shared_ptr<const AllReduceSum>& all_reduce);
+
 /// BatchNorm2d with synchronised statistics in training (sync_batch_norm); plain batch
 /// norm on the running statistics in evaluation. Options and parameter/buffer names are
 /// BatchNorm2d's (weight, bias, running_mean, running_var, num_batches_tracked), so its
@@ -52,10 +60,11 @@ TORCH_MODULE(SyncBatchNorm);
 torch::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& input,
                                  const std::shared_ptr<const AllReduceSum>& all_reduce);
 
-/// Makes every ResNet backbone and residual block inside `module` normalise with
-/// synchronised statistics (their `batch_norm_all_reduce`); the BatchNorm2d layers, names
-/// and tensors stay as they are. Returns the number of BatchNorm2d layers affected.
-/// Norm layers outside the ResNet code (the SSM head's BatchNorm1d) are left alone.
+/// Makes every ResNet backbone, residual block and SplitAndShare head inside `module`
+/// normalise with synchronised statistics (their `batch_norm_all_reduce`); the BatchNorm
+/// layers, names and tensors stay as they are. Returns the number of BatchNorm layers
+/// affected (the SSM head's count as one: they share one set of statistics). Other
+/// modules' norm layers are left alone; the head's unfused reference path is not synchronised.
 int64_t convert_sync_batch_norm(torch::nn::Module& module, const AllReduceSum& all_reduce);
 
 }  // namespace splitshare::nn

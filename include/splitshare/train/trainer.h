@@ -52,8 +52,8 @@ struct TrainOptions {
   /// Forward-pass arithmetic: bf16 autocast, or fp16 autocast with dynamic loss scaling
   /// (CUDA). Evaluation stays in float32.
   TORCH_ARG(Precision, precision) = Precision::kFloat32;
-  /// With `distributed`: the backbone's BatchNorm2d layers normalise with the statistics of
-  /// the global batch (nn::SyncBatchNormImpl). The head's BatchNorm1d stays per rank.
+  /// With `distributed`: the backbone's BatchNorm2d layers and the SSM head's BatchNorm1d
+  /// normalise with the statistics of the global batch (nn::convert_sync_batch_norm).
   TORCH_ARG(bool, sync_batch_norm) = false;
   /// With `distributed`: all-reduce gradient buckets while backward runs (GradientAverager)
   /// instead of after it.
