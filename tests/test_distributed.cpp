@@ -184,12 +184,135 @@ TEST(Distributed, LaunchTrainsWithTwoProcessesAndRankZeroWrites) {
   std::string log;
   ASSERT_EQ(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) +
                                                  " launch --nproc 2 -- train --epochs 1 --limit-train 512 "
-                                                 "--limit-val 300 --width 4 --batch-size 32 --no-progress --out " + out,
+                                                 "--limit-val 300 --width 4 --batch-size 32 --no-progress --sync-bn "
+                                                 "--out " + out,
                                              &log), 0) << log;
   auto summary = nlohmann::json::parse(splitshare::testing::read_file(out + "/summary.json"));
   EXPECT_EQ(summary["final"]["val"]["samples"], 300);  // both shards, counted once
   EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("SyncBatchNorm"), std::string::npos) << log;
   // A failing rank fails the launch.
   EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " launch --nproc 2 -- train --epochs -1",
                                              &log), 0);
+}
+
+namespace {
+
+// A small conv net with BatchNorm (per-rank statistics are fine here: both variants see
+// the same ones) and, optionally, a layer the forward pass never uses.
+struct OverlapNet : torch::nn::Module {
+  OverlapNet() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)));
+    bn = register_module("bn", torch::nn::BatchNorm2d(4));
+    fc = register_module("fc", torch::nn::Linear(4 * 6 * 6, 3));
+    unused = register_module("unused", torch::nn::Linear(5, 5));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc->forward(bn->forward(conv->forward(x)).relu().flatten(1)); }
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  torch::nn::Linear fc{nullptr}, unused{nullptr};
+};
+
+// Per rank: 3 SGD steps on its shard, averaging after backward or overlapped with it.
+// Returns the parameters of both ranks and the buckets started during backward.
+struct OverlapRun {
+  std::vector<std::vector<torch::Tensor>> params;
+  std::vector<int64_t> buckets, started;
+};
+
+OverlapRun run_overlap(bool overlap, bool freeze_conv) {
+  TempDir dir;
+  torch::manual_seed(3);
+  auto x = torch::randn({8, 1, 6, 6});
+  auto y = torch::randint(0, 3, {8});
+  std::vector<std::shared_ptr<OverlapNet>> models;
+  for (int rank = 0; rank < 2; ++rank) {
+    torch::manual_seed(9);
+    models.push_back(std::make_shared<OverlapNet>());
+    if (freeze_conv) models.back()->conv->weight.set_requires_grad(false);
+  }
+  OverlapRun run;
+  run.params.resize(2);
+  run.buckets.resize(2);
+  run.started.resize(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
+      auto& model = *models[rank];
+      std::unique_ptr<st::GradientAverager> averager;
+      // Tiny buckets: several of them, started in order.
+      if (overlap) averager = std::make_unique<st::GradientAverager>(dist, model.parameters(), 64);
+      torch::optim::SGD opt(model.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+      auto shard = torch::arange(rank, 8, 2);
+      for (int s = 0; s < 3; ++s) {
+        auto loss = torch::nn::functional::cross_entropy(model.forward(x.index_select(0, shard)), y.index_select(0, shard));
+        opt.zero_grad();
+        if (averager) averager->prepare();
+        loss.backward();
+        if (averager) {
+          averager->finish();
+        } else {
+          dist->average_gradients(model, 64);
+        }
+        opt.step();
+      }
+      if (averager) {
+        run.buckets[rank] = averager->buckets();
+        run.started[rank] = averager->started_during_backward();
+      }
+      for (auto& p : model.parameters()) run.params[rank].push_back(p.detach().clone());
+    });
+  }
+  for (auto& t : ranks) t.join();
+  return run;
+}
+
+}  // namespace
+
+TEST(Distributed, OverlappedAveragingEqualsAveragingAfterBackward) {
+  for (const bool freeze : {false, true}) {
+    auto after = run_overlap(false, freeze);
+    auto overlapped = run_overlap(true, freeze);
+    for (int rank = 0; rank < 2; ++rank) {
+      ASSERT_EQ(overlapped.params[rank].size(), after.params[rank].size());
+      for (size_t i = 0; i < after.params[rank].size(); ++i) {
+        EXPECT_TRUE(torch::allclose(overlapped.params[rank][i], after.params[rank][i], 1e-6, 1e-7))
+            << "parameter " << i << " rank " << rank << " frozen conv " << freeze;
+      }
+      // Every bucket holds one or two small tensors; the one holding `unused` (registered
+      // last, so in the first bucket) never completes during backward, and holds up the rest.
+      EXPECT_GT(overlapped.buckets[rank], 3);
+    }
+    EXPECT_EQ(overlapped.started[0], 0);
+    // The unused layer keeps its initial weights (its gradient stays undefined, as without overlap).
+    torch::manual_seed(9);
+    OverlapNet fresh;
+    EXPECT_TRUE(torch::equal(overlapped.params[0][6], fresh.unused->weight));
+  }
+}
+
+TEST(Distributed, OverlappedBucketsStartDuringBackward) {
+  TempDir dir;
+  torch::manual_seed(4);
+  auto x = torch::randn({8, 6});
+  auto y = torch::randint(0, 3, {8});
+  std::vector<torch::nn::Sequential> models{make_model(), make_model()};
+  std::vector<int64_t> buckets(2), started(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
+      st::GradientAverager averager(dist, models[rank]->parameters(), 64);
+      averager.prepare();
+      torch::nn::functional::cross_entropy(models[rank]->forward(x), y).backward();
+      averager.finish();
+      buckets[rank] = averager.buckets();
+      started[rank] = averager.started_during_backward();
+    });
+  }
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(buckets[0], 4);  // 64-byte buckets: no two of the 4 tensors (192, 32, 96, 12 bytes) share one
+  EXPECT_EQ(started[0], buckets[0]);  // all used: every bucket starts from a hook
+  EXPECT_EQ(started[1], buckets[1]);
 }

@@ -37,27 +37,43 @@ Timing measure(const Workload& w) {
   torch::manual_seed(0);
   auto model = nn::make_classifier(w.model());
   const auto format = w.channels_last() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  model->to(w.device());
   if (w.channels_last()) train::to_channels_last(*model);
-  auto images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()}).contiguous(format);
-  auto labels = torch::randint(0, w.model().num_classes(), {w.batch()});
+  auto images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()})
+                    .to(w.device())
+                    .contiguous(format);
+  auto labels = torch::randint(0, w.model().num_classes(), {w.batch()}).to(w.device());
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  train::GradScaler scaler(train::GradScalerOptions().enabled(w.precision() == train::Precision::kFloat16));
   auto step = [&] {
     if (w.training()) {
-      auto loss = nn::head_loss(model->forward(images), labels, nn::LossKind::kJoint);
+      torch::Tensor loss;
+      {
+        train::AutocastGuard autocast(w.device(), w.precision());
+        loss = nn::head_loss(model->forward(images), labels, nn::LossKind::kJoint);
+      }
       optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
+      scaler.scale(loss).backward();
+      scaler.step(optimizer);
+      scaler.update();
     } else {
       torch::InferenceMode guard;
+      train::AutocastGuard autocast(w.device(), w.precision());
       model->forward(images);
     }
   };
+  // CUDA kernels run asynchronously: wait for them before reading the clock.
+  auto sync = [&] {
+    if (w.device().is_cuda()) torch::cuda::synchronize();
+  };
   model->train(w.training());
   for (int64_t i = 0; i < w.warmup(); ++i) step();
+  sync();
   Timing timing;
   for (int64_t r = 0; r < w.repeats(); ++r) {
     const auto start = Clock::now();
     for (int64_t i = 0; i < w.steps(); ++i) step();
+    sync();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     timing.images_per_second.push_back(static_cast<double>(w.batch() * w.steps()) / seconds);
   }

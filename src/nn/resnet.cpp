@@ -73,10 +73,16 @@ ResidualBlockImpl::ResidualBlockImpl(ResidualBlockOptions options_) : options(st
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  auto y = bn1->forward(conv1->forward(x)).relu_();
-  y = bn2->forward(conv2->forward(y));
-  if (options.bottleneck()) y = bn3->forward(conv3->forward(y.relu_()));
-  y += downsample ? downsample->forward(x) : x;
+  const auto& sync = batch_norm_all_reduce;
+  auto y = batch_norm_forward(*bn1, conv1->forward(x), sync).relu_();
+  y = batch_norm_forward(*bn2, conv2->forward(y), sync);
+  if (options.bottleneck()) y = batch_norm_forward(*bn3, conv3->forward(y.relu_()), sync);
+  if (downsample && sync) {
+    y += batch_norm_forward(*downsample[1]->as<torch::nn::BatchNorm2d>(),
+                            downsample[0]->as<torch::nn::Conv2d>()->forward(x), sync);
+  } else {
+    y += downsample ? downsample->forward(x) : x;
+  }
   return y.relu_();
 }
 
@@ -156,7 +162,7 @@ void ResNetImpl::reset() {
 torch::Tensor ResNetImpl::forward_features(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == options.in_channels(), "ResNet: expected images [N, ",
               options.in_channels(), ", H, W], got ", images.sizes());
-  auto x = bn1->forward(conv1->forward(images)).relu_();
+  auto x = batch_norm_forward(*bn1, conv1->forward(images), batch_norm_all_reduce).relu_();
   if (options.stem() == Stem::kImageNet) x = torch::max_pool2d(x, 3, 2, 1);
   x = layer1->forward(x);
   x = layer2->forward(x);

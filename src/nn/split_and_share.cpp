@@ -60,14 +60,22 @@ HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
 
   torch::Tensor batch_mean, batch_invstd;
   if (is_training()) {
-    TORCH_CHECK(x.size(0) > 1, "SplitAndShare: BatchNorm needs more than 1 sample per batch in training, got ",
-                x.size(0));
-    auto var_mean = torch::var_mean(x, {0}, /*unbiased=*/false);
-    batch_mean = std::get<1>(var_mean);
-    batch_invstd = torch::rsqrt(std::get<0>(var_mean) + options.eps());
+    torch::Tensor batch_var;
+    double n = static_cast<double>(x.size(0));
+    if (batch_norm_all_reduce && *batch_norm_all_reduce) {
+      auto moments = global_moments(x, batch_norm_all_reduce);
+      batch_mean = moments.mean;
+      batch_var = moments.var;
+      n = moments.count;
+    } else {
+      auto var_mean = torch::var_mean(x, {0}, /*unbiased=*/false);
+      batch_mean = std::get<1>(var_mean);
+      batch_var = std::get<0>(var_mean);
+    }
+    TORCH_CHECK(n > 1, "SplitAndShare: BatchNorm needs more than 1 sample per batch in training, got ", n);
+    batch_invstd = torch::rsqrt(batch_var + options.eps());
     torch::NoGradGuard no_grad;
-    const auto n = static_cast<double>(x.size(0));
-    const auto unbiased = std::get<0>(var_mean).detach() * (n / (n - 1.0));
+    const auto unbiased = batch_var.detach() * (n / (n - 1.0));
     const auto m = options.momentum();
     for (int64_t i = 0; i < s; ++i) {
       if (!has_norm(i)) continue;

@@ -237,7 +237,8 @@ std::map<std::string, std::string> training_state_files(const TrainingState& sta
                       {"best_top1", state.best_top1},
                       {"best_epoch", state.best_epoch},
                       {"seconds", state.seconds},
-                      {"epoch_progress", state.epoch_progress}};
+                      {"epoch_progress", state.epoch_progress},
+                      {"amp", state.amp}};
   c10::List<at::Tensor> tensors;
   tensors.push_back(state.cpu_rng.defined() ? state.cpu_rng : torch::empty({0}, torch::kUInt8));
   std::vector<std::string> names;
@@ -270,6 +271,7 @@ std::optional<TrainingState> read_training_state(const std::string& path) {
     state.best_epoch = j.at("best_epoch").get<int64_t>();
     state.seconds = j.at("seconds").get<double>();
     state.epoch_progress = j.at("epoch_progress");
+    state.amp = j.value("amp", nlohmann::json::object());
     const auto names = j.at("momentum").get<std::vector<std::string>>();
     auto tensors = torch::pickle_load(std::vector<char>(bytes->begin(), bytes->end())).toTensorList();
     TORCH_CHECK(tensors.size() == names.size() + 1, path, ": ", kStateTensorsFile, " holds ", tensors.size(),

@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
+#include <mutex>
 
 namespace splitshare::train {
 namespace {
@@ -166,5 +167,171 @@ void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
 }
 
 void Distributed::barrier() { state_->group->barrier()->wait(); }
+
+namespace {
+
+// c10d's work handle: ProcessGroup::Work in 1.13, c10d::Work in 2.x.
+using WorkPtr = decltype(std::declval<c10d::ProcessGroupGloo&>().allreduce(std::declval<std::vector<at::Tensor>&>()));
+
+struct Bucket {
+  std::vector<size_t> params;
+  std::vector<int64_t> offsets;
+  int64_t numel = 0;
+  torch::Tensor flat;
+  size_t pending = 0;
+  bool started = false;
+  WorkPtr work;
+  std::vector<torch::Tensor> message;
+};
+
+}  // namespace
+
+struct GradientAverager::State {
+  std::shared_ptr<Distributed> dist;
+  std::vector<torch::Tensor> params;
+  std::vector<unsigned> hooks;
+  std::vector<size_t> bucket_of, slot_of;
+  std::vector<bool> arrived;
+  std::vector<Bucket> buckets;
+  size_t next_start = 0;
+  bool armed = false;
+  int64_t started_early = 0;
+  // Hooks run on the autograd engine's threads (one per device for CUDA).
+  std::mutex mutex;
+
+  void start(size_t b) {
+    auto& bucket = buckets[b];
+    bucket.message = {bucket.flat};
+    bucket.work = dist->state_->group->allreduce(bucket.message);
+    bucket.started = true;
+  }
+
+  // Buckets start strictly in order so every rank issues the same sequence of collectives.
+  void start_ready() {
+    while (next_start < buckets.size() && buckets[next_start].pending == 0) start(next_start++);
+  }
+
+  void on_gradient(size_t i, const torch::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed) return;
+    auto& bucket = buckets[bucket_of[i]];
+    auto slot = bucket.flat.narrow(0, bucket.offsets[slot_of[i]], params[i].numel()).view(params[i].sizes());
+    torch::NoGradGuard no_grad;
+    if (arrived[i]) {
+      slot.add_(grad);
+      return;
+    }
+    slot.copy_(grad);
+    arrived[i] = true;
+    if (--bucket.pending == 0) {
+      const auto before = next_start;
+      start_ready();
+      started_early += static_cast<int64_t>(next_start - before);
+    }
+  }
+};
+
+GradientAverager::GradientAverager(std::shared_ptr<Distributed> distributed, const std::vector<torch::Tensor>& parameters,
+                                   int64_t bucket_bytes)
+    : state_(std::make_shared<State>()) {
+  TORCH_CHECK(distributed, "GradientAverager: no process group");
+  TORCH_CHECK(bucket_bytes > 0, "GradientAverager: bucket_bytes must be positive, got ", bucket_bytes);
+  auto& s = *state_;
+  s.dist = std::move(distributed);
+  for (const auto& p : parameters) {
+    if (p.requires_grad()) s.params.push_back(p);
+  }
+  s.bucket_of.resize(s.params.size());
+  s.slot_of.resize(s.params.size());
+  s.arrived.assign(s.params.size(), false);
+  int64_t bytes = 0;
+  for (size_t k = s.params.size(); k-- > 0;) {
+    const auto& p = s.params[k];
+    // The current bucket is the first one while buckets.size() == 1: it starts the earliest, so it is small.
+    const int64_t cap = s.buckets.size() == 1 ? std::min<int64_t>(bucket_bytes, 1 << 20) : bucket_bytes;
+    const bool fits = !s.buckets.empty() && s.buckets.back().flat.scalar_type() == p.scalar_type() &&
+                      s.buckets.back().flat.device() == p.device() &&
+                      (s.buckets.back().params.empty() || bytes + static_cast<int64_t>(p.nbytes()) <= cap);
+    if (!fits) {
+      s.buckets.emplace_back();
+      s.buckets.back().flat = torch::empty({0}, p.options());
+      bytes = 0;
+    }
+    auto& bucket = s.buckets.back();
+    s.bucket_of[k] = s.buckets.size() - 1;
+    s.slot_of[k] = bucket.params.size();
+    bucket.params.push_back(k);
+    bucket.offsets.push_back(bucket.numel);
+    bucket.numel += p.numel();
+    bytes += static_cast<int64_t>(p.nbytes());
+  }
+  for (auto& bucket : s.buckets) bucket.flat = torch::zeros({bucket.numel}, bucket.flat.options());
+  std::weak_ptr<State> weak = state_;
+  for (size_t k = 0; k < s.params.size(); ++k) {
+    s.hooks.push_back(s.params[k].register_hook([weak, k](const torch::Tensor& grad) {
+      if (auto state = weak.lock()) state->on_gradient(k, grad);
+    }));
+  }
+}
+
+GradientAverager::~GradientAverager() {
+  auto& s = *state_;
+  for (size_t k = 0; k < s.params.size(); ++k) s.params[k].remove_hook(s.hooks[k]);
+}
+
+void GradientAverager::prepare() {
+  auto& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (auto& bucket : s.buckets) {
+    bucket.pending = bucket.params.size();
+    bucket.started = false;
+  }
+  s.arrived.assign(s.params.size(), false);
+  s.next_start = 0;
+  s.started_early = 0;
+  s.armed = true;
+}
+
+void GradientAverager::finish() {
+  auto& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  TORCH_CHECK(s.armed, "GradientAverager::finish without prepare");
+  s.armed = false;
+  torch::NoGradGuard no_grad;
+  // Gradients that never came: this rank's .grad if it has one, else zeros.
+  for (size_t b = s.next_start; b < s.buckets.size(); ++b) {
+    auto& bucket = s.buckets[b];
+    for (size_t j = 0; j < bucket.params.size(); ++j) {
+      const auto k = bucket.params[j];
+      if (s.arrived[k]) continue;
+      auto slot = bucket.flat.narrow(0, bucket.offsets[j], s.params[k].numel()).view(s.params[k].sizes());
+      const auto& grad = s.params[k].grad();
+      if (grad.defined()) {
+        slot.copy_(grad);
+      } else {
+        slot.zero_();
+      }
+    }
+    bucket.pending = 0;
+  }
+  s.start_ready();
+  const double world = static_cast<double>(s.dist->world_size());
+  for (auto& bucket : s.buckets) {
+    bucket.work->wait();
+    bucket.flat.div_(world);
+    for (size_t j = 0; j < bucket.params.size(); ++j) {
+      auto& p = s.params[bucket.params[j]];
+      auto average = bucket.flat.narrow(0, bucket.offsets[j], p.numel()).view(p.sizes());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(average);
+      } else if (s.arrived[bucket.params[j]]) {
+        p.mutable_grad() = average.clone();
+      }
+    }
+  }
+}
+
+int64_t GradientAverager::buckets() const { return static_cast<int64_t>(state_->buckets.size()); }
+int64_t GradientAverager::started_during_backward() const { return state_->started_early; }
 
 }  // namespace splitshare::train

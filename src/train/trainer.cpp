@@ -1,5 +1,7 @@
+#include <splitshare/nn/sync_batch_norm.h>
 #include <splitshare/train/trainer.h>
 #include <splitshare/util/files.h>
+#include <splitshare/util/device.h>
 #include <splitshare/util/progress.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -177,7 +179,9 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"warmup_epochs", o.warmup_epochs()},
           {"head_lr", o.head_lr()},
           {"freeze_backbone", o.freeze_backbone()},
-          {"channels_last", o.channels_last()}};
+          {"channels_last", o.channels_last()},
+          {"precision", to_string(o.precision())},
+          {"sync_batch_norm", o.sync_batch_norm()}};
 }
 
 nlohmann::json to_json(const EpochRecord& r) {
@@ -232,6 +236,9 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
   model->to(options.device());
   if (options.channels_last()) to_channels_last(*model);
   if (dist) dist->broadcast_module(*model);
+  if (dist && options.sync_batch_norm() && dist->world_size() > 1) {
+    nn::convert_sync_batch_norm(*model, [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
+  }
   ScheduleOptions schedule;
   schedule.base_lr(options.lr() > 0 ? options.lr() : 0.1 * static_cast<double>(batch_size) / 256.0)
       .kind(options.schedule())
@@ -243,6 +250,10 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
                                                  .momentum(options.momentum())
                                                  .weight_decay(options.weight_decay())
                                                  .nesterov(options.nesterov()));
+  // After parameter_groups(): a frozen backbone's parameters no longer require gradients.
+  std::unique_ptr<GradientAverager> averager;
+  if (dist && options.overlap_gradients()) averager = std::make_unique<GradientAverager>(dist, model->parameters());
+  GradScaler scaler(GradScalerOptions().enabled(options.precision() == Precision::kFloat16));
   // Every group follows the schedule, scaled by its own base rate.
   auto set_lr = [&](double lr) {
     auto& param_groups = optimizer.param_groups();
@@ -271,6 +282,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
     state.history = resumed->history;
     state.epoch_progress = resumed->epoch_progress;
     state.seconds = resumed->seconds;
+    scaler.load_state(resumed->amp, options.resume_from());
     for (const auto& line : state.history) result.history.push_back(record_from_json(line));
     result.best_top1 = resumed->best_top1;
     result.best_epoch = resumed->best_epoch;
@@ -297,6 +309,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
       state.cpu_rng = generator.get_state();
     }
     state.momentum = momentum_by_name(*model, optimizer);
+    state.amp = scaler.enabled() ? scaler.state() : nlohmann::json::object();
     save_checkpoint(*model, meta, out + "/checkpoint.pt", training_state_files(state));
   };
   const double seconds_before = state.seconds;
@@ -335,15 +348,26 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
           schedule, epoch + static_cast<double>(state.consumed) / static_cast<double>(positions_per_epoch));
       set_lr(lr);
       record.lr = lr;
-      auto images = batch->images.to(options.device(), /*non_blocking=*/true);
-      auto labels = batch->labels.to(options.device(), /*non_blocking=*/true);
+      auto images = util::to_device(batch->images, options.device());
+      auto labels = util::to_device(batch->labels, options.device());
       if (options.channels_last()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
-      auto output = model->forward(images);
-      auto loss = nn::head_loss(output, labels, options.loss());
+      nn::HeadOutput output;
+      torch::Tensor loss;
+      {
+        AutocastGuard autocast(options.device(), options.precision());
+        output = model->forward(images);
+        loss = nn::head_loss(output, labels, options.loss());
+      }
       optimizer.zero_grad();
-      loss.backward();
-      if (dist) dist->average_gradients(*model);
-      optimizer.step();
+      if (averager) averager->prepare();
+      scaler.scale(loss).backward();
+      if (averager) {
+        averager->finish();
+      } else if (dist) {
+        dist->average_gradients(*model);
+      }
+      scaler.step(optimizer);
+      scaler.update();
       const double loss_value = loss.item<double>();
       TORCH_CHECK(std::isfinite(loss_value), "training diverged: loss is ", loss_value, " at epoch ", epoch + 1,
                   ", step ", step + 1, " (lr ", lr, "); lower --lr or check the data",

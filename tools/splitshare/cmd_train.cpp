@@ -3,6 +3,7 @@
 
 #include <splitshare/report/html.h>
 #include <splitshare/train/trainer.h>
+#include <splitshare/util/device.h>
 
 #include <splitshare/util/signals.h>
 
@@ -95,6 +96,7 @@ int run_train(int argc, char** argv) {
   auto data_opts = data_options(*args);
   if (job) {
     train.distributed(train::Distributed::connect(*job));
+    train.device(util::device_for_rank(train.device(), job->local_rank()));
     data_opts.rank(job->rank()).world_size(job->world_size());
     if (job->rank() == 0) {
       std::fprintf(stderr, "splitshare train: rank 0 of %lld (Gloo, rendezvous %s:%lld)\n",
@@ -135,6 +137,10 @@ int run_train(int argc, char** argv) {
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),
                static_cast<long long>(bundle.train->size()), threads);
+    if (!train.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
+      std::fprintf(stderr, "splitshare train: device %s, %s%s\n", train.device().str().c_str(),
+                   train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
+    }
   }
   auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
   if (result.stopped_by) {
@@ -155,6 +161,7 @@ int run_train(int argc, char** argv) {
               100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
               train.out_dir().c_str());
   if (!train.out_dir().empty()) {
+    model->to(torch::kCPU);  // the report runs on the CPU
     try {
       report::write_gradcam_figure(*model, bundle, train.out_dir());
       std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());

@@ -1,6 +1,7 @@
 #include "splitshare/common.h"
 
 #include <splitshare/train/import.h>
+#include <splitshare/util/device.h>
 #include <splitshare/util/progress.h>
 
 #include <cstdio>
@@ -110,6 +111,13 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
       ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value("0"))
       ("out", "output folder", cxxopts::value<std::string>()->default_value(defaults.out))
       ("no-channels-last", "keep NCHW layout")
+      ("channels-last", "channels-last layout of weights and batches (the default)")
+      ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
+       cxxopts::value<std::string>()->default_value("cpu"))
+      ("amp", "mixed precision: bf16 autocast, or fp16 autocast with loss scaling (CUDA); --amp alone = bf16",
+       cxxopts::value<std::string>()->default_value("fp32")->implicit_value("bf16"))
+      ("sync-bn", "distributed: BatchNorm statistics of the global batch (backbone BatchNorm2d layers)")
+      ("no-overlap", "distributed: all-reduce the gradients after backward instead of during it")
       ("no-progress", "no progress bar");
 }
 
@@ -123,9 +131,15 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   const auto warmup = args["warmup-epochs"].as<double>();
   TORCH_CHECK(warmup >= 0 && warmup < static_cast<double>(epochs), "--warmup-epochs must be in [0, epochs), got ",
               warmup);
+  TORCH_CHECK(!(args.count("channels-last") && args.count("no-channels-last")),
+              "--channels-last and --no-channels-last contradict each other");
   std::vector<int64_t> milestones;
   if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
   for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
+  const auto device = util::parse_device(args["device"].as<std::string>());
+  const auto precision = train::parse_precision(args["amp"].as<std::string>());
+  TORCH_CHECK(precision != train::Precision::kFloat16 || device.is_cuda(),
+              "--amp fp16 needs --device cuda (float16 with loss scaling is a GPU recipe); use --amp bf16 on the CPU");
   return train::TrainOptions()
       .epochs(epochs)
       .lr(lr)
@@ -138,6 +152,10 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .warmup_epochs(warmup)
       .out_dir(args["out"].as<std::string>())
       .channels_last(args.count("no-channels-last") == 0)
+      .device(device)
+      .precision(precision)
+      .sync_batch_norm(args.count("sync-bn") > 0)
+      .overlap_gradients(args.count("no-overlap") == 0)
       .progress(args.count("no-progress") == 0);
 }
 
@@ -205,6 +223,15 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
   for (auto& arg : storage) {
     if (arg == "--k") arg = "--kfc-k";
     if (arg.rfind("--k=", 0) == 0) arg = "--kfc-k=" + arg.substr(4);
+  }
+  // `--amp` alone means bf16; cxxopts takes an optional value only as --amp=X, so the
+  // documented `--amp fp16` is joined here.
+  for (size_t i = 0; i + 1 < storage.size(); ++i) {
+    const auto& next = storage[i + 1];
+    if (storage[i] == "--amp" && (next == "bf16" || next == "fp16" || next == "fp32" || next == "off")) {
+      storage[i] = "--amp=" + next;
+      storage.erase(storage.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    }
   }
   std::vector<char*> rewritten;
   for (auto& arg : storage) rewritten.push_back(arg.data());

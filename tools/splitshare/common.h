@@ -23,7 +23,7 @@ data::DataSpec data_spec(const cxxopts::ParseResult& args);
 data::DataOptions data_options(const cxxopts::ParseResult& args);
 
 /// Registers --epochs, --lr, --momentum, --weight-decay, --schedule, --milestones, --warmup-epochs,
-/// --loss, --out, --no-progress, --no-channels-last.
+/// --loss, --out, --no-progress, --no-channels-last, --channels-last, --device, --amp, --sync-bn, --no-overlap.
 /// Defaults of the training flags that differ between commands.
 struct TrainDefaults {
   std::string out = "runs/train";

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <splitshare/nn/classifier.h>
+#include <splitshare/train/amp.h>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,10 @@ struct Workload {
   /// Timed steps per repeat.
   TORCH_ARG(int64_t, steps) = 5;
   TORCH_ARG(int64_t, repeats) = 3;
+  /// Where it runs (the PyTorch peer runs on the CPU only).
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// Forward arithmetic (autocast; fp16 with loss scaling, as train::fit).
+  TORCH_ARG(train::Precision, precision) = train::Precision::kFloat32;
 };
 
 /// Images per second of each repeat.

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <splitshare/nn/sync_batch_norm.h>
+
 #include <torch/torch.h>
 
 #include <vector>
@@ -64,6 +66,9 @@ class SplitAndShareImpl : public torch::nn::Module {
   SplitAndShareOptions options;
   torch::nn::ModuleList bn{nullptr};
   torch::nn::ModuleList fc{nullptr};
+  /// Set by convert_sync_batch_norm: the (fused) forward normalises with the statistics of
+  /// the global batch.
+  std::shared_ptr<const AllReduceSum> batch_norm_all_reduce;
 
  private:
   HeadOutput forward_fused(const torch::Tensor& features);

@@ -84,6 +84,8 @@ struct TrainingState {
   double seconds = 0;
   /// Running sums of the epoch in progress (loss, correct, seen, timings).
   nlohmann::json epoch_progress = nlohmann::json::object();
+  /// The fp16 loss scaler's state (GradScaler::state(); empty without fp16).
+  nlohmann::json amp = nlohmann::json::object();
   /// torch's default CPU generator state (uint8 [N]).
   torch::Tensor cpu_rng;
   /// SGD momentum buffers by checkpoint parameter name (independent of the parameter

@@ -51,9 +51,56 @@ class Distributed {
   void barrier();
 
  private:
+  friend class GradientAverager;
   struct State;
   explicit Distributed(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
+};
+
+/// Averages gradients over the ranks while the backward pass is still running, like
+/// PyTorch's DistributedDataParallel: the parameters are packed into buckets in reverse
+/// registration order (roughly the order their gradients are produced), a hook on each
+/// parameter copies its gradient into its bucket, and a bucket's all-reduce starts
+/// asynchronously as soon as all of its gradients are in (and every earlier bucket has
+/// started, so all ranks issue the collectives in the same order). finish() waits for
+/// them and writes the averages into the parameters' `.grad`. Parameters whose gradient
+/// never arrives (unused in this forward, or frozen after construction) contribute zeros
+/// and their buckets are started in finish(), so the result always equals
+/// Distributed::average_gradients.
+///
+/// ```
+/// GradientAverager averager(dist, model->parameters());
+/// optimizer.zero_grad();
+/// averager.prepare();
+/// loss.backward();
+/// averager.finish();
+/// optimizer.step();
+/// ```
+class GradientAverager {
+ public:
+  /// Hooks the parameters of `parameters` that require gradients. The first bucket is at
+  /// most 1 MB (it starts early), the others `bucket_bytes`.
+  GradientAverager(std::shared_ptr<Distributed> distributed, const std::vector<torch::Tensor>& parameters,
+                   int64_t bucket_bytes = 25 << 20);
+  /// Removes the hooks.
+  ~GradientAverager();
+  GradientAverager(const GradientAverager&) = delete;
+  GradientAverager& operator=(const GradientAverager&) = delete;
+
+  /// Arms the hooks for the next backward pass (gradients outside prepare/finish, e.g.
+  /// Grad-CAM on rank 0, are left alone). The `.grad` of each parameter must be zero or
+  /// undefined before that backward.
+  void prepare();
+  /// Starts the buckets still pending, waits for all and stores the averaged gradients.
+  void finish();
+
+  int64_t buckets() const;
+  /// Buckets of the last pass whose all-reduce started during backward (not in finish()).
+  int64_t started_during_backward() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace splitshare::train

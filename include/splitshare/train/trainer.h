@@ -3,6 +3,7 @@
 #include <splitshare/data/source.h>
 #include <splitshare/eval/metrics.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/train/amp.h>
 #include <splitshare/train/checkpoint.h>
 #include <splitshare/train/distributed.h>
 #include <splitshare/train/schedule.h>
@@ -64,6 +65,15 @@ struct TrainOptions {
   /// TrainResult::stopped_by set. With a Distributed group the ranks agree (all-reduce) on
   /// the step they stop at. Null = never stop early.
   TORCH_ARG(std::function<int()>, stop_requested) = nullptr;
+  /// Forward-pass arithmetic: bf16 autocast, or fp16 autocast with dynamic loss scaling
+  /// (CUDA). Evaluation stays in float32.
+  TORCH_ARG(Precision, precision) = Precision::kFloat32;
+  /// With `distributed`: the backbone's BatchNorm2d layers and the SSM head's BatchNorm1d
+  /// normalise with the statistics of the global batch (nn::convert_sync_batch_norm).
+  TORCH_ARG(bool, sync_batch_norm) = false;
+  /// With `distributed`: all-reduce gradient buckets while backward runs (GradientAverager)
+  /// instead of after it.
+  TORCH_ARG(bool, overlap_gradients) = true;
 };
 
 /// The options that determine a run's result, as stored in checkpoints (no out_dir,

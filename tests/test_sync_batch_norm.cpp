@@ -1,0 +1,213 @@
+// SyncBatchNorm: equal to BatchNorm2d in one process, and two ranks on half batches equal
+// to one process with plain BatchNorm on the whole batch (ranks as threads on a FileStore).
+#include <splitshare/nn/classifier.h>
+#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/train/distributed.h>
+
+#include "support.h"
+
+#include <thread>
+
+namespace nn = splitshare::nn;
+namespace st = splitshare::train;
+using splitshare::testing::expect_close;
+using splitshare::testing::TempDir;
+
+namespace {
+
+// The default model's shape, small: backbone BatchNorm2d layers and the SSM head's BatchNorm1d.
+nn::Classifier make_model() {
+  torch::manual_seed(11);
+  return nn::make_classifier(nn::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(nn::Stem::kSmall)
+                                 .num_classes(3).head(nn::HeadOptions().kind(nn::HeadKind::kSSM).splits(4)));
+}
+
+void sgd_steps(nn::Classifier& model, const torch::Tensor& x, const torch::Tensor& y, int steps,
+               st::Distributed* dist) {
+  model->train();
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  for (int s = 0; s < steps; ++s) {
+    auto loss = nn::head_loss(model->forward(x), y, nn::LossKind::kJoint);
+    opt.zero_grad();
+    loss.backward();
+    if (dist) dist->average_gradients(*model);
+    opt.step();
+  }
+}
+
+// Trains one model per rank on its half of (x, y), `sync` choosing SyncBatchNorm.
+std::vector<nn::Classifier> train_two_ranks(const torch::Tensor& x, const torch::Tensor& y, int steps, bool sync) {
+  TempDir dir;
+  // Built here, not in the rank threads: initialisation draws from the global generator.
+  std::vector<nn::Classifier> models{make_model(), make_model()};
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      try {
+        auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
+        if (sync) {
+          const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
+          // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head.
+          if (n != 13) errors[rank] = "converted " + std::to_string(n) + " norm layers, expected 13";
+        }
+        const auto half = x.size(0) / 2;
+        sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());
+      } catch (const std::exception& e) {
+        errors[rank] = e.what();
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "");
+  return models;
+}
+
+double max_difference(nn::Classifier& a, nn::Classifier& b) {
+  auto sa = nn::named_state(*a);
+  auto sb = nn::named_state(*b);
+  double worst = 0;
+  for (size_t i = 0; i < sa.size(); ++i) {
+    worst = std::max(worst, (sa[i].second.to(torch::kDouble) - sb[i].second.to(torch::kDouble)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST(SyncBatchNorm, OneProcessEqualsBatchNorm2dForwardBackwardAndRunningStats) {
+  torch::manual_seed(3);
+  for (const bool channels_last : {false, true}) {
+    torch::nn::BatchNorm2d reference(torch::nn::BatchNormOptions(3).momentum(0.2));
+    nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(3).momentum(0.2), nullptr);
+    sync.train();
+    {
+      torch::NoGradGuard g;
+      reference->weight.uniform_(0.5, 1.5);
+      reference->bias.uniform_(-1, 1);
+      sync.weight.copy_(reference->weight);
+      sync.bias.copy_(reference->bias);
+    }
+    auto input = (torch::randn({4, 3, 5, 5}) * 2 + 3);
+    if (channels_last) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    auto upstream = torch::randn({4, 3, 5, 5});
+    auto x1 = input.clone().requires_grad_(true);
+    auto x2 = input.clone().requires_grad_(true);
+    for (int step = 0; step < 2; ++step) {
+      auto y1 = reference->forward(x1);
+      auto y2 = sync.forward(x2);
+      expect_close(y2, y1, 1e-5, 1e-5);
+      (y1 * upstream).sum().backward();
+      (y2 * upstream).sum().backward();
+    }
+    expect_close(x2.grad(), x1.grad(), 1e-5, 1e-4);
+    expect_close(sync.weight.grad(), reference->weight.grad(), 1e-4, 1e-5);
+    expect_close(sync.bias.grad(), reference->bias.grad(), 1e-4, 1e-5);
+    expect_close(sync.running_mean, reference->running_mean, 1e-6, 1e-6);
+    expect_close(sync.running_var, reference->running_var, 1e-6, 1e-5);
+    EXPECT_EQ(sync.num_batches_tracked.item<int64_t>(), 2);
+    reference->eval();
+    sync.eval();
+    expect_close(sync.forward(input), reference->forward(input), 1e-5, 1e-5);
+  }
+  // BatchNorm2d's names, so state moves between the two.
+  nn::SyncBatchNorm named(torch::nn::BatchNormOptions(2), nullptr);
+  EXPECT_EQ(named->named_parameters().keys(), (std::vector<std::string>{"weight", "bias"}));
+  EXPECT_EQ(named->named_buffers().keys(),
+            (std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"}));
+}
+
+TEST(SyncBatchNorm, BatchNorm2dLayersNormaliseThroughTheSyncPath) {
+  // batch_norm_forward with a (single-rank) collective takes the sync path on the layer's own
+  // tensors; it must agree with the layer's own forward.
+  torch::manual_seed(8);
+  torch::nn::BatchNorm2d a(3), b(3);
+  auto calls = std::make_shared<int>(0);
+  auto sync = std::make_shared<const nn::AllReduceSum>([calls](std::vector<torch::Tensor>&) { ++*calls; });
+  auto input = torch::randn({5, 3, 4, 4}) * 3 - 1;
+  auto xa = input.clone().requires_grad_(true);
+  auto xb = input.clone().requires_grad_(true);
+  nn::batch_norm_forward(*a, xa, nullptr).square().sum().backward();
+  nn::batch_norm_forward(*b, xb, sync).square().sum().backward();
+  EXPECT_EQ(*calls, 2);  // statistics forward, gradient sums backward
+  expect_close(xb.grad(), xa.grad(), 1e-4, 1e-4);
+  expect_close(b->running_var, a->running_var, 1e-6, 1e-5);
+  EXPECT_EQ(b->num_batches_tracked.item<int64_t>(), 1);
+}
+
+TEST(SyncBatchNorm, UnequalBatchesUseTheGlobalCount) {
+  // Rank 0 holds 5 samples, rank 1 holds 3: statistics, outputs and input gradients equal
+  // those of BatchNorm2d on all 8 (the loss is a sum, so no averaging weights the ranks).
+  TempDir dir;
+  torch::manual_seed(4);
+  auto input = torch::randn({8, 2, 3, 3}) + 1;
+  auto upstream = torch::randn({8, 2, 3, 3});
+  torch::nn::BatchNorm2d reference(2);
+  auto x = input.clone().requires_grad_(true);
+  auto y = reference->forward(x);
+  (y * upstream).sum().backward();
+  const std::vector<int64_t> start{0, 5}, size{5, 3};
+  std::vector<torch::Tensor> outputs(2), grads(2), running_var(2), weight_grad(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
+      nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(2), [&](auto& t) { dist->all_reduce_sum(t); });
+      auto xr = input.narrow(0, start[rank], size[rank]).clone().requires_grad_(true);
+      outputs[rank] = sync.forward(xr);
+      (outputs[rank] * upstream.narrow(0, start[rank], size[rank])).sum().backward();
+      grads[rank] = xr.grad();
+      running_var[rank] = sync.running_var.clone();
+      weight_grad[rank] = sync.weight.grad();
+    });
+  }
+  for (auto& t : ranks) t.join();
+  for (int rank = 0; rank < 2; ++rank) {
+    expect_close(outputs[rank], y.narrow(0, start[rank], size[rank]), 1e-5, 1e-5);
+    expect_close(grads[rank], x.grad().narrow(0, start[rank], size[rank]), 1e-5, 1e-4);
+    expect_close(running_var[rank], reference->running_var, 1e-6, 1e-5);
+  }
+  expect_close(weight_grad[0] + weight_grad[1], reference->weight.grad(), 1e-4, 1e-5);
+}
+
+TEST(SyncBatchNorm, TwoRanksOnHalfBatchesMatchOneProcessOnTheWholeBatch) {
+  torch::manual_seed(5);
+  auto x = torch::randn({16, 1, 8, 8});
+  auto y = torch::randint(0, 3, {16});
+  auto reference = make_model();
+  sgd_steps(reference, x, y, 3, nullptr);
+
+  auto synced = train_two_ranks(x, y, 3, /*sync=*/true);
+  // Weights, BatchNorm running statistics and counters, under checkpoint names.
+  EXPECT_LT(max_difference(synced[0], reference), 1e-5);
+  EXPECT_LT(max_difference(synced[1], reference), 1e-5);
+  // The same names as before conversion: checkpoints are unchanged.
+  auto converted = nn::named_state(*synced[0]);
+  auto plain = nn::named_state(*reference);
+  ASSERT_EQ(converted.size(), plain.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(converted[i].first, plain[i].first);
+
+  // Without SyncBatchNorm, per-rank statistics make the runs differ: the comparison can fail.
+  auto local = train_two_ranks(x, y, 3, /*sync=*/false);
+  EXPECT_GT(max_difference(local[0], reference), 1e-3);
+}
+
+TEST(SyncBatchNormCuda, OneProcessEqualsBatchNorm2dOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(6);
+  torch::nn::BatchNorm2d reference(4);
+  reference->to(torch::kCUDA);
+  auto sync = std::make_shared<nn::SyncBatchNormImpl>(torch::nn::BatchNormOptions(4), nullptr);
+  sync->to(torch::kCUDA);
+  auto input = torch::randn({8, 4, 6, 6}, torch::kCUDA);
+  auto x1 = input.clone().requires_grad_(true);
+  auto x2 = input.clone().requires_grad_(true);
+  auto y1 = reference->forward(x1);
+  auto y2 = sync->forward(x2);
+  expect_close(y2.cpu(), y1.cpu(), 1e-5, 1e-5);
+  y1.square().sum().backward();
+  y2.square().sum().backward();
+  expect_close(x2.grad().cpu(), x1.grad().cpu(), 1e-4, 1e-4);
+  expect_close(sync->running_var.cpu(), reference->running_var.cpu(), 1e-6, 1e-5);
+}
