@@ -21,7 +21,7 @@ std::vector<InferenceModel::HeadPart> fold_head(torch::nn::Module& head, double&
   auto linear_part = [](torch::nn::LinearImpl& fc) {
     InferenceModel::HeadPart p;
     p.width = fc.weight.size(1);
-    p.weight = fc.weight.detach().t().contiguous();
+    p.weight = fc.weight.detach().clone(torch::MemoryFormat::Contiguous);
     p.bias = fc.bias.detach().clone();
     return p;
   };
@@ -132,7 +132,7 @@ HeadOutput InferenceModel::forward(const torch::Tensor& images) const {
   for (const auto& p : head_) {
     auto input = features.narrow(1, 0, p.width);
     if (p.scale.defined()) input = torch::addcmul(p.shift, input, p.scale).clamp_min_(0);
-    out.head_logits.push_back(torch::addmm(p.bias, input, p.weight));
+    out.head_logits.push_back(linear(input, p.weight, p.bias));
   }
   out.logits = out.head_logits[0].clone();
   for (size_t i = 1; i < out.head_logits.size(); ++i) out.logits.add_(out.head_logits[i]);

@@ -54,6 +54,10 @@ HeadOutput SplitAndShareImpl::forward_reference(const torch::Tensor& features) {
 // The backward is written by hand (FusedHead below): autograd through the same ops
 // would materialise a zero-filled [N, width] gradient per narrow and several
 // elementwise passes per split, which costs as much as a GEMM at batch 256.
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return weight.mm(input.t()).t().contiguous().add_(bias);
+}
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -78,7 +82,7 @@ std::pair<variable_list, variable_list> head_forward(const torch::Tensor& x, tor
       input = torch::addcmul(shift, input, scale).clamp_min_(0);
       normed.push_back(input);
     }
-    heads.push_back(torch::addmm(biases[i], input, weights[i].t()));
+    heads.push_back(linear(input, weights[i], biases[i]));
   }
   return {heads, normed};
 }
