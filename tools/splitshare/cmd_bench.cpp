@@ -50,7 +50,9 @@ std::string default_peer_script() {
 // training workload once (this process has run other workloads already).
 bench::Timing measure_memory_in_child(const std::string& training_workload, int threads) {
   std::ostringstream cmd;
-  cmd << "/proc/self/exe bench --no-peer --json --workloads " << training_workload
+  // Resolved here: inside popen's shell, /proc/self/exe would be the shell.
+  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+  cmd << "'" << self << "' bench --no-peer --json --workloads " << training_workload
       << " --warmup 1 --steps 1 --repeats 1 --threads " << threads;
   const auto json = bench::run_json_command(cmd.str());
   return bench::timing_from_json(json.at("rows").at(0).at("ours"));
