@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch-eager peer of `splitshare bench`: the same model (torchvision backbone +
-splitshare head, python/splitshare_torch.py), the same synthetic input, the same
-steps. Prints {"images_per_second": [...]} as the last line."""
+splitshare head, python/splitshare_torch.py, i.e. the straightforward head), the same
+synthetic input, the same steps, written as a Python user writes it: default memory
+format unless --channels-last, torch.inference_mode for inference. --mode head times
+the head alone (forward + backward on random features). Prints
+{"images_per_second": [...], "peak_rss_mb": ...} as the last line."""
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -24,7 +28,7 @@ p.add_argument("--width", type=int, default=64)
 p.add_argument("--stem", default="imagenet")
 p.add_argument("--batch", type=int, default=16)
 p.add_argument("--size", type=int, default=224)
-p.add_argument("--mode", choices=["train", "infer"], default="train")
+p.add_argument("--mode", choices=["train", "infer", "head"], default="train")
 p.add_argument("--channels-last", action="store_true")
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
@@ -37,16 +41,25 @@ if a.threads > 0:
 torch.manual_seed(0)
 model = ss.Classifier(arch=a.arch, num_classes=a.classes, head=a.head, splits=a.splits, k=a.k, stem=a.stem,
                       in_channels=a.channels, width=a.width)
-x = torch.randn(a.batch, a.channels, a.size, a.size)
 y = torch.randint(0, a.classes, (a.batch,))
-if a.channels_last:
-    model = model.to(memory_format=torch.channels_last)
-    x = x.contiguous(memory_format=torch.channels_last)
-opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+if a.mode == "head":
+    head = model.head.train()
+    fc = head.fc[-1] if isinstance(head.fc, torch.nn.ModuleList) else head.fc
+    features = torch.randn(a.batch, fc.in_features, requires_grad=True)
+else:
+    x = torch.randn(a.batch, a.channels, a.size, a.size)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
 def step():
-    if a.mode == "train":
+    if a.mode == "head":
+        features.grad = None
+        loss = torch.nn.functional.cross_entropy(head(features).logits, y)
+        loss.backward()
+    elif a.mode == "train":
         loss = torch.nn.functional.cross_entropy(model(x).logits, y)
         opt.zero_grad()
         loss.backward()
@@ -56,7 +69,7 @@ def step():
             model(x)
 
 
-model.train(a.mode == "train")
+model.train(a.mode != "infer")
 for _ in range(a.warmup):
     step()
 rates = []
@@ -65,4 +78,5 @@ for _ in range(a.repeats):
     for _ in range(a.steps):
         step()
     rates.append(a.batch * a.steps / (time.perf_counter() - t))
-print(json.dumps({"images_per_second": rates, "threads": torch.get_num_threads()}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(json.dumps({"images_per_second": rates, "peak_rss_mb": peak, "threads": torch.get_num_threads()}))

@@ -156,3 +156,41 @@ TEST(SplitAndShare, SumReductionAndLastPlainVariant) {
   auto* fc = plain->fc[3]->as<torch::nn::Linear>();
   expect_close(out.head_logits[3], x.matmul(fc->weight.t()) + fc->bias, 1e-5, 1e-5);
 }
+
+TEST(SplitAndShare, FusedBackwardMatchesReferenceForHeadLossesAndInEvaluation) {
+  // Per-head losses (SSM-individual, Grad-CAM per split) send gradients into the head
+  // outputs, not only the combined logits; evaluation mode uses running statistics.
+  for (bool last_plain : {false, true}) {
+    for (bool training : {true, false}) {
+      SCOPED_TRACE(std::string(training ? "train" : "eval") + (last_plain ? " last_plain" : ""));
+      auto a = make(16, 6, 4, /*fused=*/false, last_plain);
+      auto b = make(16, 6, 4, /*fused=*/true, last_plain);
+      a->train(training);
+      b->train(training);
+      auto x1 = torch::randn({9, 16}, torch::requires_grad());
+      auto x2 = x1.detach().clone().requires_grad_();
+      auto target = torch::randint(0, 6, {9});
+      auto loss = [&](const ss::HeadOutput& out) {
+        auto l = 0.5 * torch::nn::functional::cross_entropy(out.logits, target);
+        for (size_t i = 0; i < out.head_logits.size(); i += 2) {
+          l = l + torch::nn::functional::cross_entropy(out.head_logits[i], target);
+        }
+        return l;
+      };
+      auto la = loss(a->forward(x1));
+      auto lb = loss(b->forward(x2));
+      expect_close(la, lb, 1e-5);
+      la.backward();
+      lb.backward();
+      expect_close(x1.grad(), x2.grad(), 1e-5, 1e-5);
+      auto pa = a->named_parameters(), pb = b->named_parameters();
+      for (auto& item : pa) {
+        SCOPED_TRACE(item.key());
+        const auto& ga = item.value().grad();
+        const auto& gb = pb[item.key()].grad();
+        ASSERT_EQ(ga.defined(), gb.defined());
+        if (ga.defined()) expect_close(ga, gb, 1e-5, 1e-5);
+      }
+    }
+  }
+}

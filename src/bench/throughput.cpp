@@ -1,10 +1,15 @@
 #include <splitshare/bench/throughput.h>
 
+#include <splitshare/nn/inference.h>
 #include <splitshare/train/trainer.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 namespace splitshare::bench {
@@ -16,6 +21,36 @@ std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
+}
+
+std::string cell(const Timing& t, bool memory) {
+  char text[64];
+  if (memory) {
+    std::snprintf(text, sizeof text, "%.0f MiB", t.peak_rss_mb);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f / %.1f", t.min(), t.median());
+  }
+  return text;
+}
+
+// Ours over the peer for speed; the peer's peak memory over ours (above 1: we use less).
+double ratio(const Timing& ours, const Timing& peer, bool memory) {
+  if (memory) return peer.peak_rss_mb / std::max(1e-9, ours.peak_rss_mb);
+  return ours.median() / std::max(1e-9, peer.median());
+}
+
+nlohmann::json timing_json(const Timing& t) {
+  return {{"images_per_second", t.images_per_second}, {"median", t.median()}, {"min", t.min()},
+          {"max", t.max()},                           {"peak_rss_mb", t.peak_rss_mb}};
+}
+
+const char* task_name(Task task) {
+  switch (task) {
+    case Task::kTrain: return "train";
+    case Task::kInfer: return "infer";
+    case Task::kHead: return "head";
+  }
+  return "?";
 }
 
 }  // namespace
@@ -33,40 +68,80 @@ double Timing::min() const {
   return images_per_second.empty() ? 0 : *std::min_element(images_per_second.begin(), images_per_second.end());
 }
 
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
 Timing measure(const Workload& w) {
   torch::manual_seed(0);
   auto model = nn::make_classifier(w.model());
-  const auto format = w.channels_last() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   model->to(w.device());
-  if (w.channels_last()) train::to_channels_last(*model);
-  auto images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()})
-                    .to(w.device())
-                    .contiguous(format);
   auto labels = torch::randint(0, w.model().num_classes(), {w.batch()}).to(w.device());
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  std::function<void()> step;
+  torch::Tensor features, images;
+  std::optional<torch::optim::SGD> optimizer;
+  std::optional<nn::InferenceModel> folded;
   train::GradScaler scaler(train::GradScalerOptions().enabled(w.precision() == train::Precision::kFloat16));
-  auto step = [&] {
-    if (w.training()) {
-      torch::Tensor loss;
-      {
-        train::AutocastGuard autocast(w.device(), w.precision());
-        loss = nn::head_loss(model->forward(images), labels, nn::LossKind::kJoint);
-      }
-      optimizer.zero_grad();
-      scaler.scale(loss).backward();
-      scaler.step(optimizer);
-      scaler.update();
-    } else {
-      torch::InferenceMode guard;
-      train::AutocastGuard autocast(w.device(), w.precision());
-      model->forward(images);
+  switch (w.task()) {
+    case Task::kHead: {
+      model->train();
+      features = torch::randn({w.batch(), model->feature_dim()}, torch::requires_grad()).to(w.device()).detach()
+                     .requires_grad_();
+      step = [&] {
+        features.mutable_grad() = torch::Tensor();
+        auto output = model->head.forward<nn::HeadOutput>(features);
+        torch::nn::functional::cross_entropy(output.logits, labels).backward();
+      };
+      break;
     }
-  };
+    case Task::kInfer: {
+      model->eval();
+      images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()}).to(w.device());
+      if (w.device().is_cpu() && w.precision() == train::Precision::kFloat32) {
+        folded.emplace(*model);
+        step = [&] { folded->forward(images); };
+      } else {
+        // The folded oneDNN model is CPU float32; elsewhere the module runs under InferenceMode.
+        if (w.channels_last()) {
+          train::to_channels_last(*model);
+          images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+        }
+        step = [&] {
+          torch::InferenceMode guard;
+          train::AutocastGuard autocast(w.device(), w.precision());
+          model->forward(images);
+        };
+      }
+      break;
+    }
+    case Task::kTrain: {
+      model->train();
+      const auto format = w.channels_last() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+      if (w.channels_last()) train::to_channels_last(*model);
+      images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()})
+                   .to(w.device())
+                   .contiguous(format);
+      optimizer.emplace(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+      step = [&] {
+        torch::Tensor loss;
+        {
+          train::AutocastGuard autocast(w.device(), w.precision());
+          loss = nn::head_loss(model->forward(images), labels, nn::LossKind::kJoint);
+        }
+        train::clear_gradients(*optimizer);
+        scaler.scale(loss).backward();
+        scaler.step(*optimizer);
+        scaler.update();
+      };
+      break;
+    }
+  }
   // CUDA kernels run asynchronously: wait for them before reading the clock.
   auto sync = [&] {
     if (w.device().is_cuda()) torch::cuda::synchronize();
   };
-  model->train(w.training());
   for (int64_t i = 0; i < w.warmup(); ++i) step();
   sync();
   Timing timing;
@@ -77,57 +152,81 @@ Timing measure(const Workload& w) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     timing.images_per_second.push_back(static_cast<double>(w.batch() * w.steps()) / seconds);
   }
+  timing.peak_rss_mb = peak_rss_mb();
   return timing;
 }
 
-std::string peer_command(const Workload& w, const std::string& python, const std::string& script, int threads) {
+nlohmann::json run_json_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  TORCH_CHECK(pipe != nullptr, "could not start: ", command);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  TORCH_CHECK(status == 0, "the benchmark command failed (", command, "):\n", output);
+  // The last line that starts with '{' opens the object (pretty-printed ones span several lines).
+  const auto brace = output.rfind("\n{");
+  const auto json_text = output.substr(brace == std::string::npos ? 0 : brace + 1);
+  try {
+    return nlohmann::json::parse(json_text);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "could not read the JSON output of ", command, " (", e.what(), "):\n", output);
+  }
+}
+
+std::string peer_command(const Workload& w, const std::string& python, const std::string& script, int threads,
+                         bool channels_last) {
   const auto& m = w.model();
   std::ostringstream cmd;
   cmd << shell_quote(python) << " " << shell_quote(script) << " --arch " << m.arch() << " --head "
       << nn::to_string(m.head().kind()) << " --splits " << m.head().splits() << " --k " << m.head().k()
       << " --classes " << m.num_classes() << " --channels " << m.in_channels() << " --width " << m.width()
       << " --stem " << nn::to_string(m.stem()) << " --batch " << w.batch() << " --size " << w.image_size()
-      << " --mode " << (w.training() ? "train" : "infer") << (w.channels_last() ? " --channels-last" : "")
-      << " --warmup " << w.warmup() << " --steps " << w.steps() << " --repeats " << w.repeats() << " --threads "
-      << threads;
+      << " --mode " << task_name(w.task()) << (channels_last ? " --channels-last" : "") << " --warmup " << w.warmup()
+      << " --steps " << w.steps() << " --repeats " << w.repeats() << " --threads " << threads;
   return cmd.str();
 }
 
-Timing measure_peer(const Workload& w, const std::string& python, const std::string& script, int threads) {
-  const auto command = peer_command(w, python, script, threads) + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  TORCH_CHECK(pipe != nullptr, "could not start the PyTorch peer: ", command);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  TORCH_CHECK(status == 0, "the PyTorch peer failed (", command, "):\n", output);
-  const auto brace = output.rfind("\n{");
-  const auto json_text = output.substr(brace == std::string::npos ? 0 : brace + 1);
+Timing timing_from_json(const nlohmann::json& json) {
   Timing timing;
-  try {
-    timing.images_per_second = nlohmann::json::parse(json_text).at("images_per_second").get<std::vector<double>>();
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "could not read the PyTorch peer's output (", e.what(), "):\n", output);
-  }
+  timing.images_per_second = json.at("images_per_second").get<std::vector<double>>();
+  timing.peak_rss_mb = json.value("peak_rss_mb", 0.0);
   return timing;
+}
+
+Timing measure_peer(const Workload& w, const std::string& python, const std::string& script, int threads,
+                    bool channels_last) {
+  const auto command = peer_command(w, python, script, threads, channels_last);
+  const auto json = run_json_command(command);
+  try {
+    return timing_from_json(json);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "the PyTorch peer printed no timings (", e.what(), "): ", command);
+  }
 }
 
 std::string format_table(const std::vector<Row>& rows) {
   std::ostringstream out;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-34s %16s %16s %8s\n", "workload (images/s, median [max])", "splitshare",
-                "PyTorch eager", "ratio");
+  char line[320];
+  const char* format = "%-38s %18s %18s %18s %7s %7s\n";
+  std::snprintf(line, sizeof line, format, "workload (items/s: min / median)", "splitshare", "eager", "eager+CL", "ratio",
+                "vs CL");
   out << line;
   for (const auto& r : rows) {
-    char ours[64], peer[64] = "-", ratio[32] = "-";
-    std::snprintf(ours, sizeof ours, "%.1f [%.1f]", r.ours.median(), r.ours.max());
+    const bool memory = r.workload.memory();
+    std::string peer = "-", peer_cl = "-";
+    char ratio_text[32] = "-", ratio_cl[32] = "-";
     if (r.has_peer) {
-      std::snprintf(peer, sizeof peer, "%.1f [%.1f]", r.peer.median(), r.peer.max());
-      std::snprintf(ratio, sizeof ratio, "%.2fx", r.ours.median() / std::max(1e-9, r.peer.median()));
+      peer = cell(r.peer, memory);
+      std::snprintf(ratio_text, sizeof ratio_text, "%.2fx", ratio(r.ours, r.peer, memory));
     }
-    std::snprintf(line, sizeof line, "%-34s %16s %16s %8s\n", r.workload.name().c_str(), ours, peer, ratio);
+    if (r.has_peer_channels_last) {
+      peer_cl = cell(r.peer_channels_last, memory);
+      std::snprintf(ratio_cl, sizeof ratio_cl, "%.2fx", ratio(r.ours, r.peer_channels_last, memory));
+    }
+    std::snprintf(line, sizeof line, format, r.workload.name().c_str(), cell(r.ours, memory).c_str(), peer.c_str(),
+                  peer_cl.c_str(), ratio_text, ratio_cl);
     out << line;
   }
   return out.str();
@@ -136,16 +235,20 @@ std::string format_table(const std::vector<Row>& rows) {
 nlohmann::json to_json(const std::vector<Row>& rows) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
+    const bool memory = r.workload.memory();
     nlohmann::json row = {{"workload", r.workload.name()},
+                          {"task", task_name(r.workload.task())},
+                          {"memory", memory},
                           {"batch", r.workload.batch()},
                           {"image_size", r.workload.image_size()},
-                          {"training", r.workload.training()},
-                          {"ours", {{"images_per_second", r.ours.images_per_second},
-                                    {"median", r.ours.median()}, {"min", r.ours.min()}, {"max", r.ours.max()}}}};
+                          {"ours", timing_json(r.ours)}};
     if (r.has_peer) {
-      row["pytorch_eager"] = {{"images_per_second", r.peer.images_per_second},
-                              {"median", r.peer.median()}, {"min", r.peer.min()}, {"max", r.peer.max()}};
-      row["ratio"] = r.ours.median() / std::max(1e-9, r.peer.median());
+      row["pytorch_eager"] = timing_json(r.peer);
+      row["ratio"] = ratio(r.ours, r.peer, memory);
+    }
+    if (r.has_peer_channels_last) {
+      row["pytorch_eager_channels_last"] = timing_json(r.peer_channels_last);
+      row["ratio_channels_last"] = ratio(r.ours, r.peer_channels_last, memory);
     }
     out.push_back(row);
   }

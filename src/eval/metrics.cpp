@@ -1,5 +1,7 @@
 #include <splitshare/eval/metrics.h>
 
+#include <splitshare/nn/inference.h>
+
 #include <cmath>
 
 namespace splitshare::eval {
@@ -87,18 +89,17 @@ void Accumulator::reduce(const Reducer& sum) {
 
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
                     torch::Device device, const Reducer& reduce) {
-  const bool was_training = model.is_training();
-  model.eval();
+  // Folded from the current weights on every call, so the trainer's validation sees each epoch's.
+  const nn::InferenceModel folded(model);
   Accumulator acc;
   acc.keep_probabilities(keep_probabilities);
   {
     torch::InferenceMode guard;
     stream.reset(0);
     while (auto batch = stream.next()) {
-      acc.add(model.forward(batch->images.to(device)), batch->labels.to(device));
+      acc.add(folded.forward(batch->images.to(device)), batch->labels.to(device));
     }
   }
-  model.train(was_training);
   acc.reduce(reduce);
   return acc.result();
 }

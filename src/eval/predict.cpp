@@ -48,14 +48,15 @@ torch::Tensor load_image(const std::string& path, const data::Preprocess& prepro
 
 std::vector<Prediction> predict(nn::ClassifierImpl& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options) {
+  model.eval();
+  return predict(nn::InferenceModel(model), images, classes, options);
+}
+
+std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Tensor& images,
+                                const std::vector<std::string>& classes, const PredictOptions& options) {
   TORCH_CHECK(images.dim() == 4, "predict: expected images [N, C, H, W], got ", images.sizes());
   TORCH_CHECK(options.topk() >= 1, "predict: topk must be positive, got ", options.topk());
-  model.eval();
-  nn::HeadOutput output;
-  {
-    torch::InferenceMode inference;
-    output = model.forward(images.to(options.device()));
-  }
+  const auto output = model.forward(images.to(options.device()));
   auto logits = output.logits.to(torch::kCPU, torch::kFloat);
   const int64_t k = std::min(options.topk(), logits.size(1));
   auto [top_probabilities, top_indices] = torch::softmax(logits, 1).topk(k, 1);
@@ -82,12 +83,14 @@ std::vector<Prediction> predict_files(nn::ClassifierImpl& model, const data::Pre
                                       const PredictOptions& options) {
   TORCH_CHECK(options.batch_size() >= 1, "predict: batch_size must be positive, got ", options.batch_size());
   std::vector<Prediction> predictions;
+  model.eval();
+  const nn::InferenceModel folded(model);
   const auto batch = static_cast<size_t>(options.batch_size());
   for (size_t start = 0; start < paths.size(); start += batch) {
     const size_t end = std::min(paths.size(), start + batch);
     std::vector<torch::Tensor> images;
     for (size_t i = start; i < end; ++i) images.push_back(load_image(paths[i], preprocess));
-    auto part = predict(model, torch::stack(images), classes, options);
+    auto part = predict(folded, torch::stack(images), classes, options);
     for (size_t i = 0; i < part.size(); ++i) {
       part[i].path = paths[start + i];
       predictions.push_back(std::move(part[i]));

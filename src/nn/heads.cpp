@@ -35,7 +35,7 @@ LinearHeadImpl::LinearHeadImpl(int64_t in_features, int64_t num_classes) {
 }
 
 HeadOutput LinearHeadImpl::forward(const torch::Tensor& features) {
-  auto logits = fc->forward(features);
+  auto logits = linear(features, fc->weight, fc->bias);
   return {logits, {logits}};
 }
 
@@ -49,7 +49,10 @@ ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes,
 
 HeadOutput ParallelLinearImpl::forward(const torch::Tensor& features) {
   HeadOutput out;
-  for (const auto& module : *fc) out.head_logits.push_back(module->as<torch::nn::Linear>()->forward(features));
+  for (const auto& module : *fc) {
+    auto* layer = module->as<torch::nn::Linear>();
+    out.head_logits.push_back(linear(features, layer->weight, layer->bias));
+  }
   out.logits = torch::stack(out.head_logits).mean(0);
   return out;
 }

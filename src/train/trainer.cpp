@@ -202,6 +202,12 @@ void to_channels_last(torch::nn::Module& module) {
   }
 }
 
+void clear_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+  }
+}
+
 TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
                 CheckpointMetadata metadata) {
   TORCH_CHECK(options.epochs() >= 1, "epochs must be at least 1, got ", options.epochs());
@@ -358,7 +364,7 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
         output = model->forward(images);
         loss = nn::head_loss(output, labels, options.loss());
       }
-      optimizer.zero_grad();
+      clear_gradients(optimizer);
       if (averager) averager->prepare();
       scaler.scale(loss).backward();
       if (averager) {

@@ -56,7 +56,8 @@ class Accumulator {
   std::vector<torch::Tensor> probabilities_, labels_;
 };
 
-/// Runs `model` in evaluation mode (InferenceMode) over one epoch of `stream`.
+/// Runs `model` in evaluation mode over one epoch of `stream`, through an nn::InferenceModel
+/// folded from its current weights (BatchNorm folded into the convolutions, oneDNN on CPU).
 /// With `reduce`, the counts of all ranks' shards are summed (shards must not overlap).
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities = false,
                     torch::Device device = torch::kCPU, const Reducer& reduce = nullptr);

@@ -2,6 +2,7 @@
 
 #include <splitshare/data/dataset.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/nn/inference.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -55,6 +56,10 @@ struct Prediction {
 /// Classifies preprocessed images [N, C, H, W] (model in evaluation mode, no gradients);
 /// `classes` names the labels (may be empty). Paths are left empty.
 std::vector<Prediction> predict(nn::ClassifierImpl& model, const torch::Tensor& images,
+                                const std::vector<std::string>& classes, const PredictOptions& options = {});
+
+/// The same with a model already folded for inference (predict_files folds once for all batches).
+std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options = {});
 
 /// load_image + predict for image files, batch by batch, in the order given.

@@ -121,4 +121,8 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
 /// Moves 4-d parameters and buffers (convolution weights) to channels-last layout.
 void to_channels_last(torch::nn::Module& module);
 
+/// Drops every gradient of `optimizer`'s parameters (set to none rather than zeroed):
+/// backward then writes fresh gradients instead of adding into zero-filled ones.
+void clear_gradients(torch::optim::Optimizer& optimizer);
+
 }  // namespace splitshare::train

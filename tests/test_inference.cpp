@@ -1,0 +1,103 @@
+#include <splitshare/nn/inference.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+using splitshare::testing::expect_close;
+
+namespace {
+
+// A tiny classifier whose BatchNorms have non-trivial running statistics and affines,
+// so a wrongly folded scale or shift shows.
+ss::Classifier make(const std::string& arch, ss::HeadOptions head, ss::Stem stem, int64_t width) {
+  torch::manual_seed(0);
+  ss::Classifier model(ss::ClassifierOptions()
+                           .arch(arch)
+                           .num_classes(7)
+                           .in_channels(3)
+                           .stem(stem)
+                           .width(width)
+                           .head(head));
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2.0);
+  }
+  for (auto& item : model->named_parameters()) {
+    if (item.key().find("bn") != std::string::npos || item.key().find("downsample.1") != std::string::npos) {
+      item.value().uniform_(0.5, 1.5);
+    }
+  }
+  return model;
+}
+
+void expect_same_as_eval_forward(ss::Classifier& model, const torch::Tensor& images, ss::InferenceOptions options) {
+  model->eval();
+  ss::HeadOutput plain;
+  {
+    torch::NoGradGuard no_grad;
+    plain = model->forward(images);
+  }
+  const ss::InferenceModel folded(*model, options);
+  const auto fast = folded.forward(images);
+  const double scale = plain.logits.abs().max().item<double>();
+  expect_close(fast.logits, plain.logits, 1e-4 * scale, 1e-4);
+  ASSERT_EQ(fast.head_logits.size(), plain.head_logits.size());
+  for (size_t i = 0; i < plain.head_logits.size(); ++i) {
+    expect_close(fast.head_logits[i], plain.head_logits[i], 1e-4 * scale, 1e-4);
+  }
+}
+
+}  // namespace
+
+TEST(InferenceModel, MatchesEvalForwardForEveryBlockAndHead) {
+  const auto ssm = ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4);
+  struct Case {
+    std::string arch;
+    ss::HeadOptions head;
+    ss::Stem stem;
+    int64_t width, size;
+  };
+  const std::vector<Case> cases = {
+      {"resnet10", ss::HeadOptions().kind(ss::HeadKind::kLinear), ss::Stem::kSmall, 8, 8},
+      {"resnet10", ssm, ss::Stem::kImageNet, 8, 32},
+      {"resnet50", ssm, ss::Stem::kSmall, 4, 8},
+      {"resnet50", ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3), ss::Stem::kSmall, 4, 8},
+      {"resnext50_32x4d", ss::HeadOptions(ssm).last_plain(true), ss::Stem::kSmall, 16, 8},  // 32 groups of 1
+      {"resnet10", ss::HeadOptions(ssm).sum(true), ss::Stem::kSmall, 8, 8},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.arch + " " + ss::to_string(c.head.kind()));
+    auto model = make(c.arch, c.head, c.stem, c.width);
+    auto images = torch::randn({3, 3, c.size, c.size});
+    for (bool mkldnn : {true, false}) {
+      for (bool channels_last : {true, false}) {
+        SCOPED_TRACE(std::string(mkldnn ? "mkldnn" : "dense") + (channels_last ? " channels-last" : ""));
+        expect_same_as_eval_forward(model, images, ss::InferenceOptions().mkldnn(mkldnn).channels_last(channels_last));
+      }
+    }
+  }
+}
+
+TEST(InferenceModel, BatchOfOneAndFoldingIsASnapshot) {
+  auto model = make("resnet10", ss::HeadOptions(), ss::Stem::kSmall, 8);
+  auto image = torch::randn({1, 3, 8, 8});
+  expect_same_as_eval_forward(model, image, ss::InferenceOptions());
+  model->eval();
+  const ss::InferenceModel folded(*model);
+  const auto before = folded.forward(image).logits;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.mul_(2);
+  }
+  // The folded copy keeps the weights it was built from; a new one sees the change.
+  expect_close(folded.forward(image).logits, before, 0, 0);
+  expect_same_as_eval_forward(model, image, ss::InferenceOptions());
+}
+
+TEST(InferenceModel, RejectsImagesWithTheWrongChannelCount) {
+  auto model = make("resnet10", ss::HeadOptions(), ss::Stem::kSmall, 8);
+  const ss::InferenceModel folded(*model);
+  const auto message = splitshare::testing::expect_error([&] { folded.forward(torch::randn({1, 1, 8, 8})); });
+  EXPECT_NE(message.find("expected images [N, 3, H, W]"), std::string::npos) << message;
+}
