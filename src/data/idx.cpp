@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 
 namespace splitshare::data {
@@ -52,7 +54,11 @@ struct InflateGuard {
 };
 
 // Inflates every gzip member of `compressed` (concatenated members are legal gzip).
-std::string gunzip(const std::string& compressed, const std::string& path) {
+// `expected_size` sees the first `header_size` bytes once they are out and returns
+// the size the whole file must have (it throws on a bad header), so that a
+// decompression bomb or garbage after the data stops early instead of filling memory.
+std::string gunzip(const std::string& compressed, const std::string& path, size_t header_size,
+                   const std::function<uint64_t(const std::string&, const std::string&)>& expected_size) {
   TORCH_CHECK(compressed.size() <= std::numeric_limits<uInt>::max(),
               "gzip file ", path, " is too large (", compressed.size(), " bytes)");
   z_stream zs{};
@@ -71,8 +77,13 @@ std::string gunzip(const std::string& compressed, const std::string& path) {
   }
   std::string out(guess + 1, '\0');
   size_t produced = 0;
+  std::optional<uint64_t> limit;
   while (true) {
-    if (produced == out.size()) out.resize(out.size() * 2);
+    if (!limit && produced >= header_size) limit = expected_size(out.substr(0, header_size), path);
+    TORCH_CHECK(!limit || produced <= *limit, "idx file ", path, " has unexpected trailing bytes: expected ",
+                *limit, " bytes after gunzip, found more");
+    // Grow by doubling, but never past one byte more than the header allows.
+    if (produced == out.size()) out.resize(limit ? std::min<uint64_t>(out.size() * 2, *limit + 1) : out.size() * 2);
     const size_t room = std::min<size_t>(out.size() - produced, std::numeric_limits<uInt>::max());
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
     zs.avail_out = static_cast<uInt>(room);
@@ -131,12 +142,7 @@ void check_size(const std::string& bytes, const std::string& path, uint64_t expe
               " unexpected trailing bytes: expected ", expected, " bytes", after, ", found ", bytes.size());
 }
 
-}  // namespace
-
-torch::Tensor read_idx_images(const std::string& path) {
-  const std::string raw = read_raw(path);
-  const bool compressed = is_gzip(raw);
-  const std::string bytes = compressed ? gunzip(raw, path) : raw;
+uint64_t images_size(const std::string& bytes, const std::string& path) {
   check_header(bytes, path, kImagesMagic, kImagesHeader);
   const uint32_t count = read_be32(bytes, 4);
   const uint32_t rows = read_be32(bytes, 8);
@@ -144,28 +150,60 @@ torch::Tensor read_idx_images(const std::string& path) {
   check_dimension(count, kMaxCount, "the image count", path);
   check_dimension(rows, kMaxSide, "the row count", path);
   check_dimension(cols, kMaxSide, "the column count", path);
-  const uint64_t pixels = uint64_t{count} * rows * cols;
-  check_size(bytes, path, kImagesHeader + pixels, compressed);
-
-  auto images = torch::empty({int64_t{count}, 1, int64_t{rows}, int64_t{cols}}, torch::kUInt8);
-  std::memcpy(images.data_ptr<uint8_t>(), bytes.data() + kImagesHeader, pixels);
-  return images;
+  return kImagesHeader + uint64_t{count} * rows * cols;
 }
 
-torch::Tensor read_idx_labels(const std::string& path) {
-  const std::string raw = read_raw(path);
-  const bool compressed = is_gzip(raw);
-  const std::string bytes = compressed ? gunzip(raw, path) : raw;
+uint64_t labels_size(const std::string& bytes, const std::string& path) {
   check_header(bytes, path, kLabelsMagic, kLabelsHeader);
   const uint32_t count = read_be32(bytes, 4);
   check_dimension(count, kMaxCount, "the label count", path);
-  check_size(bytes, path, kLabelsHeader + uint64_t{count}, compressed);
+  return kLabelsHeader + uint64_t{count};
+}
 
-  auto labels = torch::empty({int64_t{count}}, torch::kInt64);
+uint64_t within_limit(uint64_t expected, uint64_t max_bytes, const std::string& path) {
+  TORCH_CHECK(expected <= max_bytes, "idx file ", path, " declares ", expected, " bytes of data, more than the limit of ",
+              max_bytes);
+  return expected;
+}
+
+}  // namespace
+
+torch::Tensor parse_idx_images(const std::string& file_bytes, const std::string& name, uint64_t max_bytes) {
+  const bool compressed = is_gzip(file_bytes);
+  auto bounded = [&](const std::string& header, const std::string& path) {
+    return within_limit(images_size(header, path), max_bytes, path);
+  };
+  const std::string bytes = compressed ? gunzip(file_bytes, name, kImagesHeader, bounded) : std::string();
+  const std::string& data = compressed ? bytes : file_bytes;
+  const uint64_t expected = bounded(data, name);
+  check_size(data, name, expected, compressed);
+
+  const int64_t count = read_be32(data, 4), rows = read_be32(data, 8), cols = read_be32(data, 12);
+  auto images = torch::empty({count, 1, rows, cols}, torch::kUInt8);
+  std::memcpy(images.data_ptr<uint8_t>(), data.data() + kImagesHeader, expected - kImagesHeader);
+  return images;
+}
+
+torch::Tensor parse_idx_labels(const std::string& file_bytes, const std::string& name, uint64_t max_bytes) {
+  const bool compressed = is_gzip(file_bytes);
+  auto bounded = [&](const std::string& header, const std::string& path) {
+    return within_limit(labels_size(header, path), max_bytes, path);
+  };
+  const std::string bytes = compressed ? gunzip(file_bytes, name, kLabelsHeader, bounded) : std::string();
+  const std::string& data = compressed ? bytes : file_bytes;
+  const uint64_t expected = bounded(data, name);
+  check_size(data, name, expected, compressed);
+
+  const int64_t count = read_be32(data, 4);
+  auto labels = torch::empty({count}, torch::kInt64);
   auto* out = labels.data_ptr<int64_t>();
-  const auto* in = reinterpret_cast<const uint8_t*>(bytes.data() + kLabelsHeader);
-  for (uint32_t i = 0; i < count; ++i) out[i] = in[i];
+  const auto* in = reinterpret_cast<const uint8_t*>(data.data() + kLabelsHeader);
+  for (int64_t i = 0; i < count; ++i) out[i] = in[i];
   return labels;
 }
+
+torch::Tensor read_idx_images(const std::string& path) { return parse_idx_images(read_raw(path), path); }
+
+torch::Tensor read_idx_labels(const std::string& path) { return parse_idx_labels(read_raw(path), path); }
 
 }  // namespace splitshare::data

@@ -51,6 +51,19 @@ std::vector<std::string> list_class_images(const fs::path& folder, int64_t& igno
   return paths;
 }
 
+// A class with no training images could never be predicted; torchvision's ImageFolder
+// refuses such folders too ("Found no valid file for the classes ...").
+void check_no_empty_classes(const ImageFolderIndex& index) {
+  std::vector<int64_t> counts(index.classes.size(), 0);
+  for (int64_t label : index.labels) ++counts[static_cast<size_t>(label)];
+  std::vector<std::string> empty;
+  for (size_t c = 0; c < counts.size(); ++c) {
+    if (counts[c] == 0) empty.push_back(index.classes[c]);
+  }
+  TORCH_CHECK(empty.empty(), "training folder ", index.root, " has class folders without .jpg/.jpeg/.png images: ",
+              join(empty), " (add images or remove the folders)");
+}
+
 }  // namespace
 
 ImageFolderIndex list_image_folder(const std::string& root) {
@@ -110,6 +123,7 @@ Preprocess image_folder_preprocess(const ImageFolderOptions& options) {
 DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,
                                   const DataOptions& options) {
   ImageFolderIndex train = list_image_folder(train_root);
+  check_no_empty_classes(train);
   ImageFolderIndex val = list_image_folder(val_root);
   if (train.classes != val.classes) {
     auto mismatch = std::mismatch(train.classes.begin(), train.classes.end(), val.classes.begin(), val.classes.end());

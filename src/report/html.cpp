@@ -763,7 +763,16 @@ std::string render_report(const ReportData& data) {
 
 std::string write_report(const std::string& dir) {
   const std::string path = (fs::path(dir) / "report.html").string();
-  write_atomically(path, render_report(load_report_data(dir)));
+  const ReportData data = load_report_data(dir);
+  std::string html;
+  try {
+    html = render_report(data);
+  } catch (const json::exception& e) {
+    // Valid JSON whose fields have other types or shapes than a run writes (edited by hand?).
+    TORCH_CHECK(false, "report: the summary.json, metrics.jsonl or compare.json files in ", dir,
+                " do not have the fields a run writes: ", e.what());
+  }
+  write_atomically(path, html);
   return path;
 }
 

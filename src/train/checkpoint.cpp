@@ -12,7 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
+#include <type_traits>
+#include <vector>
 
 namespace splitshare::train {
 namespace {
@@ -24,10 +27,70 @@ constexpr int kVersion = 1;
 template <typename T>
 T field(const nlohmann::json& json, const char* key, const std::string& source) {
   TORCH_CHECK(json.contains(key), source, ": checkpoint metadata has no '", key, "' field");
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // nlohmann would convert 1e300 by a cast that overflows.
+    TORCH_CHECK(json.at(key).is_number_integer(), source, ": checkpoint metadata field '", key,
+                "' must be an integer, got ", json.at(key).dump());
+  }
   try {
     return json.at(key).get<T>();
   } catch (const nlohmann::json::exception& e) {
     TORCH_CHECK(false, source, ": checkpoint metadata field '", key, "' has the wrong type: ", e.what());
+  }
+}
+
+template <typename T>
+T optional_field(const nlohmann::json& json, const char* key, T fallback, const std::string& source) {
+  if (!json.contains(key)) return fallback;
+  return field<T>(json, key, source);
+}
+
+// `parse()`, with `source` put in front of a refusal that does not name it.
+template <typename Parse>
+auto named(const std::string& source, Parse parse) {
+  try {
+    return parse();
+  } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    if (message.find(source) != std::string::npos) throw;
+    TORCH_CHECK(false, source, ": checkpoint metadata: ", message);
+  }
+}
+
+// A positive image size, or null (absent) for "not used".
+std::optional<int64_t> optional_size(const nlohmann::json& json, const char* key, const std::string& source) {
+  if (!json.contains(key) || json.at(key).is_null()) return std::nullopt;
+  const auto value = field<int64_t>(json, key, source);
+  TORCH_CHECK(value >= 1, source, ": checkpoint metadata field 'preprocess.", key, "' must be positive, got ", value);
+  return value;
+}
+
+// Ranges of the model fields; the architecture name itself is checked when the model is built.
+void check_model_fields(const nn::ClassifierOptions& model, const std::string& source) {
+  std::vector<std::string> problems;
+  auto require = [&](bool ok, const std::string& problem) {
+    if (!ok) problems.push_back(problem);
+  };
+  require(model.num_classes() >= 1, "num_classes " + std::to_string(model.num_classes()) + " (must be >= 1)");
+  require(model.in_channels() == 1 || model.in_channels() == 3,
+          "in_channels " + std::to_string(model.in_channels()) + " (must be 1 or 3)");
+  require(model.width() >= 1, "width " + std::to_string(model.width()) + " (must be >= 1)");
+  require(model.head().splits() >= 1, "splits " + std::to_string(model.head().splits()) + " (must be >= 1)");
+  require(model.head().k() >= 1, "k " + std::to_string(model.head().k()) + " (must be >= 1)");
+  if (problems.empty()) return;
+  std::string list;
+  for (const auto& problem : problems) list += (list.empty() ? "" : ", ") + problem;
+  TORCH_CHECK(false, source, ": checkpoint metadata has invalid values: ", list);
+}
+
+void check_preprocess(const data::Preprocess& p, const std::string& source) {
+  TORCH_CHECK(p.channels == 1 || p.channels == 3, source, ": checkpoint metadata field 'preprocess.channels' is ",
+              p.channels, ", expected 1 or 3");
+  TORCH_CHECK(static_cast<int64_t>(p.mean.size()) == p.channels && static_cast<int64_t>(p.std.size()) == p.channels,
+              source, ": checkpoint metadata 'preprocess' has ", p.mean.size(), " means and ", p.std.size(),
+              " standard deviations for ", p.channels, " channels");
+  for (double s : p.std) {
+    TORCH_CHECK(s > 0, source, ": checkpoint metadata 'preprocess.std' holds ", s, " (must be positive)");
   }
 }
 
@@ -93,37 +156,45 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
 
 CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string& source) {
   TORCH_CHECK(j.is_object(), source, ": checkpoint metadata is not a JSON object");
-  TORCH_CHECK(j.value("format", "") == kFormat, source, ": not a splitshare checkpoint (format '",
-              j.value("format", ""), "', expected '", kFormat, "')");
+  const auto format = j.contains("format") && j.at("format").is_string() ? j.at("format").get<std::string>() : "";
+  TORCH_CHECK(format == kFormat, source, ": not a splitshare checkpoint (format '", format, "', expected '", kFormat,
+              "')");
   const auto version = field<int>(j, "version", source);
   TORCH_CHECK(version <= kVersion, source, ": checkpoint format version ", version,
               " is newer than this build understands (", kVersion, ")");
   CheckpointMetadata m;
   nn::HeadOptions head;
-  head.kind(nn::parse_head_kind(field<std::string>(j, "head", source)));
+  head.kind(named(source, [&] { return nn::parse_head_kind(field<std::string>(j, "head", source)); }));
   head.splits(field<int64_t>(j, "splits", source));
   head.k(field<int64_t>(j, "k", source));
-  head.last_plain(j.value("last_plain", false));
-  head.sum(j.value("reduction", "mean") == "sum");
+  head.last_plain(optional_field<bool>(j, "last_plain", false, source));
+  const auto reduction = optional_field<std::string>(j, "reduction", "mean", source);
+  TORCH_CHECK(reduction == "mean" || reduction == "sum", source, ": checkpoint metadata field 'reduction' is '",
+              reduction, "', expected mean or sum");
+  head.sum(reduction == "sum");
   m.model.arch(field<std::string>(j, "arch", source))
       .num_classes(field<int64_t>(j, "num_classes", source))
       .head(head)
-      .stem(nn::parse_stem(field<std::string>(j, "stem", source)))
+      .stem(named(source, [&] { return nn::parse_stem(field<std::string>(j, "stem", source)); }))
       .in_channels(field<int64_t>(j, "in_channels", source))
       .width(field<int64_t>(j, "width", source));
+  check_model_fields(m.model, source);
   m.classes = field<std::vector<std::string>>(j, "classes", source);
   TORCH_CHECK(m.classes.empty() || static_cast<int64_t>(m.classes.size()) == m.model.num_classes(), source,
               ": metadata lists ", m.classes.size(), " class names for num_classes=", m.model.num_classes());
-  const auto& p = field<nlohmann::json>(j, "preprocess", source);
+  const auto p = field<nlohmann::json>(j, "preprocess", source);
+  TORCH_CHECK(p.is_object(), source, ": checkpoint metadata field 'preprocess' is not a JSON object");
   m.preprocess.channels = field<int64_t>(p, "channels", source);
-  if (!p.at("resize").is_null()) m.preprocess.resize = p.at("resize").get<int64_t>();
-  if (!p.at("crop").is_null()) m.preprocess.crop = p.at("crop").get<int64_t>();
-  // Absent in checkpoints written before `size` was recorded.
-  if (p.contains("size") && !p.at("size").is_null()) m.preprocess.size = p.at("size").get<int64_t>();
+  // `size` is absent in checkpoints written before it was recorded.
+  m.preprocess.resize = optional_size(p, "resize", source);
+  m.preprocess.crop = optional_size(p, "crop", source);
+  m.preprocess.size = optional_size(p, "size", source);
   m.preprocess.mean = field<std::vector<double>>(p, "mean", source);
   m.preprocess.std = field<std::vector<double>>(p, "std", source);
-  m.epoch = j.value("epoch", int64_t{0});
-  m.extra = j.value("extra", nlohmann::json::object());
+  check_preprocess(m.preprocess, source);
+  m.epoch = optional_field<int64_t>(j, "epoch", 0, source);
+  TORCH_CHECK(m.epoch >= 0, source, ": checkpoint metadata field 'epoch' is negative (", m.epoch, ")");
+  m.extra = j.contains("extra") ? j.at("extra") : nlohmann::json::object();
   return m;
 }
 
@@ -184,13 +255,41 @@ CheckpointMetadata read_checkpoint_metadata(const std::string& path) {
   const auto& text = extra[kMetadataFile];
   TORCH_CHECK(!text.empty(), path, ": torch archive without splitshare metadata (", kMetadataFile,
               "); import foreign weights with `splitshare import`");
+  return parse_checkpoint_metadata(text, path);
+}
+
+std::vector<std::string> model_differences(const nn::ClassifierOptions& expected, const nn::ClassifierOptions& found) {
+  std::vector<std::string> out;
+  auto compare = [&](const char* what, const auto& a, const auto& b) {
+    if (a == b) return;
+    std::ostringstream text;
+    text << what << ": expected " << a << ", found " << b;
+    out.push_back(text.str());
+  };
+  const auto& eh = expected.head();
+  const auto& fh = found.head();
+  compare("arch", expected.arch(), found.arch());
+  compare("head", nn::to_string(eh.kind()), nn::to_string(fh.kind()));
+  if (eh.kind() == fh.kind() && eh.kind() == nn::HeadKind::kSSM) {
+    compare("splits", eh.splits(), fh.splits());
+    compare("last_plain", eh.last_plain(), fh.last_plain());
+  }
+  if (eh.kind() == fh.kind() && eh.kind() == nn::HeadKind::kKFC) compare("k", eh.k(), fh.k());
+  compare("num_classes", expected.num_classes(), found.num_classes());
+  compare("in_channels", expected.in_channels(), found.in_channels());
+  compare("width", expected.width(), found.width());
+  compare("stem", nn::to_string(expected.stem()), nn::to_string(found.stem()));
+  return out;
+}
+
+CheckpointMetadata parse_checkpoint_metadata(const std::string& text, const std::string& source) {
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    TORCH_CHECK(false, path, ": checkpoint metadata is not valid JSON: ", e.what());
+    TORCH_CHECK(false, source, ": checkpoint metadata is not valid JSON: ", e.what());
   }
-  return metadata_from_json(json, path);
+  return metadata_from_json(json, source);
 }
 
 std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& path) {

@@ -72,7 +72,17 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
       if (std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")) {
         std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
                      static_cast<unsigned long long>(seed), dir.c_str());
-        model = load_checkpoint(dir + "/checkpoint.pt", train.device()).model;
+        auto loaded = load_checkpoint(dir + "/checkpoint.pt", train.device());
+        // A folder left by a run with other flags must not pass for this variant.
+        const auto differences = model_differences(nn::ClassifierOptions(model_options).head(variant.head),
+                                                   loaded.metadata.model);
+        if (!differences.empty()) {
+          std::string list;
+          for (const auto& d : differences) list += "\n  " + d;
+          TORCH_CHECK(false, dir, "/checkpoint.pt was trained with another model than this run asks for:", list,
+                      "\nuse another --out folder or delete ", dir);
+        }
+        model = loaded.model;
       } else {
         torch::manual_seed(seed);
         auto options_for_variant = nn::ClassifierOptions(model_options).head(variant.head);

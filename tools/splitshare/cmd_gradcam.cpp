@@ -9,7 +9,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 namespace splitshare::cli {
 namespace {
@@ -233,10 +232,7 @@ int run_gradcam(int argc, char** argv) {
                                  {"input_size", {height, width}},
                                  {"grid", "grid.png"},
                                  {"images", images}};
-  std::ofstream json_out((fs::path(out) / "gradcam.json").string());
-  json_out << report.dump(2) << '\n';
-  json_out.flush();
-  TORCH_CHECK(json_out.good(), "could not write ", (fs::path(out) / "gradcam.json").string());
+  write_file_atomically((fs::path(out) / "gradcam.json").string(), report.dump(2) + "\n", "Grad-CAM summary");
   std::printf("%lld images, %lld maps (%s): %s/grid.png, %s/gradcam.json\n", static_cast<long long>(display.size(0)),
               static_cast<long long>(written), explain::to_string(method).c_str(), out.c_str(), out.c_str());
   return 0;

@@ -5,7 +5,6 @@
 #include <splitshare/train/checkpoint.h>
 
 #include <cstdio>
-#include <fstream>
 
 namespace splitshare::cli {
 namespace {
@@ -15,10 +14,7 @@ void write_inputs(const std::vector<eval::Prediction>& predictions, const std::s
   std::vector<torch::Tensor> inputs;
   for (const auto& p : predictions) inputs.push_back(p.input);
   const auto bytes = torch::pickle_save(torch::stack(inputs));
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.flush();
-  TORCH_CHECK(out.good(), "could not write --dump-inputs file ", path);
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()), "--dump-inputs file");
 }
 
 void print_table(const std::vector<eval::Prediction>& predictions) {

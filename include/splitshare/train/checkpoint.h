@@ -27,8 +27,14 @@ struct CheckpointMetadata {
 
 /// The JSON form (`splitshare info --checkpoint` prints it).
 nlohmann::json to_json(const CheckpointMetadata& metadata);
-/// Parses the JSON form; `source` names the file in error messages.
+/// Parses the JSON form; `source` names the file in error messages. Refuses missing
+/// fields, wrong types and out-of-range values (class count, channels, width, splits,
+/// preprocessing) with a message naming the field.
 CheckpointMetadata metadata_from_json(const nlohmann::json& json, const std::string& source);
+/// Parses the text of a checkpoint's splitshare.json (what read_checkpoint_metadata
+/// does after opening the archive); throws naming `source` when it is not valid JSON
+/// or not valid metadata.
+CheckpointMetadata parse_checkpoint_metadata(const std::string& text, const std::string& source);
 
 /// Writes `model` and `metadata` to `path` as a TorchScript archive: Python's
 /// `torch.jit.load(path).state_dict()` returns the tensors under their checkpoint
@@ -49,6 +55,10 @@ struct LoadedCheckpoint {
   nn::Classifier model{nullptr};
   CheckpointMetadata metadata;
 };
+
+/// How the model `found` differs from `expected`, one entry per field ("width: expected
+/// 16, found 8"); empty when they describe the same architecture, head and class count.
+std::vector<std::string> model_differences(const nn::ClassifierOptions& expected, const nn::ClassifierOptions& found);
 
 /// Reads only the metadata of a checkpoint.
 CheckpointMetadata read_checkpoint_metadata(const std::string& path);
