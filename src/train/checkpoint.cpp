@@ -86,7 +86,11 @@ void check_model_fields(const nn::ClassifierOptions& model, const std::string& s
 void check_preprocess(const data::Preprocess& p, const std::string& source) {
   TORCH_CHECK(p.channels == 1 || p.channels == 3, source, ": checkpoint metadata field 'preprocess.channels' is ",
               p.channels, ", expected 1 or 3");
-  TORCH_CHECK(static_cast<int64_t>(p.mean.size()) == p.channels && static_cast<int64_t>(p.std.size()) == p.channels,
+  // Both empty: no normalisation recorded (a model saved by the library without data);
+  // predict refuses such a checkpoint when it needs the values.
+  const bool recorded = !p.mean.empty() || !p.std.empty();
+  TORCH_CHECK(!recorded || (static_cast<int64_t>(p.mean.size()) == p.channels &&
+                            static_cast<int64_t>(p.std.size()) == p.channels),
               source, ": checkpoint metadata 'preprocess' has ", p.mean.size(), " means and ", p.std.size(),
               " standard deviations for ", p.channels, " channels");
   for (double s : p.std) {
