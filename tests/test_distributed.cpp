@@ -7,12 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ranks.h"
 #include "support.h"
 
 #include <cstdlib>
-#include <thread>
 
 namespace st = splitshare::train;
+using splitshare::testing::run_ranks;
 using splitshare::testing::TempDir;
 
 namespace {
@@ -55,24 +56,13 @@ TEST(Distributed, TwoRanksMatchOneProcessOnTheGlobalBatch) {
     torch::NoGradGuard g;
     for (auto& p : models[1]->parameters()) p.add_(1.0);
   }
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      try {
-        auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-        auto model = models[rank];
-        dist->broadcast_module(*model);
-        auto shard = torch::arange(rank, 16, 2);
-        train_steps(model, x.index_select(0, shard), y.index_select(0, shard), 4, dist.get());
-      } catch (const std::exception& e) {
-        errors[rank] = e.what();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
-  ASSERT_EQ(errors[0], "");
-  ASSERT_EQ(errors[1], "");
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    auto model = models[rank];
+    dist->broadcast_module(*model);
+    auto shard = torch::arange(rank, 16, 2);
+    train_steps(model, x.index_select(0, shard), y.index_select(0, shard), 4, dist.get());
+  });
+  ASSERT_FALSE(HasFailure());
   auto ref = reference->parameters();
   for (int rank = 0; rank < 2; ++rank) {
     auto got = models[rank]->parameters();
@@ -86,16 +76,12 @@ TEST(Distributed, TwoRanksMatchOneProcessOnTheGlobalBatch) {
 TEST(Distributed, AllReduceSumsAcrossRanks) {
   TempDir dir;
   std::vector<torch::Tensor> results(3);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 3; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 3);
-      std::vector<torch::Tensor> t{torch::full({4}, static_cast<double>(rank + 1), torch::kDouble)};
-      dist->all_reduce_sum(t);
-      results[rank] = t[0];
-    });
-  }
-  for (auto& t : ranks) t.join();
+  run_ranks(dir, 3, [&](int rank, const auto& dist) {
+    std::vector<torch::Tensor> t{torch::full({4}, static_cast<double>(rank + 1), torch::kDouble)};
+    dist->all_reduce_sum(t);
+    results[rank] = t[0];
+  });
+  ASSERT_FALSE(HasFailure());
   for (auto& r : results) EXPECT_TRUE(torch::equal(r, torch::full({4}, 6.0, torch::kDouble)));
 }
 
@@ -155,16 +141,12 @@ TEST(Distributed, ShardedEvaluationEqualsSingleProcessExactly) {
   };
   auto single = splitshare::eval::evaluate(*model, *loader(0, 1));
   std::vector<splitshare::eval::EvalResult> results(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-      auto stream = loader(rank, 2);
-      results[rank] = splitshare::eval::evaluate(*model, *stream, false, torch::kCPU,
-                                                 [&](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
-    });
-  }
-  for (auto& t : ranks) t.join();
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    auto stream = loader(rank, 2);
+    results[rank] = splitshare::eval::evaluate(*model, *stream, false, torch::kCPU,
+                                               [&](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
+  });
+  ASSERT_FALSE(HasFailure());
   for (const auto& r : results) {
     EXPECT_EQ(r.samples, 37);  // no padded duplicates counted
     EXPECT_EQ(r.top1, single.top1);
@@ -235,36 +217,31 @@ OverlapRun run_overlap(bool overlap, bool freeze_conv) {
   run.params.resize(2);
   run.buckets.resize(2);
   run.started.resize(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-      auto& model = *models[rank];
-      std::unique_ptr<st::GradientAverager> averager;
-      // Tiny buckets: several of them, started in order.
-      if (overlap) averager = std::make_unique<st::GradientAverager>(dist, model.parameters(), 64);
-      torch::optim::SGD opt(model.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
-      auto shard = torch::arange(rank, 8, 2);
-      for (int s = 0; s < 3; ++s) {
-        auto loss = torch::nn::functional::cross_entropy(model.forward(x.index_select(0, shard)), y.index_select(0, shard));
-        opt.zero_grad();
-        if (averager) averager->prepare();
-        loss.backward();
-        if (averager) {
-          averager->finish();
-        } else {
-          dist->average_gradients(model, 64);
-        }
-        opt.step();
-      }
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    auto& model = *models[rank];
+    std::unique_ptr<st::GradientAverager> averager;
+    // Tiny buckets: several of them, started in order.
+    if (overlap) averager = std::make_unique<st::GradientAverager>(dist, model.parameters(), 64);
+    torch::optim::SGD opt(model.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+    auto shard = torch::arange(rank, 8, 2);
+    for (int s = 0; s < 3; ++s) {
+      auto loss = torch::nn::functional::cross_entropy(model.forward(x.index_select(0, shard)), y.index_select(0, shard));
+      opt.zero_grad();
+      if (averager) averager->prepare();
+      loss.backward();
       if (averager) {
-        run.buckets[rank] = averager->buckets();
-        run.started[rank] = averager->started_during_backward();
+        averager->finish();
+      } else {
+        dist->average_gradients(model, 64);
       }
-      for (auto& p : model.parameters()) run.params[rank].push_back(p.detach().clone());
-    });
-  }
-  for (auto& t : ranks) t.join();
+      opt.step();
+    }
+    if (averager) {
+      run.buckets[rank] = averager->buckets();
+      run.started[rank] = averager->started_during_backward();
+    }
+    for (auto& p : model.parameters()) run.params[rank].push_back(p.detach().clone());
+  });
   return run;
 }
 
@@ -299,19 +276,15 @@ TEST(Distributed, OverlappedBucketsStartDuringBackward) {
   auto y = torch::randint(0, 3, {8});
   std::vector<torch::nn::Sequential> models{make_model(), make_model()};
   std::vector<int64_t> buckets(2), started(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-      st::GradientAverager averager(dist, models[rank]->parameters(), 64);
-      averager.prepare();
-      torch::nn::functional::cross_entropy(models[rank]->forward(x), y).backward();
-      averager.finish();
-      buckets[rank] = averager.buckets();
-      started[rank] = averager.started_during_backward();
-    });
-  }
-  for (auto& t : ranks) t.join();
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    st::GradientAverager averager(dist, models[rank]->parameters(), 64);
+    averager.prepare();
+    torch::nn::functional::cross_entropy(models[rank]->forward(x), y).backward();
+    averager.finish();
+    buckets[rank] = averager.buckets();
+    started[rank] = averager.started_during_backward();
+  });
+  ASSERT_FALSE(HasFailure());
   EXPECT_EQ(buckets[0], 4);  // 64-byte buckets: no two of the 4 tensors (192, 32, 96, 12 bytes) share one
   EXPECT_EQ(started[0], buckets[0]);  // all used: every bucket starts from a hook
   EXPECT_EQ(started[1], buckets[1]);

@@ -12,9 +12,9 @@
 #include <csignal>
 #include <numeric>
 #include <set>
-#include <thread>
 
 #include "image_writers.h"
+#include "ranks.h"
 #include "support.h"
 
 namespace sd = splitshare::data;
@@ -23,6 +23,7 @@ namespace st = splitshare::train;
 using splitshare::testing::expect_error;
 using splitshare::testing::read_file;
 using splitshare::testing::run_command;
+using splitshare::testing::run_ranks;
 using splitshare::testing::TempDir;
 
 namespace {
@@ -277,25 +278,14 @@ TEST(Resume, OneProcessCheckpointContinuesOnTwoRanks) {
   std::vector<ss::Classifier> models{ss::make_classifier(tiny_model()), ss::make_classifier(tiny_model())};
   std::vector<sd::DataBundle> data;
   for (int64_t rank = 0; rank < 2; ++rank) data.push_back(tiny_data(rank, 2));
-  std::vector<std::string> errors(2);
   std::vector<st::TrainResult> results(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      try {
-        auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-        st::CheckpointMetadata meta;
-        meta.model = tiny_model();
-        results[rank] = st::fit(models[rank], data[rank], 16,
-                                tiny_options(dir.file("run")).epochs(3).resume_from(checkpoint).distributed(dist), meta);
-      } catch (const std::exception& e) {
-        errors[rank] = e.what();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
-  ASSERT_EQ(errors[0], "");
-  ASSERT_EQ(errors[1], "");
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    st::CheckpointMetadata meta;
+    meta.model = tiny_model();
+    results[rank] = st::fit(models[rank], data[rank], 16,
+                            tiny_options(dir.file("run")).epochs(3).resume_from(checkpoint).distributed(dist), meta);
+  });
+  ASSERT_FALSE(HasFailure());
   for (const auto& r : results) ASSERT_EQ(r.history.size(), 3u);
   auto p0 = models[0]->parameters(), p1 = models[1]->parameters();
   for (size_t i = 0; i < p0.size(); ++i) EXPECT_TRUE(torch::equal(p0[i], p1[i]));

@@ -4,13 +4,14 @@
 #include <splitshare/nn/sync_batch_norm.h>
 #include <splitshare/train/distributed.h>
 
+#include "ranks.h"
 #include "support.h"
 
-#include <thread>
 
 namespace nn = splitshare::nn;
 namespace st = splitshare::train;
 using splitshare::testing::expect_close;
+using splitshare::testing::run_ranks;
 using splitshare::testing::TempDir;
 
 namespace {
@@ -40,27 +41,15 @@ std::vector<nn::Classifier> train_two_ranks(const torch::Tensor& x, const torch:
   TempDir dir;
   // Built here, not in the rank threads: initialisation draws from the global generator.
   std::vector<nn::Classifier> models{make_model(), make_model()};
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      try {
-        auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-        if (sync) {
-          const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
-          // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head.
-          if (n != 13) errors[rank] = "converted " + std::to_string(n) + " norm layers, expected 13";
-        }
-        const auto half = x.size(0) / 2;
-        sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());
-      } catch (const std::exception& e) {
-        errors[rank] = e.what();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
-  EXPECT_EQ(errors[0], "");
-  EXPECT_EQ(errors[1], "");
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    if (sync) {
+      const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
+      // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head.
+      TORCH_CHECK(n == 13, "converted ", n, " norm layers, expected 13");
+    }
+    const auto half = x.size(0) / 2;
+    sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());
+  });
   return models;
 }
 
@@ -149,20 +138,16 @@ TEST(SyncBatchNorm, UnequalBatchesUseTheGlobalCount) {
   (y * upstream).sum().backward();
   const std::vector<int64_t> start{0, 5}, size{5, 3};
   std::vector<torch::Tensor> outputs(2), grads(2), running_var(2), weight_grad(2);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto dist = st::Distributed::connect_file(dir.file("store"), rank, 2);
-      nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(2), [&](auto& t) { dist->all_reduce_sum(t); });
-      auto xr = input.narrow(0, start[rank], size[rank]).clone().requires_grad_(true);
-      outputs[rank] = sync.forward(xr);
-      (outputs[rank] * upstream.narrow(0, start[rank], size[rank])).sum().backward();
-      grads[rank] = xr.grad();
-      running_var[rank] = sync.running_var.clone();
-      weight_grad[rank] = sync.weight.grad();
-    });
-  }
-  for (auto& t : ranks) t.join();
+  run_ranks(dir, 2, [&](int rank, const auto& dist) {
+    nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(2), [&](auto& t) { dist->all_reduce_sum(t); });
+    auto xr = input.narrow(0, start[rank], size[rank]).clone().requires_grad_(true);
+    outputs[rank] = sync.forward(xr);
+    (outputs[rank] * upstream.narrow(0, start[rank], size[rank])).sum().backward();
+    grads[rank] = xr.grad();
+    running_var[rank] = sync.running_var.clone();
+    weight_grad[rank] = sync.weight.grad();
+  });
+  ASSERT_FALSE(HasFailure());
   for (int rank = 0; rank < 2; ++rank) {
     expect_close(outputs[rank], y.narrow(0, start[rank], size[rank]), 1e-5, 1e-5);
     expect_close(grads[rank], x.grad().narrow(0, start[rank], size[rank]), 1e-5, 1e-4);
