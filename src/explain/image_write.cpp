@@ -1,4 +1,5 @@
 #include <splitshare/explain/image_write.h>
+#include <splitshare/util/files.h>
 
 #include <png.h>
 
@@ -181,18 +182,7 @@ std::string encode_png(const torch::Tensor& image) {
 }
 
 void write_png(const std::string& path, const torch::Tensor& image) {
-  const std::string bytes = encode_png(image);
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    TORCH_CHECK(out.is_open(), "write_png: cannot open ", temporary, " for writing");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    TORCH_CHECK(out.good(), "write_png: could not write ", temporary, " (disk full or not writable?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  TORCH_CHECK(!ec, "write_png: could not rename ", temporary, " to ", path, ": ", ec.message());
+  util::write_file_atomic(path, encode_png(image));
 }
 
 int64_t text_width(const std::string& text, int64_t scale) {

@@ -2,6 +2,7 @@
 #include <splitshare/explain/image_write.h>
 #include <splitshare/report/html.h>
 #include <splitshare/train/checkpoint.h>
+#include <splitshare/util/files.h>
 
 #include <algorithm>
 #include <cmath>
@@ -540,20 +541,6 @@ std::vector<fs::path> seed_dirs(const fs::path& variant_dir, const json& variant
   return dirs;
 }
 
-void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    TORCH_CHECK(out.is_open(), "report: cannot open ", temporary, " for writing");
-    out << bytes;
-    out.flush();
-    TORCH_CHECK(out.good(), "report: could not write ", temporary, " (disk full or not writable?)");
-  }
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  TORCH_CHECK(!ec, "report: could not rename ", temporary, " to ", path, ": ", ec.message());
-}
-
 constexpr const char* kStyle = R"css(
 body { font-family: sans-serif; color: #222; margin: 24px; max-width: 1260px; background: #fff; }
 h1 { font-size: 22px; margin-bottom: 4px; }
@@ -772,7 +759,7 @@ std::string write_report(const std::string& dir) {
     TORCH_CHECK(false, "report: the summary.json, metrics.jsonl or compare.json files in ", dir,
                 " do not have the fields a run writes: ", e.what());
   }
-  write_atomically(path, html);
+  util::write_file_atomic(path, html);
   return path;
 }
 

@@ -1,4 +1,5 @@
 #include <splitshare/train/compare.h>
+#include <splitshare/util/files.h>
 
 #include <cmath>
 #include <cstdio>
@@ -121,7 +122,7 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
     results.push_back(std::move(vr));
   }
   std::filesystem::create_directories(options.out_dir());
-  std::ofstream(options.out_dir() + "/compare.json") << to_json(results).dump(2) << '\n';
+  util::write_file_atomic(options.out_dir() + "/compare.json", to_json(results).dump(2) + "\n");
   return results;
 }
 

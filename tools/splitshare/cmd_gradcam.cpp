@@ -6,6 +6,7 @@
 #include <splitshare/explain/gradcam.h>
 #include <splitshare/explain/image_write.h>
 #include <splitshare/train/checkpoint.h>
+#include <splitshare/util/files.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -232,7 +233,7 @@ int run_gradcam(int argc, char** argv) {
                                  {"input_size", {height, width}},
                                  {"grid", "grid.png"},
                                  {"images", images}};
-  write_file_atomically((fs::path(out) / "gradcam.json").string(), report.dump(2) + "\n", "Grad-CAM summary");
+  util::write_file_atomic((fs::path(out) / "gradcam.json").string(), report.dump(2) + "\n");
   std::printf("%lld images, %lld maps (%s): %s/grid.png, %s/gradcam.json\n", static_cast<long long>(display.size(0)),
               static_cast<long long>(written), explain::to_string(method).c_str(), out.c_str(), out.c_str());
   return 0;

@@ -3,6 +3,7 @@
 
 #include <splitshare/eval/predict.h>
 #include <splitshare/train/checkpoint.h>
+#include <splitshare/util/files.h>
 
 #include <cstdio>
 
@@ -14,7 +15,7 @@ void write_inputs(const std::vector<eval::Prediction>& predictions, const std::s
   std::vector<torch::Tensor> inputs;
   for (const auto& p : predictions) inputs.push_back(p.input);
   const auto bytes = torch::pickle_save(torch::stack(inputs));
-  write_file_atomically(path, std::string(bytes.begin(), bytes.end()), "--dump-inputs file");
+  util::write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 void print_table(const std::vector<eval::Prediction>& predictions) {

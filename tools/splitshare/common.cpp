@@ -247,25 +247,6 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
   return result;
 }
 
-void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    TORCH_CHECK(out.is_open(), "cannot create ", what, " ", temporary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(temporary.c_str());
-      TORCH_CHECK(false, "could not write ", what, " ", path, " (disk full or not writable?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) std::remove(temporary.c_str());
-  TORCH_CHECK(!ec, "could not move ", what, " into place at ", path, ": ", ec.message());
-}
-
 train::CheckpointMetadata fresh_metadata(const nn::ClassifierOptions& model, const data::DataBundle& bundle) {
   train::CheckpointMetadata m;
   m.model = model;

@@ -53,10 +53,6 @@ int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_ma
 /// Parses argv; prints help and returns nullopt for --help.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
 
-/// Writes `bytes` to `path + ".tmp"`, then renames it to `path`: a command that fails
-/// (or is killed) part way never leaves a half-written output file. `what` names the
-/// output in the error message (e.g. "--dump-inputs file").
-void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what);
 
 /// The metadata of a fresh model trained on `bundle`.
 train::CheckpointMetadata fresh_metadata(const nn::ClassifierOptions& model, const data::DataBundle& bundle);
