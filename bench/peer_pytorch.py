@@ -28,7 +28,7 @@ p.add_argument("--width", type=int, default=64)
 p.add_argument("--stem", default="imagenet")
 p.add_argument("--batch", type=int, default=16)
 p.add_argument("--size", type=int, default=224)
-p.add_argument("--mode", choices=["train", "infer", "head"], default="train")
+p.add_argument("--mode", choices=["train", "infer", "head", "head-infer"], default="train")
 p.add_argument("--channels-last", action="store_true")
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
@@ -42,10 +42,10 @@ torch.manual_seed(0)
 model = ss.Classifier(arch=a.arch, num_classes=a.classes, head=a.head, splits=a.splits, k=a.k, stem=a.stem,
                       in_channels=a.channels, width=a.width)
 y = torch.randint(0, a.classes, (a.batch,))
-if a.mode == "head":
-    head = model.head.train()
+if a.mode in ("head", "head-infer"):
+    head = model.head.train(a.mode == "head")
     fc = head.fc[-1] if isinstance(head.fc, torch.nn.ModuleList) else head.fc
-    features = torch.randn(a.batch, fc.in_features, requires_grad=True)
+    features = torch.randn(a.batch, fc.in_features, requires_grad=a.mode == "head")
 else:
     x = torch.randn(a.batch, a.channels, a.size, a.size)
     if a.channels_last:
@@ -59,6 +59,9 @@ def step():
         features.grad = None
         loss = torch.nn.functional.cross_entropy(head(features).logits, y)
         loss.backward()
+    elif a.mode == "head-infer":
+        with torch.inference_mode():
+            head(features)
     elif a.mode == "train":
         loss = torch.nn.functional.cross_entropy(model(x).logits, y)
         opt.zero_grad()
@@ -69,7 +72,7 @@ def step():
             model(x)
 
 
-model.train(a.mode != "infer")
+model.train(a.mode in ("train", "head"))
 for _ in range(a.warmup):
     step()
 rates = []

@@ -1,4 +1,5 @@
 #include <splitshare/nn/split_and_share.h>
+#include <splitshare/util/runtime.h>
 
 #include "support.h"
 
@@ -191,6 +192,54 @@ TEST(SplitAndShare, FusedBackwardMatchesReferenceForHeadLossesAndInEvaluation) {
         ASSERT_EQ(ga.defined(), gb.defined());
         if (ga.defined()) expect_close(ga, gb, 1e-5, 1e-5);
       }
+    }
+  }
+}
+
+TEST(SplitAndShare, ThreadedProductsMatchTheNaiveReferenceForwardAndBackward) {
+  // Sizes where nn::parallel_mm cuts every product of the heads across two threads
+  // (the CLI's configuration), against the naive head through torch's own matmul.
+  splitshare::util::configure_threads(2);
+  if (splitshare::util::blas_threads() != 1) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  const int64_t c = 512, k = 200, n = 128, s = 4;
+  for (bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused" : "straightforward");
+    auto m = make(c, k, s, fused);
+    m->train();
+    auto x = torch::randn({n, c});
+    ASSERT_TRUE(ss::parallel_mm_splits(m->fc[0]->as<torch::nn::Linear>()->weight.detach(),
+                                       x.narrow(1, 0, c / s).t()));
+    auto x1 = x.clone().requires_grad_();
+    auto x2 = x.clone().requires_grad_();
+    auto target = torch::randint(0, k, {n});
+    auto out = m->forward(x1);
+    std::vector<torch::Tensor> heads;
+    std::vector<torch::Tensor> leaves;  // copies of every parameter, for the naive gradients
+    for (int64_t i = 0; i < s; ++i) {
+      auto* bn = m->bn[i]->as<torch::nn::BatchNorm1d>();
+      auto* fc = m->fc[i]->as<torch::nn::Linear>();
+      for (const auto& p : {bn->weight, bn->bias, fc->weight, fc->bias}) {
+        leaves.push_back(p.detach().clone().requires_grad_());
+      }
+      const auto* l = &leaves[4 * i];
+      heads.push_back(naive_head(x2, (i + 1) * c / s, l[0], l[1], l[2], l[3], true));
+      expect_close(out.head_logits[i], heads[i], 1e-4, 1e-4);
+    }
+    auto naive = torch::stack(heads).mean(0);
+    expect_close(out.logits, naive, 1e-4, 1e-4);
+    auto loss = [&](const torch::Tensor& logits, const std::vector<torch::Tensor>& per_head) {
+      return torch::nn::functional::cross_entropy(logits, target) +
+             0.5 * torch::nn::functional::cross_entropy(per_head[1], target);
+    };
+    loss(out.logits, out.head_logits).backward();
+    loss(naive, heads).backward();
+    expect_close(x1.grad(), x2.grad(), 1e-4, 1e-5);
+    for (int64_t i = 0; i < s; ++i) {
+      SCOPED_TRACE("split " + std::to_string(i));
+      auto* bn = m->bn[i]->as<torch::nn::BatchNorm1d>();
+      auto* fc = m->fc[i]->as<torch::nn::Linear>();
+      const torch::Tensor params[] = {bn->weight, bn->bias, fc->weight, fc->bias};
+      for (int j = 0; j < 4; ++j) expect_close(params[j].grad(), leaves[4 * i + j].grad(), 1e-4, 1e-5);
     }
   }
 }

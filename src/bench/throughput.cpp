@@ -49,6 +49,7 @@ const char* task_name(Task task) {
     case Task::kTrain: return "train";
     case Task::kInfer: return "infer";
     case Task::kHead: return "head";
+    case Task::kHeadInfer: return "head-infer";
   }
   return "?";
 }
@@ -93,6 +94,15 @@ Timing measure(const Workload& w) {
         features.mutable_grad() = torch::Tensor();
         auto output = model->head.forward<nn::HeadOutput>(features);
         torch::nn::functional::cross_entropy(output.logits, labels).backward();
+      };
+      break;
+    }
+    case Task::kHeadInfer: {
+      model->eval();
+      features = torch::randn({w.batch(), model->feature_dim()}).to(w.device());
+      step = [&] {
+        torch::InferenceMode guard;
+        model->head.forward<nn::HeadOutput>(features);
       };
       break;
     }

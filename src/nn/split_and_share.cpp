@@ -41,7 +41,8 @@ HeadOutput SplitAndShareImpl::forward_reference(const torch::Tensor& features) {
     if (has_norm(i)) {
       x = torch::relu(bn[i]->as<torch::nn::BatchNorm1d>()->forward(x));
     }
-    out.head_logits.push_back(fc[i]->as<torch::nn::Linear>()->forward(x));
+    auto* layer = fc[i]->as<torch::nn::Linear>();
+    out.head_logits.push_back(linear(x, layer->weight, layer->bias));
   }
   out.logits = torch::stack(out.head_logits).sum(0);
   if (options.mean()) out.logits = out.logits / static_cast<double>(s);
@@ -54,10 +55,6 @@ HeadOutput SplitAndShareImpl::forward_reference(const torch::Tensor& features) {
 // The backward is written by hand (FusedHead below): autograd through the same ops
 // would materialise a zero-filled [N, width] gradient per narrow and several
 // elementwise passes per split, which costs as much as a GEMM at batch 256.
-torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return weight.mm(input.t()).t().contiguous().add_(bias);
-}
-
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -151,8 +148,8 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
       const int64_t width = (i + 1) * w;
       const auto input = i < nn ? normed(i) : x;  // only the last split can be plain, and it sees all of x
       grads[g_bias + i] = g.sum(0);
-      grads[g_weight + i] = g.t().mm(input);
-      auto grad_input = g.mm(weight(i));
+      grads[g_weight + i] = parallel_mm(g.t(), input);
+      auto grad_input = parallel_mm(g, weight(i));
       if (i >= nn) {
         grad_x = grad_input;
         continue;

@@ -2,11 +2,9 @@
 
 #include <torch/torch.h>
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <thread>
 
 namespace splitshare::util {
 
@@ -60,17 +58,6 @@ std::string format_duration(double seconds) {
     std::snprintf(buf, sizeof buf, "%.1fs", seconds);
   }
   return buf;
-}
-
-int configure_threads(int requested) {
-  int n = requested;
-  if (n <= 0) {
-    cpu_set_t set;
-    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-    if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }
-  torch::set_num_threads(n);
-  return torch::get_num_threads();
 }
 
 }  // namespace splitshare::util

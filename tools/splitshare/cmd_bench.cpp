@@ -39,6 +39,11 @@ std::vector<std::pair<std::string, bench::Workload>> workloads() {
                                  .fused(false))).batch(256).task(Task::kHead).steps(5).repeats(5)},
       {"head-linear", bench::Workload().name("linear head fwd+bwd, b256").model(head(nn::HeadOptions()
                           .kind(nn::HeadKind::kLinear))).batch(256).task(Task::kHead).steps(5).repeats(5)},
+      {"head-ssm-infer", bench::Workload().name("SSM head inference, b256").model(head(ssm)).batch(256)
+                             .task(Task::kHeadInfer).steps(10).repeats(5)},
+      {"head-ssm-reference-infer", bench::Workload().name("  same, straightforward (ours)")
+                                       .model(head(nn::HeadOptions(ssm).fused(false))).batch(256)
+                                       .task(Task::kHeadInfer).steps(10).repeats(5)},
   };
 }
 
@@ -121,13 +126,13 @@ int run_bench(int argc, char** argv) {
       std::fprintf(stderr, "bench %s: PyTorch eager...\n", name.c_str());
       row.peer = bench::measure_peer(w, python, script, threads, /*channels_last=*/false);
       row.has_peer = true;
-      if (w.task() != bench::Task::kHead) {
+      if (w.task() != bench::Task::kHead && w.task() != bench::Task::kHeadInfer) {
         std::fprintf(stderr, "bench %s: PyTorch eager, channels-last...\n", name.c_str());
         row.peer_channels_last = bench::measure_peer(w, python, script, threads, /*channels_last=*/true);
         row.has_peer_channels_last = true;
       }
     }
-    if (w.task() == bench::Task::kHead) head_medians[name] = row.ours.median();
+    if (w.task() == bench::Task::kHead || w.task() == bench::Task::kHeadInfer) head_medians[name] = row.ours.median();
     rows.push_back(row);
   }
   // Time per sample of our SSM heads relative to our linear head (the FLOP ratio is 2.5).
@@ -137,9 +142,18 @@ int run_bench(int argc, char** argv) {
       if (head_medians.count(name)) head_ratios[name] = head_medians["head-linear"] / head_medians[name];
     }
   }
+  // How much faster the fused SSM head is than the straightforward one, per task.
+  nlohmann::json fused_speedups = nlohmann::json::object();
+  for (const std::string task : {"", "-infer"}) {
+    const auto fused = "head-ssm" + task, reference = "head-ssm-reference" + task;
+    if (head_medians.count(fused) && head_medians.count(reference)) {
+      fused_speedups[task.empty() ? "train" : "inference"] = head_medians[fused] / head_medians[reference];
+    }
+  }
   if (args->count("json")) {
     nlohmann::json out = {{"threads", threads}, {"rows", bench::to_json(rows)}};
     if (!head_ratios.empty()) out["head_time_over_linear"] = head_ratios;
+    if (!fused_speedups.empty()) out["fused_head_speedup_over_straightforward"] = fused_speedups;
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("threads: %d, device %s, %s; ratio = ours / eager (default NCHW, as a Python user writes it), "
@@ -147,6 +161,9 @@ int run_bench(int argc, char** argv) {
                 threads, device.str().c_str(), train::to_string(precision).c_str(), bench::format_table(rows).c_str());
     for (const auto& [name, value] : head_ratios.items()) {
       std::printf("%s time / linear head time: %.2fx\n", name.c_str(), value.get<double>());
+    }
+    for (const auto& [task, value] : fused_speedups.items()) {
+      std::printf("fused SSM head / straightforward, %s: %.2fx faster\n", task.c_str(), value.get<double>());
     }
   }
   return 0;

@@ -3,6 +3,7 @@
 #include <splitshare/train/import.h>
 #include <splitshare/util/device.h>
 #include <splitshare/util/progress.h>
+#include <splitshare/util/runtime.h>
 
 #include <cstdio>
 #include <filesystem>

@@ -1,5 +1,7 @@
 #include "splitshare/commands.h"
 
+#include <splitshare/util/runtime.h>
+
 #include <c10/util/Exception.h>
 #include <cxxopts.hpp>
 
@@ -37,6 +39,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  splitshare::util::configure_allocator();
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
     usage();
     return argc < 2 ? 2 : 0;

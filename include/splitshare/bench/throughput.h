@@ -18,6 +18,8 @@ enum class Task {
   kInfer,
   /// The head alone, forward + backward of cross-entropy on random features [batch, C] in training mode.
   kHead,
+  /// The head alone in evaluation mode under InferenceMode: forward on random features [batch, C].
+  kHeadInfer,
 };
 
 /// One workload: a model, an input shape, and what to time.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/nn/matmul.h>
 #include <splitshare/nn/sync_batch_norm.h>
 
 #include <torch/torch.h>
@@ -16,12 +17,6 @@ struct HeadOutput {
   /// classifier returns one entry equal to `logits`.
   std::vector<torch::Tensor> head_logits;
 };
-
-/// input [N, C] x weight [K, C]^T + bias [K] -> [N, K], as torch::nn::functional::linear.
-/// Computed as (weight x input^T)^T: with libtorch 1.13's OpenBLAS on CPU this runs about
-/// twice as fast as addmm(bias, input, weight^T) at the head's sizes (N 256, C 512-2048,
-/// K 1000); the transpose back and the bias add are one small pass over [N, K].
-torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
 
 /// Options for the Split-and-Share Module.
 ///

@@ -31,8 +31,4 @@ class ProgressBar {
 /// "1m23s" style durations.
 std::string format_duration(double seconds);
 
-/// Sets libtorch's intra-op threads: `requested` > 0, or every available core when 0.
-/// Returns the count in effect.
-int configure_threads(int requested);
-
 }  // namespace splitshare::util
