@@ -57,6 +57,7 @@ else:
 def step():
     if a.mode == "head":
         features.grad = None
+        head.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(head(features).logits, y)
         loss.backward()
     elif a.mode == "head-infer":

@@ -243,3 +243,21 @@ TEST(SplitAndShare, ThreadedProductsMatchTheNaiveReferenceForwardAndBackward) {
     }
   }
 }
+
+TEST(SplitAndShare, NaNFeaturesGiveNaNLogitsAsTheReferenceDoes) {
+  // The trainer stops on a non-finite loss; a fused kernel that clamped NaN to 0 in its
+  // ReLU would hide a broken batch behind finite logits.
+  for (bool training : {true, false}) {
+    for (bool fused : {false, true}) {
+      SCOPED_TRACE(std::string(training ? "train" : "eval") + (fused ? " fused" : " straightforward"));
+      auto m = make(16, 6, 4, fused);
+      m->train(training);
+      auto x = torch::randn({9, 16});
+      x[2][1] = std::numeric_limits<float>::quiet_NaN();
+      torch::NoGradGuard no_grad;
+      auto out = m->forward(x);
+      EXPECT_FALSE(torch::isfinite(out.logits).all().item<bool>());
+      for (const auto& h : out.head_logits) EXPECT_TRUE(torch::isnan(h[2]).any().item<bool>());
+    }
+  }
+}

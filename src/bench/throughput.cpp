@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -75,23 +76,50 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-Timing measure(const Workload& w) {
-  torch::manual_seed(0);
-  auto model = nn::make_classifier(w.model());
-  model->to(w.device());
-  auto labels = torch::randint(0, w.model().num_classes(), {w.batch()}).to(w.device());
-  std::function<void()> step;
-  torch::Tensor features, images;
+namespace {
+
+// Everything one workload's step touches, built once; `step` runs one timed step.
+struct Runner {
+  explicit Runner(const Workload& w);
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  Workload w;
+  nn::Classifier model{nullptr};
+  torch::Tensor labels, features, images;
   std::optional<torch::optim::SGD> optimizer;
   std::optional<nn::InferenceModel> folded;
-  train::GradScaler scaler(train::GradScalerOptions().enabled(w.precision() == train::Precision::kFloat16));
+  train::GradScaler scaler;
+  std::function<void()> step;
+
+  // CUDA kernels run asynchronously: wait for them before reading the clock.
+  void sync() const {
+    if (w.device().is_cuda()) torch::cuda::synchronize();
+  }
+  // Items per second of one repeat of w.steps() steps.
+  double time_repeat() {
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < w.steps(); ++i) step();
+    sync();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return static_cast<double>(w.batch() * w.steps()) / seconds;
+  }
+};
+
+Runner::Runner(const Workload& workload)
+    : w(workload), scaler(train::GradScalerOptions().enabled(workload.precision() == train::Precision::kFloat16)) {
+  torch::manual_seed(0);
+  model = nn::make_classifier(w.model());
+  model->to(w.device());
+  labels = torch::randint(0, w.model().num_classes(), {w.batch()}).to(w.device());
   switch (w.task()) {
     case Task::kHead: {
       model->train();
-      features = torch::randn({w.batch(), model->feature_dim()}, torch::requires_grad()).to(w.device()).detach()
-                     .requires_grad_();
-      step = [&] {
+      features = torch::randn({w.batch(), model->feature_dim()}).to(w.device()).requires_grad_();
+      step = [this] {
+        // As a training step does (gradients set to none, not accumulated into).
         features.mutable_grad() = torch::Tensor();
+        for (auto& p : model->head.ptr()->parameters()) p.mutable_grad() = torch::Tensor();
         auto output = model->head.forward<nn::HeadOutput>(features);
         torch::nn::functional::cross_entropy(output.logits, labels).backward();
       };
@@ -100,7 +128,7 @@ Timing measure(const Workload& w) {
     case Task::kHeadInfer: {
       model->eval();
       features = torch::randn({w.batch(), model->feature_dim()}).to(w.device());
-      step = [&] {
+      step = [this] {
         torch::InferenceMode guard;
         model->head.forward<nn::HeadOutput>(features);
       };
@@ -111,14 +139,14 @@ Timing measure(const Workload& w) {
       images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()}).to(w.device());
       if (w.device().is_cpu() && w.precision() == train::Precision::kFloat32) {
         folded.emplace(*model);
-        step = [&] { folded->forward(images); };
+        step = [this] { folded->forward(images); };
       } else {
         // The folded oneDNN model is CPU float32; elsewhere the module runs under InferenceMode.
         if (w.channels_last()) {
           train::to_channels_last(*model);
           images = images.contiguous(torch::MemoryFormat::ChannelsLast);
         }
-        step = [&] {
+        step = [this] {
           torch::InferenceMode guard;
           train::AutocastGuard autocast(w.device(), w.precision());
           model->forward(images);
@@ -134,7 +162,7 @@ Timing measure(const Workload& w) {
                    .to(w.device())
                    .contiguous(format);
       optimizer.emplace(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
-      step = [&] {
+      step = [this] {
         torch::Tensor loss;
         {
           train::AutocastGuard autocast(w.device(), w.precision());
@@ -148,22 +176,33 @@ Timing measure(const Workload& w) {
       break;
     }
   }
-  // CUDA kernels run asynchronously: wait for them before reading the clock.
-  auto sync = [&] {
-    if (w.device().is_cuda()) torch::cuda::synchronize();
-  };
-  for (int64_t i = 0; i < w.warmup(); ++i) step();
-  sync();
-  Timing timing;
-  for (int64_t r = 0; r < w.repeats(); ++r) {
-    const auto start = Clock::now();
-    for (int64_t i = 0; i < w.steps(); ++i) step();
-    sync();
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    timing.images_per_second.push_back(static_cast<double>(w.batch() * w.steps()) / seconds);
+}
+
+}  // namespace
+
+Timing measure(const Workload& w) {
+  return measure_interleaved({w}).front();
+}
+
+std::vector<Timing> measure_interleaved(const std::vector<Workload>& workloads) {
+  std::vector<std::unique_ptr<Runner>> runners;
+  int64_t repeats = 0;
+  for (const auto& w : workloads) {
+    runners.push_back(std::make_unique<Runner>(w));
+    repeats = std::max(repeats, w.repeats());
   }
-  timing.peak_rss_mb = peak_rss_mb();
-  return timing;
+  for (auto& r : runners) {
+    for (int64_t i = 0; i < r->w.warmup(); ++i) r->step();
+    r->sync();
+  }
+  std::vector<Timing> timings(runners.size());
+  for (int64_t repeat = 0; repeat < repeats; ++repeat) {
+    for (size_t i = 0; i < runners.size(); ++i) {
+      if (repeat < runners[i]->w.repeats()) timings[i].images_per_second.push_back(runners[i]->time_repeat());
+    }
+  }
+  for (auto& t : timings) t.peak_rss_mb = peak_rss_mb();
+  return timings;
 }
 
 nlohmann::json run_json_command(const std::string& command) {

@@ -72,10 +72,11 @@ torch::Tensor parallel_mm(const torch::Tensor& a, const torch::Tensor& b) {
 
 namespace {
 
-// (weight x input^T)^T: blocks of weight rows are contiguous, and at K = 5120 this
-// orientation measured 15 ms against 20 for input x weight^T.
+// input x weight^T, then the bias in place: at the heads' sizes (N 256, C 512-2048,
+// K 1000) this measured 0.1 ms faster per product than (weight x input^T)^T with the
+// transpose and the bias in one pass.
 torch::Tensor forward_product(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return parallel_mm(weight, input.t()).t().contiguous().add_(bias);
+  return parallel_mm(input, weight.t()).add_(bias);
 }
 
 struct LinearFunction : public torch::autograd::Function<LinearFunction> {

@@ -1,5 +1,10 @@
 #include <splitshare/nn/split_and_share.h>
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
 namespace splitshare::nn {
 
 SplitAndShareImpl::SplitAndShareImpl(SplitAndShareOptions options_) : options(std::move(options_)) {
@@ -60,6 +65,73 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Column sums of (x - mean)^2 for x [N, C]: one pass over x, without the two [N, C]
+// temporaries of (x - mean).pow(2).sum(0).
+torch::Tensor centered_square_sums(const torch::Tensor& x, const torch::Tensor& mean) {
+  if (!(x.device().is_cpu() && x.is_contiguous() && mean.scalar_type() == x.scalar_type() &&
+        (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble))) {
+    const auto centered = x - mean;
+    return centered.mul(centered).sum(0);
+  }
+  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  auto partial = torch::zeros({chunks, c}, x.options());
+  const auto m = mean.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "SplitAndShare variance", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* mp = m.data_ptr<scalar_t>();
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t chunk = begin; chunk < end; ++chunk) {
+        scalar_t* __restrict acc = partial[chunk].data_ptr<scalar_t>();
+        for (int64_t b = chunk * n / chunks; b < (chunk + 1) * n / chunks; ++b) {
+          const scalar_t* __restrict xr = xp + b * c;
+          for (int64_t j = 0; j < c; ++j) {
+            const scalar_t d = xr[j] - mp[j];
+            acc[j] += d * d;
+          }
+        }
+      }
+    });
+  });
+  return partial.sum(0);
+}
+
+// One row of one split: relu(x * scale + shift). Separate pointers (restrict) so that
+// the loop vectorises.
+template <typename T>
+inline void normalize_row(const T* __restrict x, const T* __restrict scale, const T* __restrict shift,
+                          T* __restrict out, int64_t width) {
+  for (int64_t j = 0; j < width; ++j) {
+    const T v = x[j] * scale[j] + shift[j];
+    out[j] = v < T(0) ? T(0) : v;  // as clamp_min: NaN stays NaN (the trainer's NaN check relies on it)
+  }
+}
+
+// relu(x[:, :(i+1)w] * scales[i] + shifts[i]) of every normalised split in one pass over
+// the rows of x [N, C], instead of two elementwise operations per split.
+template <typename T>
+variable_list normalize_kernel(const torch::Tensor& x, const std::vector<torch::Tensor>& scales,
+                               const std::vector<torch::Tensor>& shifts, int64_t w) {
+  const int64_t n = x.size(0), c = x.size(1), splits = static_cast<int64_t>(scales.size());
+  variable_list out;
+  std::vector<T*> out_ptr;
+  for (int64_t i = 0; i < splits; ++i) {
+    out.push_back(torch::empty({n, (i + 1) * w}, x.options()));
+    out_ptr.push_back(out.back().template data_ptr<T>());
+  }
+  const T* xp = x.data_ptr<T>();
+  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t i = 0; i < splits; ++i) {
+        const int64_t width = (i + 1) * w;
+        normalize_row(xp + b * c, scales[i].template data_ptr<T>(), shifts[i].template data_ptr<T>(),
+                      out_ptr[i] + b * width, width);
+      }
+    }
+  });
+  return out;
+}
+
 // The forward shared by the autograd path and the no-grad path. means/invstds hold
 // the statistics each normalised split uses (prefixes of one vector in training,
 // each split's running statistics in evaluation). Returns the S head logits followed
@@ -69,18 +141,32 @@ std::pair<variable_list, variable_list> head_forward(const torch::Tensor& x, tor
                                                      torch::TensorList betas, torch::TensorList weights,
                                                      torch::TensorList biases) {
   const auto s = static_cast<int64_t>(weights.size());
+  const auto nn = static_cast<int64_t>(gammas.size());
   const auto w = x.size(1) / s;
-  variable_list heads, normed;
-  for (int64_t i = 0; i < s; ++i) {
-    auto input = x.narrow(1, 0, (i + 1) * w);
-    if (i < static_cast<int64_t>(gammas.size())) {
-      const auto scale = gammas[i] * invstds[i];
-      const auto shift = betas[i] - means[i] * scale;
-      input = torch::addcmul(shift, input, scale).clamp_min_(0);
-      normed.push_back(input);
-    }
-    heads.push_back(linear(input, weights[i], biases[i]));
+  std::vector<torch::Tensor> scales, shifts;
+  for (int64_t i = 0; i < nn; ++i) {
+    scales.push_back(gammas[i] * invstds[i]);
+    shifts.push_back(betas[i] - means[i] * scales[i]);
   }
+  variable_list normed;
+  const bool kernel = !torch::GradMode::is_enabled() && x.device().is_cpu() && x.is_contiguous() &&
+                      (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+  if (kernel && nn > 0) {
+    for (int64_t i = 0; i < nn; ++i) {
+      scales[i] = scales[i].to(x.scalar_type()).contiguous();
+      shifts[i] = shifts[i].to(x.scalar_type()).contiguous();
+    }
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "SplitAndShare normalize", [&] {
+      normed = normalize_kernel<scalar_t>(x, scales, shifts, w);
+    });
+  } else {
+    // Differentiable (Grad-CAM through an evaluation-mode head), or another device or type.
+    for (int64_t i = 0; i < nn; ++i) {
+      normed.push_back(torch::addcmul(shifts[i], x.narrow(1, 0, (i + 1) * w), scales[i]).clamp_min_(0));
+    }
+  }
+  variable_list heads;
+  for (int64_t i = 0; i < s; ++i) heads.push_back(linear(i < nn ? normed[i] : x, weights[i], biases[i]));
   return {heads, normed};
 }
 
@@ -88,6 +174,106 @@ torch::Tensor combine(const variable_list& heads, double out_scale) {
   auto logits = heads[0].clone();
   for (size_t i = 1; i < heads.size(); ++i) logits.add_(heads[i]);
   return out_scale == 1.0 ? logits : logits.mul_(out_scale);
+}
+
+// The BatchNorm+ReLU backward of all normalised splits at once, in two passes over
+// [N, normed width] instead of five elementwise operations per split. grad_inputs[i] is
+// the gradient w.r.t. split i's normalised input [N, (i+1)w] (undefined: the split got
+// no gradient). Fills each split's gamma and beta gradient and returns the gradient
+// w.r.t. x[:, :normed width], through the batch statistics.
+// One row of one split: dy = the GEMM gradient through the ReLU; beta and gamma sums, and
+// h += gamma * dy. Separate pointers (restrict) so that the loop vectorises.
+template <typename T>
+inline void split_row(const T* __restrict gi, const T* __restrict in, const T* __restrict gamma,
+                      const T* __restrict xhat, T* __restrict beta_sum, T* __restrict gamma_sum, T* __restrict h,
+                      int64_t width) {
+  for (int64_t j = 0; j < width; ++j) {
+    const T g = gi[j];
+    const T dy = in[j] <= T(0) ? T(0) : g;  // as threshold_backward: a NaN input passes its gradient
+    beta_sum[j] += dy;
+    gamma_sum[j] += dy * xhat[j];
+    h[j] += dy * gamma[j];
+  }
+}
+
+template <typename T>
+torch::Tensor norm_backward_kernel(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
+                                   const std::vector<torch::Tensor>& grad_inputs,
+                                   const std::vector<torch::Tensor>& normed, const std::vector<torch::Tensor>& gammas,
+                                   int64_t w, std::vector<torch::Tensor>& grad_gamma,
+                                   std::vector<torch::Tensor>& grad_beta) {
+  const int64_t n = x.size(0), c = x.size(1), splits = static_cast<int64_t>(normed.size()), nw = splits * w;
+  // Per chunk of rows: [beta sums, gamma sums] of each split, then the column sums of h and h * xhat.
+  std::vector<int64_t> offset(splits + 1, 0);
+  for (int64_t i = 0; i < splits; ++i) offset[i + 1] = offset[i] + (grad_inputs[i].defined() ? 2 * (i + 1) * w : 0);
+  const int64_t partial_len = offset[splits] + 2 * nw;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  auto partial = torch::zeros({chunks, partial_len}, x.options());
+  auto h = torch::empty({n, nw}, x.options());
+  const T* xp = x.data_ptr<T>();
+  const T* mp = mean.data_ptr<T>();
+  const T* ip = invstd.data_ptr<T>();
+  T* hp = h.data_ptr<T>();
+  auto rows_of = [&](int64_t chunk) { return std::pair{chunk * n / chunks, (chunk + 1) * n / chunks}; };
+  std::vector<const T*> gi_ptr(splits, nullptr), in_ptr(splits, nullptr), gam_ptr(splits, nullptr);
+  for (int64_t i = 0; i < splits; ++i) {
+    if (!grad_inputs[i].defined()) continue;
+    gi_ptr[i] = grad_inputs[i].template data_ptr<T>();
+    in_ptr[i] = normed[i].template data_ptr<T>();
+    gam_ptr[i] = gammas[i].template data_ptr<T>();
+  }
+
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> xhat(nw);
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* acc = partial[chunk].template data_ptr<T>();
+      T* __restrict sum_h = acc + offset[splits];
+      T* __restrict sum_hx = sum_h + nw;
+      const auto [r0, r1] = rows_of(chunk);
+      for (int64_t b = r0; b < r1; ++b) {
+        const T* __restrict xr = xp + b * c;
+        T* __restrict xh = xhat.data();
+        T* __restrict hr = hp + b * nw;
+        for (int64_t j = 0; j < nw; ++j) {
+          xh[j] = (xr[j] - mp[j]) * ip[j];
+          hr[j] = 0;
+        }
+        for (int64_t i = 0; i < splits; ++i) {
+          if (!grad_inputs[i].defined()) continue;
+          const int64_t width = (i + 1) * w;
+          split_row(gi_ptr[i] + b * width, in_ptr[i] + b * width, gam_ptr[i], xh, acc + offset[i],
+                    acc + offset[i] + width, hr, width);
+        }
+        for (int64_t j = 0; j < nw; ++j) {
+          sum_h[j] += hr[j];
+          sum_hx[j] += hr[j] * xh[j];
+        }
+      }
+    }
+  });
+  const auto sums = partial.sum(0);
+  for (int64_t i = 0; i < splits; ++i) {
+    if (!grad_inputs[i].defined()) continue;
+    const int64_t width = (i + 1) * w;
+    grad_beta[i] = sums.narrow(0, offset[i], width).clone();
+    grad_gamma[i] = sums.narrow(0, offset[i] + width, width).clone();
+  }
+  // dx = (h - mean(h) - xhat * mean(h * xhat)) * invstd, in place over h.
+  const auto mean_h = sums.narrow(0, offset[splits], nw).div(static_cast<double>(n)).contiguous();
+  const auto proj = sums.narrow(0, offset[splits] + nw, nw).div(static_cast<double>(n)).contiguous();
+  const T* mh = mean_h.data_ptr<T>();
+  const T* pj = proj.data_ptr<T>();
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const auto [r0, r1] = rows_of(chunk);
+      for (int64_t b = r0; b < r1; ++b) {
+        const T* __restrict xr = xp + b * c;
+        T* __restrict hr = hp + b * nw;
+        for (int64_t j = 0; j < nw; ++j) hr[j] = (hr[j] - mh[j] - (xr[j] - mp[j]) * ip[j] * pj[j]) * ip[j];
+      }
+    }
+  });
+  return h;
 }
 
 // Training with batch statistics. Outputs: combined logits, then the S head logits.
@@ -136,38 +322,60 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
     torch::Tensor g_mean;
     if (grad_outputs[0].defined()) g_mean = out_scale == 1.0 ? grad_outputs[0] : grad_outputs[0] * out_scale;
 
-    torch::Tensor xhat, h, grad_x;  // h: the summed gradient w.r.t. xhat over the normalised channels
-    if (nn > 0) xhat = (x.narrow(1, 0, normed_width) - saved[1]) * saved[2];
+    torch::Tensor grad_x;
+    std::vector<torch::Tensor> grad_inputs(nn), normed_inputs(nn), gammas(nn), grad_gamma(nn), grad_beta(nn);
+    torch::Tensor shared_bias_grad;  // the combined logits' gradient alone: the same for every split
     for (int64_t i = s - 1; i >= 0; --i) {
       auto g = g_mean;
-      if (grad_outputs[1 + i].defined()) g = g.defined() ? g + grad_outputs[1 + i] : grad_outputs[1 + i];
+      const bool own = grad_outputs[1 + i].defined();
+      if (own) g = g.defined() ? g + grad_outputs[1 + i] : grad_outputs[1 + i];
       if (!g.defined()) continue;
       // Under autocast the logits (and so their gradients) are reduced precision; the
       // weights and saved activations are not.
       if (g.scalar_type() != weight(i).scalar_type()) g = g.to(weight(i).scalar_type());
-      const int64_t width = (i + 1) * w;
       const auto input = i < nn ? normed(i) : x;  // only the last split can be plain, and it sees all of x
-      grads[g_bias + i] = g.sum(0);
+      if (own) {
+        grads[g_bias + i] = g.sum(0);
+      } else {
+        if (!shared_bias_grad.defined()) shared_bias_grad = g.sum(0);
+        grads[g_bias + i] = shared_bias_grad.clone();
+      }
       grads[g_weight + i] = parallel_mm(g.t(), input);
       auto grad_input = parallel_mm(g, weight(i));
       if (i >= nn) {
         grad_x = grad_input;
         continue;
       }
-      auto dy = torch::threshold_backward(grad_input, input, 0);
-      grads[g_beta + i] = dy.sum(0);
-      grads[g_gamma + i] = (dy * xhat.narrow(1, 0, width)).sum(0);
-      if (!h.defined() && width == normed_width) {
-        h = dy.mul_(gamma(i));
-      } else {
-        if (!h.defined()) h = torch::zeros_like(xhat);
-        h.narrow(1, 0, width).addcmul_(dy, gamma(i));
-      }
+      grad_inputs[i] = grad_input.contiguous();
+      normed_inputs[i] = input.contiguous();
+      gammas[i] = gamma(i).to(input.scalar_type()).contiguous();
     }
-    if (h.defined()) {
+    const bool any_normed = std::any_of(grad_inputs.begin(), grad_inputs.end(), [](const auto& t) { return t.defined(); });
+    if (any_normed) {
       // BatchNorm's backward through the batch statistics, once for all splits.
-      const auto proj = (h * xhat).mean(0);
-      auto dx = h.sub_(h.mean(0)).sub_(xhat.mul_(proj)).mul_(saved[2]);
+      const auto type = normed_inputs[nn - 1].defined() ? normed_inputs[nn - 1].scalar_type()
+                                                        : std::find_if(normed_inputs.begin(), normed_inputs.end(),
+                                                                       [](const auto& t) { return t.defined(); })
+                                                              ->scalar_type();
+      for (int64_t i = 0; i < nn; ++i) {
+        if (!grad_inputs[i].defined()) {
+          normed_inputs[i] = normed(i).to(type).contiguous();  // unused, but the kernel indexes every split
+          gammas[i] = gamma(i).to(type).contiguous();
+        }
+      }
+      const auto xs = x.to(type).contiguous();
+      const auto mean = saved[1].to(type).contiguous(), invstd = saved[2].to(type).contiguous();
+      torch::Tensor dx;
+      AT_DISPATCH_FLOATING_TYPES(type, "SplitAndShare norm backward", [&] {
+        dx = norm_backward_kernel<scalar_t>(xs, mean, invstd, grad_inputs, normed_inputs, gammas, w, grad_gamma,
+                                            grad_beta);
+      });
+      for (int64_t i = 0; i < nn; ++i) {
+        if (!grad_inputs[i].defined()) continue;
+        grads[g_gamma + i] = grad_gamma[i].to(gamma(i).scalar_type());
+        grads[g_beta + i] = grad_beta[i].to(gamma(i).scalar_type());
+      }
+      dx = dx.to(x.scalar_type());
       if (grad_x.defined()) {
         grad_x.narrow(1, 0, normed_width).add_(dx);
       } else if (normed_width == x.size(1)) {
@@ -206,8 +414,7 @@ HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
       torch::NoGradGuard no_grad;
       // Column sums of the row-major [N, C] input are much cheaper than var_mean over dim 0.
       batch_mean = x.detach().sum(0).div_(n);
-      const auto centered = x.detach() - batch_mean;
-      var = centered.mul(centered).sum(0).div_(n);
+      var = centered_square_sums(x.detach(), batch_mean).div_(n);
     }
     TORCH_CHECK(n > 1, "SplitAndShare: BatchNorm needs more than 1 sample per batch in training, got ", n);
     batch_invstd = torch::rsqrt(var + options.eps());

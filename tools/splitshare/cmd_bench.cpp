@@ -34,16 +34,16 @@ std::vector<std::pair<std::string, bench::Workload>> workloads() {
       {"resnet50-ssm-infer-b64", bench::Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)
                                      .task(Task::kInfer).warmup(1).steps(2)},
       {"head-ssm", bench::Workload().name("SSM head fwd+bwd, b256 2048->1000").model(head(ssm)).batch(256)
-                       .task(Task::kHead).steps(5).repeats(5)},
+                       .task(Task::kHead).steps(5).repeats(9)},
       {"head-ssm-reference", bench::Workload().name("  same, straightforward (ours)").model(head(nn::HeadOptions(ssm)
-                                 .fused(false))).batch(256).task(Task::kHead).steps(5).repeats(5)},
+                                 .fused(false))).batch(256).task(Task::kHead).steps(5).repeats(9)},
       {"head-linear", bench::Workload().name("linear head fwd+bwd, b256").model(head(nn::HeadOptions()
-                          .kind(nn::HeadKind::kLinear))).batch(256).task(Task::kHead).steps(5).repeats(5)},
+                          .kind(nn::HeadKind::kLinear))).batch(256).task(Task::kHead).steps(10).repeats(9)},
       {"head-ssm-infer", bench::Workload().name("SSM head inference, b256").model(head(ssm)).batch(256)
-                             .task(Task::kHeadInfer).steps(10).repeats(5)},
+                             .task(Task::kHeadInfer).steps(10).repeats(9)},
       {"head-ssm-reference-infer", bench::Workload().name("  same, straightforward (ours)")
                                        .model(head(nn::HeadOptions(ssm).fused(false))).batch(256)
-                                       .task(Task::kHeadInfer).steps(10).repeats(5)},
+                                       .task(Task::kHeadInfer).steps(10).repeats(9)},
   };
 }
 
@@ -105,6 +105,7 @@ int run_bench(int argc, char** argv) {
   const bool peers = args->count("no-peer") == 0;
   std::vector<bench::Row> rows;
   std::map<std::string, double> head_medians;
+  std::vector<std::pair<std::string, bench::Workload>> selected;
   for (const auto& name : (*args)["workloads"].as<std::vector<std::string>>()) {
     auto it = std::find_if(table.begin(), table.end(), [&](const auto& entry) { return entry.first == name; });
     TORCH_CHECK(it != table.end(), "unknown workload '", name, "': expected one of ", names);
@@ -113,13 +114,37 @@ int run_bench(int argc, char** argv) {
     if ((*args)["steps"].as<int64_t>() > 0) w.steps((*args)["steps"].as<int64_t>());
     if ((*args)["warmup"].as<int64_t>() >= 0) w.warmup((*args)["warmup"].as<int64_t>());
     w.channels_last(args->count("nchw") == 0).device(device).precision(precision);
+    selected.emplace_back(name, w);
+  }
+  // The head workloads of one task are timed in turn, repeat by repeat: their ratios
+  // (SSM over linear, fused over straightforward) then compare the same moments.
+  std::map<std::string, bench::Timing> interleaved;
+  for (const auto task : {bench::Task::kHead, bench::Task::kHeadInfer}) {
+    std::vector<std::string> group_names;
+    std::vector<bench::Workload> group;
+    for (const auto& [name, w] : selected) {
+      if (w.task() != task) continue;
+      group_names.push_back(name);
+      group.push_back(w);
+    }
+    if (group.empty()) continue;
+    std::string joined;
+    for (const auto& name : group_names) joined += (joined.empty() ? "" : ", ") + name;
+    std::fprintf(stderr, "bench %s: splitshare, in turn...\n", joined.c_str());
+    const auto timings = bench::measure_interleaved(group);
+    for (size_t i = 0; i < group.size(); ++i) interleaved[group_names[i]] = timings[i];
+  }
+  for (const auto& [name, w] : selected) {
     bench::Row row;
     row.workload = w;
-    std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
-    if (w.memory()) {
+    if (interleaved.count(name)) {
+      row.ours = interleaved[name];
+    } else if (w.memory()) {
+      std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
       const std::string training = name.substr(0, name.rfind("-memory"));
       row.ours = measure_memory_in_child(training, threads);
     } else {
+      std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
       row.ours = bench::measure(w);
     }
     if (peers) {

@@ -57,6 +57,11 @@ struct Timing {
 /// Times our implementation of `workload` in this process (synthetic data, fixed seed).
 Timing measure(const Workload& workload);
 
+/// Times several workloads repeat by repeat in turn (repeat 1 of each, then repeat 2 of
+/// each, ...), so that their ratios see the same machine: on a shared or throttled machine
+/// the speed drifts by tens of percent within a minute. Peak memory is the process's.
+std::vector<Timing> measure_interleaved(const std::vector<Workload>& workloads);
+
 /// The process's peak resident set size so far, MiB.
 double peak_rss_mb();
 
