@@ -105,3 +105,50 @@ TEST(Linear, ForwardAndBackwardEqualTorchLinear) {
     expect_close(nn::linear(x, w, bias), torch::nn::functional::linear(x, w, bias), 1e-4, 1e-4);
   }
 }
+
+TEST(ParallelMm, ManyProductsEqualTorchMmWhetherBalancedOrNot) {
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  torch::manual_seed(2);
+  auto product = [](int64_t m, int64_t k, int64_t n) { return std::pair{torch::randn({m, k}), torch::randn({k, n})}; };
+  // Balanced (each product whole on a thread: the SSM backward's 2 x 4 splits), one
+  // product far larger than the rest (cut in blocks instead), and transposed operands.
+  std::vector<std::vector<std::pair<torch::Tensor, torch::Tensor>>> sets = {
+      {product(128, 200, 256), product(128, 400, 256), product(128, 600, 256), product(128, 800, 256),
+       product(256, 128, 200), product(256, 128, 400), product(256, 128, 600), product(256, 128, 800)},
+      {product(512, 512, 512), product(64, 64, 600)},
+      {{torch::randn({300, 96}).t(), torch::randn({300, 200})}, {torch::randn({96, 300}), torch::randn({200, 300}).t()}},
+  };
+  for (size_t s = 0; s < sets.size(); ++s) {
+    SCOPED_TRACE("set " + std::to_string(s));
+    auto out = nn::parallel_mm_many(sets[s]);
+    ASSERT_EQ(out.size(), sets[s].size());
+    for (size_t i = 0; i < out.size(); ++i) expect_close(out[i], torch::mm(sets[s][i].first, sets[s][i].second), 1e-4, 1e-4);
+  }
+  EXPECT_TRUE(nn::parallel_mm_many({}).empty());
+  EXPECT_THROW(nn::parallel_mm_many({{torch::randn({4, 5}), torch::randn({6, 7})}}), c10::Error);
+}
+
+TEST(Linear, ManyLayersEqualOneAfterAnotherWithAndWithoutGradients) {
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> inputs, weights, biases;
+  for (int64_t width : {128, 256, 384, 512}) {
+    inputs.push_back(torch::randn({96, width}));
+    weights.push_back(torch::randn({200, width}) * 0.05);
+    biases.push_back(torch::randn({200}));
+  }
+  {
+    torch::NoGradGuard no_grad;
+    auto out = nn::linear_many(inputs, weights, biases);
+    ASSERT_EQ(out.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      expect_close(out[i], torch::nn::functional::linear(inputs[i], weights[i], biases[i]), 1e-4, 1e-4);
+    }
+  }
+  // With gradients to record: one differentiable linear after another.
+  auto w0 = weights[0].clone().requires_grad_();
+  auto out = nn::linear_many({inputs[0], inputs[1]}, {w0, weights[1]}, {biases[0], biases[1]});
+  out[0].sum().backward();
+  expect_close(w0.grad(), inputs[0].sum(0).unsqueeze(0).expand({200, 128}), 1e-3, 1e-4);
+  EXPECT_THROW(nn::linear_many(inputs, weights, {biases[0]}), c10::Error);
+}

@@ -165,9 +165,9 @@ std::pair<variable_list, variable_list> head_forward(const torch::Tensor& x, tor
       normed.push_back(torch::addcmul(shifts[i], x.narrow(1, 0, (i + 1) * w), scales[i]).clamp_min_(0));
     }
   }
-  variable_list heads;
-  for (int64_t i = 0; i < s; ++i) heads.push_back(linear(i < nn ? normed[i] : x, weights[i], biases[i]));
-  return {heads, normed};
+  std::vector<torch::Tensor> inputs;
+  for (int64_t i = 0; i < s; ++i) inputs.push_back(i < nn ? normed[i] : x);
+  return {linear_many(inputs, weights.vec(), biases.vec()), normed};
 }
 
 torch::Tensor combine(const variable_list& heads, double out_scale) {
@@ -325,6 +325,8 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
     torch::Tensor grad_x;
     std::vector<torch::Tensor> grad_inputs(nn), normed_inputs(nn), gammas(nn), grad_gamma(nn), grad_beta(nn);
     torch::Tensor shared_bias_grad;  // the combined logits' gradient alone: the same for every split
+    std::vector<int64_t> with_grad;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> products;
     for (int64_t i = s - 1; i >= 0; --i) {
       auto g = g_mean;
       const bool own = grad_outputs[1 + i].defined();
@@ -340,15 +342,23 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
         if (!shared_bias_grad.defined()) shared_bias_grad = g.sum(0);
         grads[g_bias + i] = shared_bias_grad.clone();
       }
-      grads[g_weight + i] = parallel_mm(g.t(), input);
-      auto grad_input = parallel_mm(g, weight(i));
+      with_grad.push_back(i);
+      products.emplace_back(g.t(), input);
+      products.emplace_back(g, weight(i));
+    }
+    // The weight and input gradients of every split, spread over the threads at once.
+    const auto results = parallel_mm_many(products);
+    for (size_t k = 0; k < with_grad.size(); ++k) {
+      const int64_t i = with_grad[k];
+      grads[g_weight + i] = results[2 * k];
+      const auto& grad_input = results[2 * k + 1];
       if (i >= nn) {
         grad_x = grad_input;
         continue;
       }
       grad_inputs[i] = grad_input.contiguous();
-      normed_inputs[i] = input.contiguous();
-      gammas[i] = gamma(i).to(input.scalar_type()).contiguous();
+      normed_inputs[i] = normed(i).contiguous();
+      gammas[i] = gamma(i).to(normed(i).scalar_type()).contiguous();
     }
     const bool any_normed = std::any_of(grad_inputs.begin(), grad_inputs.end(), [](const auto& t) { return t.defined(); });
     if (any_normed) {
