@@ -261,3 +261,26 @@ TEST(SplitAndShare, NaNFeaturesGiveNaNLogitsAsTheReferenceDoes) {
     }
   }
 }
+
+TEST(SplitAndShare, FusedEqualsReferenceInBfloat16ThroughTheOperatorPath) {
+  // bfloat16 (like CUDA) takes the fused backward's torch-operator path rather than
+  // the CPU float kernel.
+  auto a = make(16, 6, 4, /*fused=*/false);
+  auto b = make(16, 6, 4, /*fused=*/true);
+  a->to(torch::kBFloat16);
+  b->to(torch::kBFloat16);
+  auto x1 = torch::randn({9, 16}).to(torch::kBFloat16).requires_grad_();
+  auto x2 = x1.detach().clone().requires_grad_();
+  auto target = torch::randint(0, 6, {9});
+  auto la = torch::nn::functional::cross_entropy(a->forward(x1).logits.to(torch::kFloat), target);
+  auto lb = torch::nn::functional::cross_entropy(b->forward(x2).logits.to(torch::kFloat), target);
+  expect_close(la, lb, 5e-2, 5e-2);
+  la.backward();
+  lb.backward();
+  expect_close(x1.grad().to(torch::kFloat), x2.grad().to(torch::kFloat), 5e-2, 5e-2);
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (auto& item : pa) {
+    SCOPED_TRACE(item.key());
+    expect_close(item.value().grad().to(torch::kFloat), pb[item.key()].grad().to(torch::kFloat), 5e-2, 5e-2);
+  }
+}

@@ -276,6 +276,27 @@ torch::Tensor norm_backward_kernel(const torch::Tensor& x, const torch::Tensor& 
   return h;
 }
 
+// The same as norm_backward_kernel with torch operations, for other devices (CUDA) and
+// types (bfloat16, half): five elementwise operations per split.
+torch::Tensor norm_backward_ops(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
+                                const std::vector<torch::Tensor>& grad_inputs, const std::vector<torch::Tensor>& normed,
+                                const std::vector<torch::Tensor>& gammas, int64_t w,
+                                std::vector<torch::Tensor>& grad_gamma, std::vector<torch::Tensor>& grad_beta) {
+  const int64_t splits = static_cast<int64_t>(normed.size()), nw = splits * w;
+  auto xhat = (x.narrow(1, 0, nw) - mean) * invstd;
+  auto h = torch::zeros_like(xhat);
+  for (int64_t i = 0; i < splits; ++i) {
+    if (!grad_inputs[i].defined()) continue;
+    const int64_t width = (i + 1) * w;
+    const auto dy = torch::threshold_backward(grad_inputs[i], normed[i], 0);
+    grad_beta[i] = dy.sum(0);
+    grad_gamma[i] = (dy * xhat.narrow(1, 0, width)).sum(0);
+    h.narrow(1, 0, width).addcmul_(dy, gammas[i]);
+  }
+  const auto proj = (h * xhat).mean(0);
+  return h.sub_(h.mean(0)).sub_(xhat.mul_(proj)).mul_(invstd);
+}
+
 // Training with batch statistics. Outputs: combined logits, then the S head logits.
 // means/invstds are the batch statistics' prefixes (constants here); their gradient
 // with respect to x is part of the hand-written backward.
@@ -376,10 +397,14 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
       const auto xs = x.to(type).contiguous();
       const auto mean = saved[1].to(type).contiguous(), invstd = saved[2].to(type).contiguous();
       torch::Tensor dx;
-      AT_DISPATCH_FLOATING_TYPES(type, "SplitAndShare norm backward", [&] {
-        dx = norm_backward_kernel<scalar_t>(xs, mean, invstd, grad_inputs, normed_inputs, gammas, w, grad_gamma,
-                                            grad_beta);
-      });
+      if (xs.device().is_cpu() && (type == torch::kFloat || type == torch::kDouble)) {
+        AT_DISPATCH_FLOATING_TYPES(type, "SplitAndShare norm backward", [&] {
+          dx = norm_backward_kernel<scalar_t>(xs, mean, invstd, grad_inputs, normed_inputs, gammas, w, grad_gamma,
+                                              grad_beta);
+        });
+      } else {
+        dx = norm_backward_ops(xs, mean, invstd, grad_inputs, normed_inputs, gammas, w, grad_gamma, grad_beta);
+      }
       for (int64_t i = 0; i < nn; ++i) {
         if (!grad_inputs[i].defined()) continue;
         grads[g_gamma + i] = grad_gamma[i].to(gamma(i).scalar_type());
