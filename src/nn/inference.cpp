@@ -129,11 +129,15 @@ HeadOutput InferenceModel::forward(const torch::Tensor& images) const {
   const auto features = mkldnn_ ? at::mkldnn_adaptive_avg_pool2d(x, {1, 1}).to_dense().flatten(1) : x.mean({2, 3});
 
   HeadOutput out;
+  std::vector<torch::Tensor> inputs, weights, biases;
   for (const auto& p : head_) {
     auto input = features.narrow(1, 0, p.width);
     if (p.scale.defined()) input = torch::addcmul(p.shift, input, p.scale).clamp_min_(0);
-    out.head_logits.push_back(linear(input, p.weight, p.bias));
+    inputs.push_back(input);
+    weights.push_back(p.weight);
+    biases.push_back(p.bias);
   }
+  out.head_logits = linear_many(inputs, weights, biases);
   out.logits = out.head_logits[0].clone();
   for (size_t i = 1; i < out.head_logits.size(); ++i) out.logits.add_(out.head_logits[i]);
   if (head_scale_ != 1.0) out.logits.mul_(head_scale_);
