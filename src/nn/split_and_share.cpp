@@ -65,6 +65,20 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// One part of rows [0, n) per intra-op thread (at most n parts): column reductions keep
+// one partial row per part and add them up at the end.
+int64_t row_chunks(int64_t n) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+}
+
+// fn(chunk, first_row, end_row) for each of `chunks` parts of rows [0, n), on the pool.
+template <typename F>
+void for_row_chunks(int64_t n, int64_t chunks, const F& fn) {
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) fn(chunk, chunk * n / chunks, (chunk + 1) * n / chunks);
+  });
+}
+
 // Column sums of (x - mean)^2 for x [N, C]: one pass over x, without the two [N, C]
 // temporaries of (x - mean).pow(2).sum(0).
 torch::Tensor centered_square_sums(const torch::Tensor& x, const torch::Tensor& mean) {
@@ -74,21 +88,19 @@ torch::Tensor centered_square_sums(const torch::Tensor& x, const torch::Tensor& 
     return centered.mul(centered).sum(0);
   }
   const int64_t n = x.size(0), c = x.size(1);
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  const int64_t chunks = row_chunks(n);
   auto partial = torch::zeros({chunks, c}, x.options());
   const auto m = mean.contiguous();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "SplitAndShare variance", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* mp = m.data_ptr<scalar_t>();
-    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t chunk = begin; chunk < end; ++chunk) {
-        scalar_t* __restrict acc = partial[chunk].data_ptr<scalar_t>();
-        for (int64_t b = chunk * n / chunks; b < (chunk + 1) * n / chunks; ++b) {
-          const scalar_t* __restrict xr = xp + b * c;
-          for (int64_t j = 0; j < c; ++j) {
-            const scalar_t d = xr[j] - mp[j];
-            acc[j] += d * d;
-          }
+    for_row_chunks(n, chunks, [&](int64_t chunk, int64_t r0, int64_t r1) {
+      scalar_t* __restrict acc = partial[chunk].data_ptr<scalar_t>();
+      for (int64_t b = r0; b < r1; ++b) {
+        const scalar_t* __restrict xr = xp + b * c;
+        for (int64_t j = 0; j < c; ++j) {
+          const scalar_t d = xr[j] - mp[j];
+          acc[j] += d * d;
         }
       }
     });
@@ -207,14 +219,13 @@ torch::Tensor norm_backward_kernel(const torch::Tensor& x, const torch::Tensor& 
   std::vector<int64_t> offset(splits + 1, 0);
   for (int64_t i = 0; i < splits; ++i) offset[i + 1] = offset[i] + (grad_inputs[i].defined() ? 2 * (i + 1) * w : 0);
   const int64_t partial_len = offset[splits] + 2 * nw;
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  const int64_t chunks = row_chunks(n);
   auto partial = torch::zeros({chunks, partial_len}, x.options());
   auto h = torch::empty({n, nw}, x.options());
   const T* xp = x.data_ptr<T>();
   const T* mp = mean.data_ptr<T>();
   const T* ip = invstd.data_ptr<T>();
   T* hp = h.data_ptr<T>();
-  auto rows_of = [&](int64_t chunk) { return std::pair{chunk * n / chunks, (chunk + 1) * n / chunks}; };
   std::vector<const T*> gi_ptr(splits, nullptr), in_ptr(splits, nullptr), gam_ptr(splits, nullptr);
   for (int64_t i = 0; i < splits; ++i) {
     if (!grad_inputs[i].defined()) continue;
@@ -223,31 +234,28 @@ torch::Tensor norm_backward_kernel(const torch::Tensor& x, const torch::Tensor& 
     gam_ptr[i] = gammas[i].template data_ptr<T>();
   }
 
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+  for_row_chunks(n, chunks, [&](int64_t chunk, int64_t r0, int64_t r1) {
     std::vector<T> xhat(nw);
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      T* acc = partial[chunk].template data_ptr<T>();
-      T* __restrict sum_h = acc + offset[splits];
-      T* __restrict sum_hx = sum_h + nw;
-      const auto [r0, r1] = rows_of(chunk);
-      for (int64_t b = r0; b < r1; ++b) {
-        const T* __restrict xr = xp + b * c;
-        T* __restrict xh = xhat.data();
-        T* __restrict hr = hp + b * nw;
-        for (int64_t j = 0; j < nw; ++j) {
-          xh[j] = (xr[j] - mp[j]) * ip[j];
-          hr[j] = 0;
-        }
-        for (int64_t i = 0; i < splits; ++i) {
-          if (!grad_inputs[i].defined()) continue;
-          const int64_t width = (i + 1) * w;
-          split_row(gi_ptr[i] + b * width, in_ptr[i] + b * width, gam_ptr[i], xh, acc + offset[i],
-                    acc + offset[i] + width, hr, width);
-        }
-        for (int64_t j = 0; j < nw; ++j) {
-          sum_h[j] += hr[j];
-          sum_hx[j] += hr[j] * xh[j];
-        }
+    T* acc = partial[chunk].template data_ptr<T>();
+    T* __restrict sum_h = acc + offset[splits];
+    T* __restrict sum_hx = sum_h + nw;
+    for (int64_t b = r0; b < r1; ++b) {
+      const T* __restrict xr = xp + b * c;
+      T* __restrict xh = xhat.data();
+      T* __restrict hr = hp + b * nw;
+      for (int64_t j = 0; j < nw; ++j) {
+        xh[j] = (xr[j] - mp[j]) * ip[j];
+        hr[j] = 0;
+      }
+      for (int64_t i = 0; i < splits; ++i) {
+        if (!grad_inputs[i].defined()) continue;
+        const int64_t width = (i + 1) * w;
+        split_row(gi_ptr[i] + b * width, in_ptr[i] + b * width, gam_ptr[i], xh, acc + offset[i],
+                  acc + offset[i] + width, hr, width);
+      }
+      for (int64_t j = 0; j < nw; ++j) {
+        sum_h[j] += hr[j];
+        sum_hx[j] += hr[j] * xh[j];
       }
     }
   });
@@ -263,14 +271,11 @@ torch::Tensor norm_backward_kernel(const torch::Tensor& x, const torch::Tensor& 
   const auto proj = sums.narrow(0, offset[splits] + nw, nw).div(static_cast<double>(n)).contiguous();
   const T* mh = mean_h.data_ptr<T>();
   const T* pj = proj.data_ptr<T>();
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const auto [r0, r1] = rows_of(chunk);
-      for (int64_t b = r0; b < r1; ++b) {
-        const T* __restrict xr = xp + b * c;
-        T* __restrict hr = hp + b * nw;
-        for (int64_t j = 0; j < nw; ++j) hr[j] = (hr[j] - mh[j] - (xr[j] - mp[j]) * ip[j] * pj[j]) * ip[j];
-      }
+  at::parallel_for(0, n, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t b = r0; b < r1; ++b) {
+      const T* __restrict xr = xp + b * c;
+      T* __restrict hr = hp + b * nw;
+      for (int64_t j = 0; j < nw; ++j) hr[j] = (hr[j] - mh[j] - (xr[j] - mp[j]) * ip[j] * pj[j]) * ip[j];
     }
   });
   return h;
@@ -384,16 +389,10 @@ struct FusedHead : public torch::autograd::Function<FusedHead> {
     const bool any_normed = std::any_of(grad_inputs.begin(), grad_inputs.end(), [](const auto& t) { return t.defined(); });
     if (any_normed) {
       // BatchNorm's backward through the batch statistics, once for all splits.
-      const auto type = normed_inputs[nn - 1].defined() ? normed_inputs[nn - 1].scalar_type()
-                                                        : std::find_if(normed_inputs.begin(), normed_inputs.end(),
-                                                                       [](const auto& t) { return t.defined(); })
-                                                              ->scalar_type();
-      for (int64_t i = 0; i < nn; ++i) {
-        if (!grad_inputs[i].defined()) {
-          normed_inputs[i] = normed(i).to(type).contiguous();  // unused, but the kernel indexes every split
-          gammas[i] = gamma(i).to(type).contiguous();
-        }
-      }
+      // Splits without a gradient are skipped by both implementations.
+      const auto type =
+          std::find_if(normed_inputs.begin(), normed_inputs.end(), [](const auto& t) { return t.defined(); })
+              ->scalar_type();
       const auto xs = x.to(type).contiguous();
       const auto mean = saved[1].to(type).contiguous(), invstd = saved[2].to(type).contiguous();
       torch::Tensor dx;
