@@ -166,17 +166,37 @@ uint64_t within_limit(uint64_t expected, uint64_t max_bytes, const std::string& 
   return expected;
 }
 
+// The payload of an idx file: gunzipped when compressed (bounded by the size its header
+// declares, at most max_bytes), with that size checked against the data.
+class IdxPayload {
+ public:
+  IdxPayload(const std::string& file_bytes, const std::string& name, uint64_t max_bytes, size_t header_size,
+             uint64_t (*declared_size)(const std::string&, const std::string&))
+      : file_bytes_(file_bytes), compressed_(is_gzip(file_bytes)) {
+    auto bounded = [&](const std::string& header, const std::string& path) {
+      return within_limit(declared_size(header, path), max_bytes, path);
+    };
+    if (compressed_) unzipped_ = gunzip(file_bytes, name, header_size, bounded);
+    expected_ = bounded(data(), name);
+    check_size(data(), name, expected_, compressed_);
+  }
+  const std::string& data() const { return compressed_ ? unzipped_ : file_bytes_; }
+  /// Header plus data, in bytes.
+  uint64_t size() const { return expected_; }
+
+ private:
+  const std::string& file_bytes_;
+  bool compressed_;
+  std::string unzipped_;
+  uint64_t expected_ = 0;
+};
+
 }  // namespace
 
 torch::Tensor parse_idx_images(const std::string& file_bytes, const std::string& name, uint64_t max_bytes) {
-  const bool compressed = is_gzip(file_bytes);
-  auto bounded = [&](const std::string& header, const std::string& path) {
-    return within_limit(images_size(header, path), max_bytes, path);
-  };
-  const std::string bytes = compressed ? gunzip(file_bytes, name, kImagesHeader, bounded) : std::string();
-  const std::string& data = compressed ? bytes : file_bytes;
-  const uint64_t expected = bounded(data, name);
-  check_size(data, name, expected, compressed);
+  const IdxPayload payload(file_bytes, name, max_bytes, kImagesHeader, images_size);
+  const std::string& data = payload.data();
+  const uint64_t expected = payload.size();
 
   const int64_t count = read_be32(data, 4), rows = read_be32(data, 8), cols = read_be32(data, 12);
   auto images = torch::empty({count, 1, rows, cols}, torch::kUInt8);
@@ -185,14 +205,8 @@ torch::Tensor parse_idx_images(const std::string& file_bytes, const std::string&
 }
 
 torch::Tensor parse_idx_labels(const std::string& file_bytes, const std::string& name, uint64_t max_bytes) {
-  const bool compressed = is_gzip(file_bytes);
-  auto bounded = [&](const std::string& header, const std::string& path) {
-    return within_limit(labels_size(header, path), max_bytes, path);
-  };
-  const std::string bytes = compressed ? gunzip(file_bytes, name, kLabelsHeader, bounded) : std::string();
-  const std::string& data = compressed ? bytes : file_bytes;
-  const uint64_t expected = bounded(data, name);
-  check_size(data, name, expected, compressed);
+  const IdxPayload payload(file_bytes, name, max_bytes, kLabelsHeader, labels_size);
+  const std::string& data = payload.data();
 
   const int64_t count = read_be32(data, 4);
   auto labels = torch::empty({count}, torch::kInt64);
