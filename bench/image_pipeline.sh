@@ -21,7 +21,7 @@ build=${1:-build}
 workers=${WORKERS:-"1 2"}
 epochs=${EPOCHS:-3}
 corpus=${CORPUS:-bench/corpus}
-python=/usr/bin/python3  # Debian's, with python3-torch / torchvision / PIL
+python=${PYTHON:-.venv/bin/python}  # the project environment (scripts/setup): torch, torchvision, PIL
 bin="$build/bench/bench_image_pipeline"
 
 if [ ! -x "$bin" ]; then

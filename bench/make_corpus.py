@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Builds an ImageNet-like JPEG corpus from the photos of Debian's mate-backgrounds.
 
 Every output is a random crop of one source photo (random position, size and
@@ -13,7 +13,7 @@ Classes are the source photos, so the folder is also a valid `imagefolder:` inpu
 The corpus is generated, never committed (bench/corpus/ is git-ignored).
 Deterministic for a given --seed.
 
-Usage: /usr/bin/python3 bench/make_corpus.py [--out bench/corpus] [--train 1200] [--val 300]
+Usage: .venv/bin/python bench/make_corpus.py [--out bench/corpus] [--train 1200] [--val 300]
 """
 import argparse
 import glob

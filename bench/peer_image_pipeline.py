@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The peer of bench_image_pipeline.cpp: torchvision + PIL on the same files.
 
 Training pipeline: PIL decode + RandomResizedCrop(224) + RandomHorizontalFlip +
@@ -14,7 +14,7 @@ files in the page cache). images_per_cpu_s divides by the CPU time of the main
 process and its worker processes (from /proc), which stays meaningful when other
 processes share the cores.
 
-Usage: /usr/bin/python3 bench/peer_image_pipeline.py FOLDER [--workers 1] [--epochs 2]
+Usage: .venv/bin/python bench/peer_image_pipeline.py FOLDER [--workers 1] [--epochs 2]
 """
 import argparse
 import json

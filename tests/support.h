@@ -61,12 +61,17 @@ inline int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/// The Debian Python that has torch and torchvision (not a pyenv shim).
-inline const char* python() { return "/usr/bin/python3"; }
+/// The project environment's Python with torch and torchvision (CMake's SPLITSHARE_PYTHON,
+/// .venv/bin/python by default): the same libtorch version the C++ build uses.
+inline const char* python() { return SPLITSHARE_PYTHON; }
 
-/// True when the Python reference (python3-torch, python3-torchvision) is importable.
+/// True when the Python reference (torch, torchvision) is importable. When the build was
+/// configured with that Python present, its absence is a failure, not a skip: CI must not
+/// quietly stop comparing with PyTorch.
 inline bool have_python_torch() {
-  return run_command(std::string(python()) + " -c 'import torch, torchvision'", nullptr) == 0;
+  if (run_command(std::string(python()) + " -c 'import torch, torchvision'", nullptr) == 0) return true;
+  if (SPLITSHARE_PYTHON_REQUIRED) ADD_FAILURE() << python() << " cannot import torch and torchvision: run scripts/setup";
+  return false;
 }
 
 /// The message of the c10::Error `body` throws, or "" (and a test failure) when it does not throw.

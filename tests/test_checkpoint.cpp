@@ -1,4 +1,6 @@
 #include <splitshare/train/checkpoint.h>
+#include <splitshare/nn/classifier.h>
+#include <nlohmann/json.hpp>
 
 #include "support.h"
 
@@ -53,7 +55,7 @@ TEST(Checkpoint, RoundTripGivesTheSameOutputsAndMetadata) {
 }
 
 TEST(Checkpoint, PythonTorchJitLoadSeesThePinnedNames) {
-  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torch not installed";
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
   TempDir dir;
   for (auto head : {ss::HeadOptions().kind(ss::HeadKind::kSSM), ss::HeadOptions().kind(ss::HeadKind::kLinear),
                     ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)}) {
@@ -115,4 +117,44 @@ TEST(Checkpoint, RefusesMissingTruncatedForeignAndMismatchedFiles) {
   EXPECT_NE(msg.find("fc.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unexpected keys"), std::string::npos) << msg;
   EXPECT_NE(msg.find("bn.0.weight"), std::string::npos) << msg;
+}
+
+// A run written by the last build on libtorch 1.13 (tests/fixtures/libtorch-1.13/README.md):
+// this build loads it, evaluates it to the same figures and resumes its training.
+TEST(Checkpoint, FilesOfTheLibtorch113BuildStillLoadEvaluateAndResume) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  }
+  const std::string fixture = std::string(SPLITSHARE_SOURCE_DIR) + "/tests/fixtures/libtorch-1.13";
+  const std::string cli = SPLITSHARE_CLI;
+  auto loaded = st::load_checkpoint(fixture + "/checkpoint.pt");
+  std::ifstream info_file(fixture + "/info.json");
+  const auto info = nlohmann::json::parse(info_file);
+  EXPECT_EQ(ss::count_parameters(*loaded.model), info["params"].get<int64_t>());
+  EXPECT_EQ(st::to_json(loaded.metadata)["classes"], info["classes"]);
+
+  std::string out;
+  ASSERT_EQ(splitshare::testing::run_command(
+                cli + " eval --checkpoint " + fixture + "/checkpoint.pt --limit-val 200 --json 2>/dev/null", &out),
+            0)
+      << out;
+  const auto now = nlohmann::json::parse(out);
+  std::ifstream eval_file(fixture + "/eval.json");
+  const auto then = nlohmann::json::parse(eval_file);
+  EXPECT_EQ(now["samples"], then["samples"]);
+  EXPECT_NEAR(now["loss"].get<double>(), then["loss"].get<double>(), 1e-5);
+  for (const char* key : {"top1", "top5", "oracle"}) EXPECT_EQ(now[key], then[key]) << key;
+  ASSERT_EQ(now["heads"].size(), then["heads"].size());
+  for (size_t i = 0; i < now["heads"].size(); ++i) EXPECT_EQ(now["heads"][i]["top1"], then["heads"][i]["top1"]);
+
+  TempDir run;
+  std::filesystem::copy_file(fixture + "/checkpoint.pt", run.file("checkpoint.pt"));
+  ASSERT_EQ(splitshare::testing::run_command(cli + " train --resume " + run.path().string() + " --epochs 2 2>&1", &out),
+            0)
+      << out;
+  std::ifstream metrics(run.file("metrics.jsonl"));
+  int epochs = 0;
+  for (std::string line; std::getline(metrics, line);) epochs += !line.empty();
+  EXPECT_EQ(epochs, 2);
+  EXPECT_EQ(st::read_checkpoint_metadata(run.file("checkpoint.pt")).epoch, 2);
 }

@@ -1,5 +1,6 @@
 // The command-line tool end to end: pinned JSON outputs, files written, clear errors.
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
 #include "support.h"
 
@@ -100,4 +101,35 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   EXPECT_EQ(pair["members"].size(), 2u);
   // An ensemble of a model with itself predicts what the model predicts.
   EXPECT_NEAR(pair["ensemble"]["top1"].get<double>(), single["top1"].get<double>(), 1e-9);
+}
+
+// `version` says what the binary was built with, and agrees with the project's Python torch
+// (the same wheel the build takes its libtorch from).
+TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
+  auto j = run_json("version --json");
+  for (const char* key : {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "threads"}) {
+    EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
+  }
+  EXPECT_EQ(j["libtorch"], TORCH_VERSION);
+  EXPECT_GE(j["threads"].get<int>(), 1);
+  EXPECT_TRUE(j["gloo"].get<bool>());
+  EXPECT_FALSE(j["blas"].get<std::string>().empty());
+  auto threads = run_json("version --json --threads 1");
+  EXPECT_EQ(threads["threads"], 1);
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
+  std::string out;
+  ASSERT_EQ(run_command(std::string(splitshare::testing::python()) +
+                            " -c 'import torch, json; print(json.dumps([torch.__version__.split(\"+\")[0], "
+                            "torch.version.cuda, torch.distributed.is_nccl_available()]))'",
+                        &out),
+            0)
+      << out;
+  const auto python = nlohmann::json::parse(out);
+  EXPECT_EQ(j["libtorch"], python[0]);
+  EXPECT_EQ(j["cuda"], python[1]);
+  // NCCL is ours to compile in whenever libtorch has CUDA (scripts/build insists on it).
+  if (!python[1].is_null()) EXPECT_TRUE(j["nccl"].get<bool>());
+  std::string text;
+  ASSERT_EQ(run_command(kCli + " version", &text), 0);
+  EXPECT_NE(text.find("libtorch " + j["libtorch"].get<std::string>()), std::string::npos) << text;
 }

@@ -11,8 +11,10 @@
 #include "support.h"
 
 #include <cstdlib>
+#include <unistd.h>
 
 namespace st = splitshare::train;
+using splitshare::testing::run_command;
 using splitshare::testing::run_ranks;
 using splitshare::testing::TempDir;
 
@@ -288,4 +290,58 @@ TEST(Distributed, OverlappedBucketsStartDuringBackward) {
   EXPECT_EQ(buckets[0], 4);  // 64-byte buckets: no two of the 4 tensors (192, 32, 96, 12 bytes) share one
   EXPECT_EQ(started[0], buckets[0]);  // all used: every bucket starts from a hook
   EXPECT_EQ(started[1], buckets[1]);
+}
+
+TEST(Distributed, BackendSelection) {
+  using splitshare::train::Backend;
+  using splitshare::train::parse_backend;
+  using splitshare::train::resolve_backend;
+  using splitshare::testing::expect_error;
+  EXPECT_EQ(parse_backend("auto"), Backend::kAuto);
+  EXPECT_EQ(parse_backend("gloo"), Backend::kGloo);
+  EXPECT_EQ(parse_backend("nccl"), Backend::kNccl);
+  EXPECT_NE(expect_error([] { parse_backend("mpi"); }).find("unknown backend 'mpi': expected auto, gloo or nccl"),
+            std::string::npos);
+  const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA, 0);
+  EXPECT_EQ(resolve_backend(Backend::kAuto, cpu), Backend::kGloo);
+  EXPECT_EQ(resolve_backend(Backend::kGloo, cpu), Backend::kGloo);
+  EXPECT_EQ(resolve_backend(Backend::kGloo, cuda), Backend::kGloo);
+  EXPECT_NE(expect_error([&] { resolve_backend(Backend::kNccl, cpu); }).find("backend nccl needs a CUDA device"),
+            std::string::npos);
+  if (splitshare::train::nccl_compiled()) {
+    EXPECT_EQ(resolve_backend(Backend::kAuto, cuda), Backend::kNccl);
+    EXPECT_EQ(resolve_backend(Backend::kNccl, cuda), Backend::kNccl);
+  } else {
+    EXPECT_NE(expect_error([&] { resolve_backend(Backend::kAuto, cuda); }).find("without CUDA"), std::string::npos);
+  }
+}
+
+TEST(Distributed, TrainRefusesNcclOnTheCpuBeforeReadingData) {
+  std::string log;
+  const std::string cli = SPLITSHARE_CLI;
+  EXPECT_EQ(run_command(cli + " train --backend nccl --data fashion-mnist:/nonexistent --epochs 1", &log), 1);
+  EXPECT_NE(log.find("backend nccl needs a CUDA device, but this rank trains on cpu"), std::string::npos) << log;
+  EXPECT_EQ(run_command(cli + " train --backend smoke-signals --epochs 1", &log), 1);
+  EXPECT_NE(log.find("unknown backend 'smoke-signals'"), std::string::npos) << log;
+}
+
+// One rank on one GPU: the NCCL group forms over a TCPStore and sums CUDA tensors, and CPU
+// tensors (the trainer's metric counts) go through the device and come back.
+TEST(DistributedCuda, NcclGroupOfOneSumsCudaAndCpuTensors) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  ASSERT_TRUE(splitshare::train::nccl_compiled());
+  auto options = splitshare::train::DistributedOptions()
+                     .master_port(29000 + static_cast<int64_t>(::getpid() % 1000))
+                     .backend(splitshare::train::Backend::kAuto)
+                     .device(torch::Device(torch::kCUDA, 0));
+  auto dist = splitshare::train::Distributed::connect(options);
+  EXPECT_EQ(dist->backend(), splitshare::train::Backend::kNccl);
+  std::vector<torch::Tensor> t{torch::arange(5, torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat)),
+                               torch::full({3}, 2.0, torch::kDouble)};
+  dist->all_reduce_sum(t);
+  EXPECT_TRUE(t[0].is_cuda());
+  EXPECT_TRUE(torch::equal(t[0].cpu(), torch::arange(5, torch::kFloat)));
+  EXPECT_TRUE(t[1].is_cpu());
+  EXPECT_TRUE(torch::equal(t[1], torch::full({3}, 2.0, torch::kDouble)));
+  dist->barrier();
 }

@@ -342,7 +342,7 @@ TEST(ImageFolder, OpenImageFolderDataBuildsBothStreams) {
 //   tensor backend (Resize(256, antialias=True) + CenterCrop(224) + Normalize): <= 0.5 + 5e-3 levels;
 //   PIL backend (the usual ImageFolder pipeline, Resize on PIL images):           <= 1.5 levels.
 TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
-  if (!st::have_python_torch() || !st::have_python_pil()) GTEST_SKIP() << "python3-torchvision / PIL not available";
+  if (!st::have_python_torch() || !st::have_python_pil()) GTEST_SKIP() << "no Python with torchvision + PIL (scripts/setup)";
   st::TempDir dir;
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{375, 500}, {500, 375}, {333, 500}, {600, 800}};
   // (1200x1600 would be decoded at 1/2 scale; see DctScalingStaysCloseToFullDecode.)

@@ -268,7 +268,7 @@ TEST(ImageIo, BadDataIsAnErrorNamingTheFile) {
 // palette files; <= 3 levels for colour JPEG -> 1 channel (we take the decoded Y,
 // PIL computes L from the decoded RGB, which carries the chroma quantisation error).
 TEST(ImageIo, DecodingMatchesPil) {
-  if (!st::have_python_pil()) GTEST_SKIP() << "python3-pil / numpy not available";
+  if (!st::have_python_pil()) GTEST_SKIP() << "no Python with PIL + numpy (scripts/setup)";
   st::TempDir dir;
   auto rgb = st::test_picture(3, 75, 101);
   std::vector<std::pair<std::string, std::string>> files = {

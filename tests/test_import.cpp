@@ -58,7 +58,7 @@ double check_logits(ss::ClassifierImpl& model, const std::string& reference) {
 
 // Full torchvision models (1000 classes) through import_weights, architecture given or inferred.
 void check_import_parity(const std::string& arch, const std::string& format, bool infer_arch) {
-  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torchvision not installed";
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch + torchvision (scripts/setup)";
   TempDir dir;
   const auto weights = dir.file("weights.pt"), reference = dir.file("reference.pt");
   ASSERT_TRUE(make_parity(arch, weights, reference, format));
@@ -87,7 +87,7 @@ class ImportResNet18 : public ::testing::Test {
   }
   static void TearDownTestSuite() { dir_.reset(); }
   void SetUp() override {
-    if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torchvision not installed";
+    if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch + torchvision (scripts/setup)";
     ASSERT_TRUE(failure_.empty()) << failure_;
   }
 

@@ -9,17 +9,17 @@ using splitshare::testing::expect_close;
 
 namespace {
 
-// Two intra-op threads and single-threaded OpenBLAS, as the CLI runs; skips where
-// libtorch's BLAS is not OpenBLAS (parallel_mm is torch::mm there).
+// Two intra-op threads and a BLAS that runs single-threaded on pool threads (OpenBLAS set to
+// one thread, or MKL), as the CLI runs; skips with another BLAS (parallel_mm is torch::mm there).
 bool threaded_products() {
   util::configure_threads(2);
-  return util::blas_threads() == 1 && at::get_num_threads() == 2;
+  return util::blas_single_threaded_in_pool() && at::get_num_threads() == 2;
 }
 
 }  // namespace
 
 TEST(ParallelMm, EqualsTorchMmForRowAndColumnBlocksAndStridedOperands) {
-  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
   torch::manual_seed(0);
   struct Case {
     int64_t m, k, n;
@@ -40,7 +40,7 @@ TEST(ParallelMm, EqualsTorchMmForRowAndColumnBlocksAndStridedOperands) {
 }
 
 TEST(ParallelMm, FallsBackWhereItMustNotSplit) {
-  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
   auto a = torch::randn({128, 256}), b = torch::randn({256, 128});
   EXPECT_TRUE(nn::parallel_mm_splits(a, b));
   EXPECT_FALSE(nn::parallel_mm_splits(a.narrow(0, 0, 8), b.narrow(1, 0, 8)));  // too small to be worth a thread
@@ -59,7 +59,7 @@ TEST(ParallelMm, FallsBackWhereItMustNotSplit) {
 }
 
 TEST(ParallelMm, WorksUnderInferenceModeAndNoGradWithLeavesThatRequireGrad) {
-  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
   auto a = torch::randn({300, 200}), b = torch::randn({200, 150});
   auto expected = torch::mm(a, b);
   {
@@ -80,7 +80,7 @@ TEST(ParallelMm, WorksUnderInferenceModeAndNoGradWithLeavesThatRequireGrad) {
 TEST(Linear, ForwardAndBackwardEqualTorchLinear) {
   for (bool threaded : {false, true}) {
     SCOPED_TRACE(threaded ? "threaded products" : "torch::mm");
-    if (threaded && !threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+    if (threaded && !threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
     torch::manual_seed(1);
     auto x = torch::randn({96, 384});
     auto w = torch::randn({200, 384}) * 0.05, bias = torch::randn({200});
@@ -107,7 +107,7 @@ TEST(Linear, ForwardAndBackwardEqualTorchLinear) {
 }
 
 TEST(ParallelMm, ManyProductsEqualTorchMmWhetherBalancedOrNot) {
-  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
   torch::manual_seed(2);
   auto product = [](int64_t m, int64_t k, int64_t n) { return std::pair{torch::randn({m, k}), torch::randn({k, n})}; };
   // Balanced (each product whole on a thread: the SSM backward's 2 x 4 splits), one
@@ -129,7 +129,7 @@ TEST(ParallelMm, ManyProductsEqualTorchMmWhetherBalancedOrNot) {
 }
 
 TEST(Linear, ManyLayersEqualOneAfterAnotherWithAndWithoutGradients) {
-  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  if (!threaded_products()) GTEST_SKIP() << "libtorch's BLAS is neither OpenBLAS nor MKL";
   torch::manual_seed(3);
   std::vector<torch::Tensor> inputs, weights, biases;
   for (int64_t width : {128, 256, 384, 512}) {

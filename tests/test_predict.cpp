@@ -201,7 +201,7 @@ TEST(Predict, RefusesUnreadableInputsClearly) {
 }
 
 TEST(Predict, PythonModuleGivesTheSameLogitsOnTheSameImages) {
-  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torch not installed";
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
   TempDir dir;
   const auto paths = write_images(dir);
   for (auto [name, channels, stem, preprocess] :

@@ -11,7 +11,7 @@ using splitshare::testing::TempDir;
 namespace {
 
 void check_roundtrip(ss::ClassifierOptions options, int64_t size) {
-  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torch not installed";
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
   TempDir dir;
   torch::manual_seed(5);
   auto model = ss::make_classifier(options);

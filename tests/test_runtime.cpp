@@ -3,16 +3,28 @@
 #include "support.h"
 
 #include <malloc.h>
+#include <sched.h>
 
 namespace util = splitshare::util;
 
-TEST(Runtime, ConfigureThreadsSetsLibtorchAndMakesOpenBlasSingleThreaded) {
+TEST(Runtime, ConfigureThreadsSetsLibtorchThreadsAndEveryCoreByDefault) {
   EXPECT_EQ(util::configure_threads(3), 3);
   EXPECT_EQ(at::get_num_threads(), 3);
-  if (util::blas_threads() == 0) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS";
+  cpu_set_t set;
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  EXPECT_EQ(util::configure_threads(0), CPU_COUNT(&set));
+  EXPECT_EQ(at::get_num_threads(), CPU_COUNT(&set));
+  // The torch wheel's BLAS is MKL, which parallel_mm may call from pool threads.
+  if (at::hasMKL()) EXPECT_TRUE(util::blas_single_threaded_in_pool());
+}
+
+TEST(Runtime, ConfigureThreadsMakesOpenBlasSingleThreaded) {
+  if (util::blas_threads() == 0) GTEST_SKIP() << "libtorch's BLAS is not OpenBLAS (the torch wheel's is MKL)";
+  util::configure_threads(2);
   EXPECT_EQ(util::blas_threads(), 1);
   ASSERT_TRUE(util::set_blas_threads(2));
   EXPECT_EQ(util::blas_threads(), 2);
+  EXPECT_FALSE(util::blas_single_threaded_in_pool());
   EXPECT_GE(util::configure_threads(0), 1);  // every available core
   EXPECT_EQ(util::blas_threads(), 1);
   EXPECT_THROW(util::set_blas_threads(0), c10::Error);

@@ -10,7 +10,7 @@ using splitshare::testing::TempDir;
 namespace {
 
 void check_parity(const std::string& arch) {
-  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "python3-torchvision not installed";
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch + torchvision (scripts/setup)";
   TempDir dir;
   const auto weights = dir.file("weights.pt"), reference = dir.file("reference.pt");
   std::string output;

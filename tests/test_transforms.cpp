@@ -211,7 +211,7 @@ TEST(Transforms, MinDecodeScaleKeepsTheResampleADownscale) {
 // Against PIL (torchvision on PIL images, the peer pipeline): <= 1.5 (PIL keeps uint8
 // between its horizontal and vertical passes).
 TEST(Transforms, MatchesTorchvision) {
-  if (!st::have_python_torch() || !st::have_python_pil()) GTEST_SKIP() << "python3-torchvision / PIL not available";
+  if (!st::have_python_torch() || !st::have_python_pil()) GTEST_SKIP() << "no Python with torchvision + PIL (scripts/setup)";
   st::TempDir dir;
   struct Case {
     int64_t height, width;

@@ -4,7 +4,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <numeric>
@@ -13,13 +12,7 @@ namespace splitshare::nn {
 
 namespace {
 
-bool cpu_autocast_enabled() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
-}
+bool cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
 
 bool float_cpu(const torch::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided;
@@ -33,7 +26,7 @@ constexpr int64_t kMinSplitWork = int64_t{1} << 21;
 bool parallel_mm_splits(const torch::Tensor& a, const torch::Tensor& b) {
   return a.dim() == 2 && b.dim() == 2 && at::get_num_threads() > 1 && float_cpu(a) && float_cpu(b) &&
          a.size(0) * a.size(1) * b.size(1) >= kMinSplitWork && !at::in_parallel_region() &&
-         util::blas_threads() == 1 && !(torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()));
+         util::blas_single_threaded_in_pool() && !(torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()));
 }
 
 torch::Tensor parallel_mm(const torch::Tensor& a, const torch::Tensor& b) {
@@ -50,7 +43,7 @@ torch::Tensor parallel_mm(const torch::Tensor& a, const torch::Tensor& b) {
   const int64_t extent = rows ? m : n;
   const int64_t block = std::max<int64_t>(8, ((extent + threads - 1) / threads + 7) / 8 * 8);
   const int64_t blocks = (extent + block - 1) / block;
-  // libtorch 1.13 does not carry thread-local modes into the pool's threads: without
+  // libtorch's pool threads do not inherit the caller's thread-local modes: without
   // these guards a worker would record autograd history or refuse to write an
   // inference tensor.
   const bool inference = c10::InferenceMode::is_enabled();
@@ -181,8 +174,8 @@ std::vector<torch::Tensor> linear_many(const std::vector<torch::Tensor>& inputs,
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (!fast_linear(input, weight, bias)) {
-    // (weight x input^T)^T: with libtorch 1.13's OpenBLAS about twice as fast as
-    // addmm(bias, input, weight^T) at the heads' sizes.
+    // (weight x input^T)^T: with OpenBLAS (Debian's libtorch 1.13) about twice as fast as
+    // addmm(bias, input, weight^T) at the heads' sizes; not re-measured on MKL.
     return weight.mm(input.t()).t().contiguous().add_(bias);
   }
   if (records_grad(input, weight, bias)) return LinearFunction::apply(input, weight, bias);

@@ -3,47 +3,17 @@
 #include <cmath>
 
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
-
-// libtorch 2.4 replaced the per-device autocast setters with device-type arguments.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define SPLITSHARE_AUTOCAST_BY_DEVICE_TYPE 1
-#else
-#define SPLITSHARE_AUTOCAST_BY_DEVICE_TYPE 0
-#endif
 
 namespace splitshare::train {
 namespace {
 
-bool autocast_enabled(torch::DeviceType type) {
-#if SPLITSHARE_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::is_autocast_enabled(type);
-#else
-  return type == torch::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
-}
+bool autocast_enabled(torch::DeviceType type) { return at::autocast::is_autocast_enabled(type); }
 
-torch::ScalarType autocast_dtype(torch::DeviceType type) {
-#if SPLITSHARE_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::get_autocast_dtype(type);
-#else
-  return type == torch::kCUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-#endif
-}
+torch::ScalarType autocast_dtype(torch::DeviceType type) { return at::autocast::get_autocast_dtype(type); }
 
 void set_autocast(torch::DeviceType type, bool enabled, torch::ScalarType dtype) {
-#if SPLITSHARE_AUTOCAST_BY_DEVICE_TYPE
   at::autocast::set_autocast_enabled(type, enabled);
   at::autocast::set_autocast_dtype(type, dtype);
-#else
-  if (type == torch::kCUDA) {
-    at::autocast::set_enabled(enabled);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  } else {
-    at::autocast::set_cpu_enabled(enabled);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  }
-#endif
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <splitshare/train/distributed.h>
 
+#include "backends.h"
+
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -27,7 +29,46 @@ int64_t env_int(const char* name, const std::string& text) {
   }
 }
 
+c10::intrusive_ptr<c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
+                                                    int64_t world_size, std::chrono::milliseconds timeout,
+                                                    bool loopback) {
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                      : c10d::ProcessGroupGloo::createDefaultDevice());
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world_size),
+                                                     options);
+}
+
 }  // namespace
+
+Backend parse_backend(const std::string& text) {
+  if (text == "auto") return Backend::kAuto;
+  if (text == "gloo") return Backend::kGloo;
+  if (text == "nccl") return Backend::kNccl;
+  TORCH_CHECK(false, "unknown backend '", text, "': expected auto, gloo or nccl");
+}
+
+std::string to_string(Backend backend) {
+  switch (backend) {
+    case Backend::kAuto: return "auto";
+    case Backend::kGloo: return "gloo";
+    case Backend::kNccl: return "nccl";
+  }
+  return "?";
+}
+
+bool nccl_compiled() { return detail::nccl_backend_compiled(); }
+
+Backend resolve_backend(Backend requested, const torch::Device& device) {
+  if (requested == Backend::kAuto) requested = device.is_cuda() ? Backend::kNccl : Backend::kGloo;
+  if (requested == Backend::kNccl) {
+    TORCH_CHECK(device.is_cuda(), "backend nccl needs a CUDA device, but this rank trains on ", device,
+                ": NCCL moves CUDA tensors only; use --backend gloo (or auto) on the CPU");
+    TORCH_CHECK(nccl_compiled(), "backend nccl: this splitshare was built against a libtorch without CUDA; "
+                                 "rebuild against a CUDA libtorch or use --backend gloo");
+  }
+  return requested;
+}
 
 std::optional<DistributedOptions> distributed_from_env() {
   DistributedOptions o;
@@ -66,7 +107,10 @@ std::optional<DistributedOptions> distributed_from_env() {
 
 struct Distributed::State {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::Backend> group;
+  Backend backend = Backend::kGloo;
+  // Where the collectives' tensors must be: a CUDA device under NCCL.
+  torch::Device device = torch::kCPU;
   int64_t rank = 0;
   int64_t world_size = 1;
 };
@@ -91,11 +135,15 @@ std::shared_ptr<Distributed> Distributed::connect(const DistributedOptions& o) {
   state->store = store;
   state->rank = o.rank();
   state->world_size = o.world_size();
-  auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(o.timeout_seconds()));
-  options->devices.push_back(o.master_addr() == "127.0.0.1" || o.master_addr() == "localhost"
-                                 ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                 : c10d::ProcessGroupGloo::createDefaultDevice());
-  state->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank(), o.world_size(), options);
+  state->backend = resolve_backend(o.backend(), o.device());
+  const std::chrono::milliseconds timeout = std::chrono::seconds(o.timeout_seconds());
+  if (state->backend == Backend::kNccl) {
+    state->device = o.device();
+    state->group = detail::make_nccl_backend(store, o.rank(), o.world_size(), timeout);
+  } else {
+    const bool loopback = o.master_addr() == "127.0.0.1" || o.master_addr() == "localhost";
+    state->group = make_gloo_backend(store, o.rank(), o.world_size(), timeout, loopback);
+  }
   return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
 }
 
@@ -104,15 +152,14 @@ std::shared_ptr<Distributed> Distributed::connect_file(const std::string& path, 
   state->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));
   state->rank = rank;
   state->world_size = world_size;
-  auto options = c10d::ProcessGroupGloo::Options::create();
-  options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  state->group = c10::make_intrusive<c10d::ProcessGroupGloo>(state->store, static_cast<int>(rank),
-                                                             static_cast<int>(world_size), options);
+  state->group = make_gloo_backend(state->store, rank, world_size,
+                                   std::chrono::seconds(DistributedOptions().timeout_seconds()), true);
   return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
 }
 
 int64_t Distributed::rank() const { return state_->rank; }
 int64_t Distributed::world_size() const { return state_->world_size; }
+Backend Distributed::backend() const { return state_->backend; }
 
 void Distributed::broadcast_module(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
@@ -161,8 +208,10 @@ void Distributed::average_gradients(torch::nn::Module& module, int64_t bucket_by
 
 void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   for (auto& t : tensors) {
-    std::vector<torch::Tensor> one{t};
+    auto moved = t.device() == state_->device || state_->device.is_cpu() ? t : t.to(state_->device);
+    std::vector<torch::Tensor> one{moved};
     state_->group->allreduce(one)->wait();
+    if (!moved.is_same(t)) t.copy_(moved);
   }
 }
 
@@ -170,8 +219,7 @@ void Distributed::barrier() { state_->group->barrier()->wait(); }
 
 namespace {
 
-// c10d's work handle: ProcessGroup::Work in 1.13, c10d::Work in 2.x.
-using WorkPtr = decltype(std::declval<c10d::ProcessGroupGloo&>().allreduce(std::declval<std::vector<at::Tensor>&>()));
+using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 
 struct Bucket {
   std::vector<size_t> params;

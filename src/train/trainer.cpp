@@ -1,4 +1,5 @@
 #include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/train/build_info.h>
 #include <splitshare/train/trainer.h>
 #include <splitshare/util/files.h>
 #include <splitshare/util/device.h>
@@ -64,26 +65,14 @@ ParameterGroups parameter_groups(nn::ClassifierImpl& model, double base_lr, cons
   return out;
 }
 
-// The key of a parameter in the optimizer's state map: a string in libtorch 1.x, the
-// TensorImpl pointer itself in 2.x.
-template <typename Key>
-Key state_key(const torch::Tensor& parameter) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream key;
-    key << parameter.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return parameter.unsafeGetTensorImpl();
-  }
-}
-
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::SGD&>().state())>::key_type;
+// The key of a parameter in the optimizer's state map.
+void* state_key(const torch::Tensor& parameter) { return parameter.unsafeGetTensorImpl(); }
 
 std::map<std::string, torch::Tensor> momentum_by_name(nn::ClassifierImpl& model, torch::optim::SGD& optimizer) {
   std::map<std::string, torch::Tensor> out;
   auto& state = optimizer.state();
   for (const auto& item : model.named_parameters()) {
-    auto it = state.find(state_key<StateKey>(item.value()));
+    auto it = state.find(state_key(item.value()));
     if (it == state.end()) continue;
     const auto& buffer = static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
     if (buffer.defined()) out[nn::export_name(item.key())] = buffer;
@@ -103,7 +92,7 @@ void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
     auto buffer = torch::empty_like(parameter).copy_(it->second);  // the parameter's device and layout
     auto param_state = std::make_unique<torch::optim::SGDParamState>();
     param_state->momentum_buffer(buffer);
-    optimizer.state()[state_key<StateKey>(parameter)] = std::move(param_state);
+    optimizer.state()[state_key(parameter)] = std::move(param_state);
     ++restored;
   }
   TORCH_CHECK(restored == momentum.size(), source, ": ", momentum.size() - restored,
@@ -464,7 +453,8 @@ TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size
                               {"params", nn::count_parameters(*model)},
                               {"head_params", nn::count_parameters(*model->head.ptr())},
                               {"final", to_json(result.history.back())},
-                              {"model", to_json(metadata)}};
+                              {"model", to_json(metadata)},
+                              {"build", to_json(build_info())}};
     util::write_file_atomic(out + "/summary.json", summary.dump(2) + "\n");
   }
   return result;

@@ -37,6 +37,11 @@ int blas_threads() {
   return get ? get() : 0;
 }
 
+bool blas_single_threaded_in_pool() {
+  const int openblas = blas_threads();
+  return openblas > 0 ? openblas == 1 : at::hasMKL();
+}
+
 bool set_blas_threads(int n) {
   TORCH_CHECK(n >= 1, "set_blas_threads: need at least 1 thread, got ", n);
   const auto set = openblas_set();

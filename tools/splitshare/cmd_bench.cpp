@@ -83,7 +83,7 @@ int run_bench(int argc, char** argv) {
       ("steps", "timed steps per repeat (0 = workload default)", cxxopts::value<int64_t>()->default_value("0"))
       ("warmup", "untimed steps first (-1 = workload default)", cxxopts::value<int64_t>()->default_value("-1"))
       ("no-peer", "skip the PyTorch eager peers")
-      ("python", "Python with torch + torchvision", cxxopts::value<std::string>()->default_value("/usr/bin/python3"))
+      ("python", "Python with torch + torchvision", cxxopts::value<std::string>()->default_value(SPLITSHARE_PYTHON))
       ("peer-script", "the peer script", cxxopts::value<std::string>()->default_value(default_peer_script()))
       ("nchw", "train our side in NCHW layout (default: channels-last)")
       ("device", "cpu | cuda | cuda:N (the PyTorch peer needs cpu; use --no-peer otherwise)",

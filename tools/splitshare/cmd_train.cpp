@@ -2,6 +2,7 @@
 #include "splitshare/common.h"
 
 #include <splitshare/report/html.h>
+#include <splitshare/train/build_info.h>
 #include <splitshare/train/trainer.h>
 #include <splitshare/util/device.h>
 
@@ -70,6 +71,9 @@ int run_train(int argc, char** argv) {
   add_train_options(options, TrainDefaults{});
   add_finetune_options(options);
   add_thread_option(options);
+  options.add_options("Distributed")
+      ("backend", "collectives under launch/torchrun/SLURM: auto | gloo | nccl (auto: NCCL with --device cuda, "
+                  "Gloo on the CPU)", cxxopts::value<std::string>()->default_value("auto"));
   options.add_options("Checkpoints")
       ("resume", "continue the run in DIR where it stopped (configuration from DIR/checkpoint.pt; only --epochs, "
                  "--threads, --no-progress and --checkpoint-every may be given)", cxxopts::value<std::string>())
@@ -94,14 +98,16 @@ int run_train(int argc, char** argv) {
       .stop_requested([&signals] { return signals.pending(); });
   if (!resume_dir.empty()) train.resume_from(resume_dir + "/checkpoint.pt");
   auto data_opts = data_options(*args);
+  // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
+  const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), train.device());
   if (job) {
-    train.distributed(train::Distributed::connect(*job));
     train.device(util::device_for_rank(train.device(), job->local_rank()));
+    train.distributed(train::Distributed::connect(job->backend(backend).device(train.device())));
     data_opts.rank(job->rank()).world_size(job->world_size());
     if (job->rank() == 0) {
-      std::fprintf(stderr, "splitshare train: rank 0 of %lld (Gloo, rendezvous %s:%lld)\n",
-                   static_cast<long long>(job->world_size()), job->master_addr().c_str(),
-                   static_cast<long long>(job->master_port()));
+      std::fprintf(stderr, "splitshare train: rank 0 of %lld (%s, rendezvous %s:%lld)\n",
+                   static_cast<long long>(job->world_size()), train::to_string(backend).c_str(),
+                   job->master_addr().c_str(), static_cast<long long>(job->master_port()));
     }
   }
   auto spec = data_spec(*args);
@@ -133,6 +139,7 @@ int run_train(int argc, char** argv) {
   if (train.head_lr() > 0) metadata.extra["config"]["head_lr"] = train.head_lr();
   const bool main_rank = !job || job->rank() == 0;
   if (main_rank) {
+    std::fprintf(stderr, "splitshare train: %s\n", train::to_string(train::build_info()).c_str());
     std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),

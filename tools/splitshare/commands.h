@@ -13,5 +13,6 @@ int run_predict(int argc, char** argv);
 int run_gradcam(int argc, char** argv);
 int run_report(int argc, char** argv);
 int run_launch(int argc, char** argv);
+int run_version(int argc, char** argv);
 
 }  // namespace splitshare::cli

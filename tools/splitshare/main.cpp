@@ -29,6 +29,8 @@ constexpr Command kCommands[] = {
     {"report", "regenerate report.html of a train or compare folder", splitshare::cli::run_report},
     {"launch", "run a command as N local data-parallel processes (launch --nproc N -- train …)",
      splitshare::cli::run_launch},
+    {"version", "what this build runs on: libtorch, CUDA, cuDNN, NCCL, Gloo, BLAS, threads",
+     splitshare::cli::run_version},
 };
 
 void usage() {
@@ -40,6 +42,7 @@ void usage() {
 
 int main(int argc, char** argv) {
   splitshare::util::configure_allocator();
+  if (argc == 2 && !std::strcmp(argv[1], "--version")) return splitshare::cli::run_version(1, argv);
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
     usage();
     return argc < 2 ? 2 : 0;

@@ -24,7 +24,7 @@ Precision parse_precision(const std::string& text);
 
 /// Autocast to `precision` on `device`'s type for the guard's lifetime (forward pass and
 /// loss; not backward). Restores the previous state; float32 does nothing. Throws for
-/// fp16 on the CPU (libtorch 1.13's CPU autocast knows only bfloat16).
+/// fp16 on the CPU (a GPU recipe with loss scaling; bf16 is the CPU's reduced type).
 class AutocastGuard {
  public:
   AutocastGuard(const torch::Device& device, Precision precision);

@@ -9,6 +9,24 @@
 
 namespace splitshare::train {
 
+/// The c10d backend that moves the tensors of the collectives.
+enum class Backend {
+  kAuto,  ///< NCCL when the training device is CUDA, Gloo otherwise
+  kGloo,  ///< CPU tensors (CUDA tensors go through a host copy)
+  kNccl,  ///< CUDA tensors; needs a CUDA device and a build with NCCL
+};
+
+/// "auto", "gloo" or "nccl"; throws naming the text otherwise.
+Backend parse_backend(const std::string& text);
+std::string to_string(Backend backend);
+
+/// True when this build has the NCCL backend (built against a libtorch with CUDA).
+bool nccl_compiled();
+
+/// The backend a job training on `device` uses: kAuto becomes kNccl for a CUDA device and
+/// kGloo otherwise. kNccl on a CPU device, or in a build without NCCL, throws saying why.
+Backend resolve_backend(Backend requested, const torch::Device& device);
+
 /// Where this process sits in a data-parallel job.
 struct DistributedOptions {
   TORCH_ARG(int64_t, rank) = 0;
@@ -20,6 +38,10 @@ struct DistributedOptions {
   TORCH_ARG(int64_t, master_port) = 29500;
   /// Seconds to wait for the other ranks.
   TORCH_ARG(int64_t, timeout_seconds) = 300;
+  /// The collectives' backend (resolved against `device` by connect).
+  TORCH_ARG(Backend, backend) = Backend::kAuto;
+  /// The device this rank trains on (cuda:LOCAL_RANK for NCCL).
+  TORCH_ARG(torch::Device, device) = torch::Device(torch::kCPU);
 };
 
 /// The job described by the environment: torchrun's RANK, WORLD_SIZE, LOCAL_RANK,
@@ -28,10 +50,12 @@ struct DistributedOptions {
 /// nullopt when neither is set or WORLD_SIZE is 1. Throws naming a malformed variable.
 std::optional<DistributedOptions> distributed_from_env();
 
-/// A c10d process group (Gloo on CPU) and the collectives data-parallel training needs.
+/// A c10d process group (Gloo for CPU tensors, NCCL for CUDA tensors) and the collectives
+/// data-parallel training needs.
 class Distributed {
  public:
-  /// Joins the group through a TCPStore on master_addr:master_port (rank 0 hosts it).
+  /// Joins the group through a TCPStore on master_addr:master_port (rank 0 hosts it), with
+  /// the backend resolve_backend(options.backend(), options.device()) picks.
   static std::shared_ptr<Distributed> connect(const DistributedOptions& options);
   /// Joins the group through a FileStore at `path` (several ranks in one process, tests).
   static std::shared_ptr<Distributed> connect_file(const std::string& path, int64_t rank, int64_t world_size);
@@ -39,6 +63,8 @@ class Distributed {
 
   int64_t rank() const;
   int64_t world_size() const;
+  /// kGloo or kNccl.
+  Backend backend() const;
   bool is_main() const { return rank() == 0; }
 
   /// Copies rank 0's parameters and buffers into every rank's `module`.
@@ -46,7 +72,7 @@ class Distributed {
   /// Averages the gradients of `module`'s parameters over all ranks, packing them into
   /// flat buckets of about `bucket_bytes` so each all-reduce moves a large message.
   void average_gradients(torch::nn::Module& module, int64_t bucket_bytes = 25 << 20);
-  /// Sums each tensor over all ranks, in place.
+  /// Sums each tensor over all ranks, in place (CPU tensors go through the device under NCCL).
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
   void barrier();
 
