@@ -479,17 +479,9 @@ std::string compare_body(const ReportData& data) {
   return variants_section(data.compare) + runs_section(data.runs) + figures_section(data.runs);
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in.is_open(), "report: cannot open ", path.string());
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  TORCH_CHECK(!in.bad(), "report: error reading ", path.string());
-  return bytes;
-}
-
 json parse_json_file(const fs::path& path) {
   try {
-    return json::parse(read_text(path));
+    return json::parse(util::read_file(path, "report input"));
   } catch (const json::exception& e) {
     TORCH_CHECK(false, "report: ", path.string(), " is not valid JSON: ", e.what());
   }
@@ -502,7 +494,7 @@ RunRecord load_run(const std::string& name, const fs::path& dir) {
   run.dir = dir.string();
   const auto metrics = dir / "metrics.jsonl";
   if (fs::exists(metrics)) {
-    std::istringstream lines(read_text(metrics));
+    std::istringstream lines(util::read_file(metrics, "report input"));
     std::string line;
     for (int64_t number = 1; std::getline(lines, line); ++number) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -514,7 +506,7 @@ RunRecord load_run(const std::string& name, const fs::path& dir) {
     }
   }
   if (fs::exists(dir / "summary.json")) run.summary = parse_json_file(dir / "summary.json");
-  if (fs::exists(dir / "gradcam.png")) run.gradcam_png = read_text(dir / "gradcam.png");
+  if (fs::exists(dir / "gradcam.png")) run.gradcam_png = util::read_file(dir / "gradcam.png", "report input");
   return run;
 }
 

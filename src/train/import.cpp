@@ -3,6 +3,8 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 
+#include <splitshare/util/files.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -47,14 +49,6 @@ std::string hex(const std::string& bytes) {
   return out;
 }
 
-std::vector<char> read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in.is_open(), "cannot open weights file ", path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  TORCH_CHECK(!in.bad(), "error reading weights file ", path);
-  return bytes;
-}
-
 // Whether a pickle's top-level object is a collections.OrderedDict (what state_dict() returns):
 // after the PROTO opcode it starts with GLOBAL 'collections OrderedDict' instead of EMPTY_DICT.
 bool pickles_ordered_dict(const char* data, size_t size) {
@@ -72,7 +66,8 @@ std::map<std::string, torch::Tensor> read_state_dict(const std::string& path, bo
               "dict instead: torch.save(dict(model.state_dict()), \"", path, "\")");
   torch::IValue value;
   try {
-    value = torch::pickle_load(read_whole_file(path));
+    const auto bytes = util::read_file(path, "weights file");
+    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& e) {
     TORCH_CHECK(false, path, ": cannot unpickle the torch.save archive: ", error_text(e));
   }

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace splitshare::util {
 namespace {
@@ -84,6 +86,14 @@ void check_output_folder(const std::string& dir, int64_t min_free_bytes) {
   TORCH_CHECK(free_bytes >= min_free_bytes, "output folder ", dir, " has only ", free_bytes / (1 << 20),
               " MiB free; checkpoints of this model need about ", (min_free_bytes + (1 << 20) - 1) / (1 << 20),
               " MiB (free some space or choose another --out)");
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in.is_open(), "cannot open ", what, " ", path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TORCH_CHECK(!in.bad(), "error reading ", what, " ", path);
+  return bytes;
 }
 
 }  // namespace splitshare::util

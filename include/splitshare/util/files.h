@@ -12,6 +12,10 @@ namespace splitshare::util {
 /// the error names the file and the reason.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+/// The whole of `path` as bytes; throws naming the file (as "`what` PATH") when it cannot be
+/// opened or read.
+std::string read_file(const std::string& path, const std::string& what = "file");
+
 /// Appends `text` to `path` (created when missing) and flushes it to disk; throws naming
 /// the file when the write fails (e.g. the disk is full).
 void append_to_file(const std::string& path, const std::string& text);
