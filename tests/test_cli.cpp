@@ -2,6 +2,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <splitshare/data/source.h>
+#include <splitshare/nn/heads.h>
+#include <splitshare/train/trainer.h>
+
 #include "support.h"
 
 using splitshare::testing::run_command;
@@ -132,4 +136,34 @@ TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
   std::string text;
   ASSERT_EQ(run_command(kCli + " version", &text), 0);
   EXPECT_NE(text.find("libtorch " + j["libtorch"].get<std::string>()), std::string::npos) << text;
+}
+
+// --help shows the library structs' own defaults: the strings cannot drift from them.
+TEST(Cli, HelpDefaultsAreTheOptionStructsDefaults) {
+  std::string help;
+  ASSERT_EQ(run_command(kCli + " train --help", &help), 0);
+  // cxxopts wraps long lines; fold the help into one line of single spaces.
+  std::string folded;
+  for (char c : help) {
+    const char d = c == '\n' ? ' ' : c;
+    if (d == ' ' && !folded.empty() && folded.back() == ' ') continue;
+    folded += d;
+  }
+  auto expect_default = [&](const std::string& option, const std::string& value) {
+    const auto at = folded.find("--" + option + " ");
+    ASSERT_NE(at, std::string::npos) << option;
+    const auto def = folded.find("(default: ", at);
+    ASSERT_NE(def, std::string::npos) << option;
+    EXPECT_EQ(folded.substr(def + 10, value.size() + 1), value + ")") << option;
+  };
+  const splitshare::data::DataOptions data;
+  const splitshare::train::TrainOptions train;
+  expect_default("batch-size", std::to_string(data.batch_size()));
+  expect_default("eval-batch-size", std::to_string(data.eval_batch_size()));
+  expect_default("workers", std::to_string(data.workers()));
+  expect_default("epochs", std::to_string(train.epochs()));
+  expect_default("splits", std::to_string(splitshare::nn::HeadOptions().splits()));
+  expect_default("weight-decay", "0.0005");
+  EXPECT_DOUBLE_EQ(train.weight_decay(), 0.0005);
+  expect_default("schedule", splitshare::train::to_string(train.schedule()));
 }

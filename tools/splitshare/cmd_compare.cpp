@@ -36,7 +36,8 @@ int run_compare(int argc, char** argv) {
   // The main job: short enough for 15 minutes on 2 cores (9 epochs x 2 models), with a
   // cosine schedule at lr 0.1, which reaches 92% with the SSM head where the paper's step
   // decay, compressed to 9 epochs, stays below it.
-  add_train_options(options, TrainDefaults{"runs/compare", "9", "0.1", "cosine"});
+  add_train_options(options, TrainDefaults{"runs/compare", train::TrainOptions().epochs(9).lr(0.1).schedule(
+                                                                 train::ScheduleKind::kCosine)});
   add_thread_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;

@@ -11,15 +11,29 @@
 #include <iostream>
 
 namespace splitshare::cli {
+namespace {
+
+// A default as --help shows it, taken from the options struct so the two cannot drift.
+std::string text(int64_t value) { return std::to_string(value); }
+std::string text(uint64_t value) { return std::to_string(value); }
+std::string text(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
+}
+
+}  // namespace
 
 void add_model_options(cxxopts::Options& options) {
   options.add_options("Model")
       ("arch", "backbone: resnet10|resnet18|34|50|101|152|resnext50_32x4d|resnext101_32x4d|resnext101_32x8d|"
                "wide_resnet50_2|wide_resnet101_2 (auto: resnet10 for small images, resnet50 otherwise)",
        cxxopts::value<std::string>()->default_value("auto"))
-      ("head", "classifier head: linear|ssm|kfc", cxxopts::value<std::string>()->default_value("ssm"))
-      ("splits", "SSM sub-classifiers", cxxopts::value<int64_t>()->default_value("4"))
-      ("k,kfc-k", "kfc: parallel classifiers (also --k K)", cxxopts::value<int64_t>()->default_value("2"))
+      ("head", "classifier head: linear|ssm|kfc",
+       cxxopts::value<std::string>()->default_value(nn::to_string(nn::HeadOptions().kind())))
+      ("splits", "SSM sub-classifiers", cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().splits())))
+      ("k,kfc-k", "kfc: parallel classifiers (also --k K)",
+       cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().k())))
       ("last-plain", "SSM: no BatchNorm/ReLU on the last split (the paper text's variant)")
       ("width", "channels of the first stage (auto: 16 for small images, 64 = torchvision otherwise)",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -63,17 +77,22 @@ nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t cl
 }
 
 void add_data_options(cxxopts::Options& options) {
+  const data::DataOptions data;
   options.add_options("Data")
       ("data", "fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR | "
                "imagefolder:TRAIN,VAL",
        cxxopts::value<std::string>()->default_value("fashion-mnist"))
-      ("batch-size", "training batch size", cxxopts::value<int64_t>()->default_value("128"))
-      ("eval-batch-size", "evaluation batch size", cxxopts::value<int64_t>()->default_value("256"))
-      ("workers", "image decoding threads (image folders)", cxxopts::value<int64_t>()->default_value("2"))
-      ("seed", "seed of initialisation and data order", cxxopts::value<uint64_t>()->default_value("0"))
-      ("limit-train", "use only the first N training samples (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
-      ("limit-val", "use only the first N validation samples (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
-      ("image-size", "training crop for photos", cxxopts::value<int64_t>()->default_value("224"))
+      ("batch-size", "training batch size", cxxopts::value<int64_t>()->default_value(text(data.batch_size())))
+      ("eval-batch-size", "evaluation batch size",
+       cxxopts::value<int64_t>()->default_value(text(data.eval_batch_size())))
+      ("workers", "image decoding threads (image folders; 0 = the training thread)",
+       cxxopts::value<int64_t>()->default_value(text(data.workers())))
+      ("seed", "seed of initialisation and data order", cxxopts::value<uint64_t>()->default_value(text(data.seed())))
+      ("limit-train", "use only the first N training samples (0 = all)",
+       cxxopts::value<int64_t>()->default_value(text(data.limit_train())))
+      ("limit-val", "use only the first N validation samples (0 = all)",
+       cxxopts::value<int64_t>()->default_value(text(data.limit_val())))
+      ("image-size", "training crop for photos", cxxopts::value<int64_t>()->default_value(text(data.image_size())))
       ("strict", "stop at the first unreadable image instead of skipping it");
 }
 
@@ -99,26 +118,27 @@ data::DataOptions data_options(const cxxopts::ParseResult& args) {
 }
 
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults) {
+  const auto& o = defaults.options;
   options.add_options("Training")
-      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value(defaults.epochs))
+      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value(text(o.epochs())))
       ("lr", "base learning rate (0 = 0.1 x batch/256, the paper's rate scaled linearly)",
-       cxxopts::value<double>()->default_value(defaults.lr))
-      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
-      ("weight-decay", "L2 weight decay", cxxopts::value<double>()->default_value("5e-4"))
+       cxxopts::value<double>()->default_value(text(o.lr())))
+      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value(text(o.momentum())))
+      ("weight-decay", "L2 weight decay", cxxopts::value<double>()->default_value(text(o.weight_decay())))
       ("nesterov", "Nesterov momentum")
       ("loss", "joint (loss on the averaged logits, the paper) | individual (sum of per-head losses)",
-       cxxopts::value<std::string>()->default_value("joint"))
-      ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value(defaults.schedule))
+       cxxopts::value<std::string>()->default_value(nn::to_string(o.loss())))
+      ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value(train::to_string(o.schedule())))
       ("milestones", "step schedule epochs, comma-separated (default: 1/3 and 2/3 of the run)",
        cxxopts::value<std::vector<int64_t>>())
-      ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value("0"))
+      ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value(text(o.warmup_epochs())))
       ("out", "output folder", cxxopts::value<std::string>()->default_value(defaults.out))
       ("no-channels-last", "keep NCHW layout")
       ("channels-last", "channels-last layout of weights and batches (the default)")
       ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
-       cxxopts::value<std::string>()->default_value("cpu"))
+       cxxopts::value<std::string>()->default_value(o.device().str()))
       ("amp", "mixed precision: bf16 autocast, or fp16 autocast with loss scaling (CUDA); --amp alone = bf16",
-       cxxopts::value<std::string>()->default_value("fp32")->implicit_value("bf16"))
+       cxxopts::value<std::string>()->default_value(train::to_string(o.precision()))->implicit_value("bf16"))
       ("sync-bn", "distributed: BatchNorm statistics of the global batch (backbone BatchNorm2d layers)")
       ("no-overlap", "distributed: all-reduce the gradients after backward instead of during it")
       ("no-progress", "no progress bar");
@@ -167,7 +187,7 @@ void add_finetune_options(cxxopts::Options& options) {
       ("init", "start from this checkpoint's weights (e.g. made by `splitshare import`)", cxxopts::value<std::string>())
       ("freeze-backbone", "train only the head; backbone weights and BatchNorm statistics stay as loaded")
       ("head-lr", "learning rate of the head (0 = --lr); follows the same schedule",
-       cxxopts::value<double>()->default_value("0"));
+       cxxopts::value<double>()->default_value(text(train::TrainOptions().head_lr())));
 }
 
 void apply_finetune_options(const cxxopts::ParseResult& args, train::TrainOptions& train) {

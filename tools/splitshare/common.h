@@ -25,11 +25,11 @@ data::DataOptions data_options(const cxxopts::ParseResult& args);
 /// Registers --epochs, --lr, --momentum, --weight-decay, --schedule, --milestones, --warmup-epochs,
 /// --loss, --out, --no-progress, --no-channels-last, --channels-last, --device, --amp, --sync-bn, --no-overlap.
 /// Defaults of the training flags that differ between commands.
+/// The defaults `train` and `compare` show and use: the library's TrainOptions (compare
+/// changes the schedule) and the output folder.
 struct TrainDefaults {
   std::string out = "runs/train";
-  std::string epochs = "8";
-  std::string lr = "0";
-  std::string schedule = "step";
+  train::TrainOptions options;
 };
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
 train::TrainOptions train_options(const cxxopts::ParseResult& args);

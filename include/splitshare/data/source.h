@@ -28,7 +28,8 @@ struct DataOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
   TORCH_ARG(int64_t, eval_batch_size) = 256;
   TORCH_ARG(uint64_t, seed) = 0;
-  TORCH_ARG(int64_t, workers) = 0;
+  /// Image decoding threads for image folders (0 = the thread that takes the batches).
+  TORCH_ARG(int64_t, workers) = 2;
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
   TORCH_ARG(bool, strict) = false;
