@@ -40,3 +40,27 @@ TEST(Metrics, EnsembleAveragesProbabilities) {
   b.labels = torch::tensor({1, 1});
   EXPECT_THROW(se::ensemble_top1({a, b}), c10::Error);
 }
+
+TEST(Metrics, JsonRoundTripKeepsEveryFigure) {
+  se::EvalResult r;
+  r.top1 = 0.25;
+  r.top5 = 0.75;
+  r.loss = 1.5;
+  r.samples = 12;
+  r.head_top1 = {0.125, 0.375, 0.5};
+  r.oracle = 0.875;
+  r.most_confident = 0.3;
+  r.confidence_weighted = 0.35;
+  const auto back = se::from_json(se::to_json(r));
+  EXPECT_EQ(back.top1, r.top1);
+  EXPECT_EQ(back.top5, r.top5);
+  EXPECT_EQ(back.loss, r.loss);
+  EXPECT_EQ(back.samples, r.samples);
+  EXPECT_EQ(back.head_top1, r.head_top1);
+  EXPECT_EQ(back.oracle, r.oracle);
+  EXPECT_EQ(back.most_confident, r.most_confident);
+  EXPECT_EQ(back.confidence_weighted, r.confidence_weighted);
+  auto missing = se::to_json(r);
+  missing.erase("oracle");
+  EXPECT_THROW(se::from_json(missing), nlohmann::json::exception);
+}

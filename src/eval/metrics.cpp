@@ -128,4 +128,17 @@ nlohmann::json to_json(const EvalResult& r) {
                          {"confidence_weighted", r.confidence_weighted}, {"oracle", r.oracle}}}};
 }
 
+EvalResult from_json(const nlohmann::json& j) {
+  EvalResult r;
+  r.top1 = j.at("top1").get<double>();
+  r.top5 = j.at("top5").get<double>();
+  r.loss = j.at("loss").get<double>();
+  r.samples = j.at("samples").get<int64_t>();
+  for (const auto& h : j.at("heads")) r.head_top1.push_back(h.at("top1").get<double>());
+  r.oracle = j.at("oracle").get<double>();
+  r.most_confident = j.at("selection").at("most_confident").get<double>();
+  r.confidence_weighted = j.at("selection").at("confidence_weighted").get<double>();
+  return r;
+}
+
 }  // namespace splitshare::eval

@@ -99,19 +99,6 @@ void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
               " momentum buffers name no parameter of the model");
 }
 
-eval::EvalResult eval_from_json(const nlohmann::json& j) {
-  eval::EvalResult r;
-  r.top1 = j.at("top1").get<double>();
-  r.top5 = j.at("top5").get<double>();
-  r.loss = j.at("loss").get<double>();
-  r.samples = j.at("samples").get<int64_t>();
-  for (const auto& h : j.at("heads")) r.head_top1.push_back(h.at("top1").get<double>());
-  r.oracle = j.at("oracle").get<double>();
-  r.most_confident = j.at("selection").at("most_confident").get<double>();
-  r.confidence_weighted = j.at("selection").at("confidence_weighted").get<double>();
-  return r;
-}
-
 EpochRecord record_from_json(const nlohmann::json& j) {
   EpochRecord r;
   r.epoch = j.at("epoch").get<int64_t>();
@@ -121,7 +108,7 @@ EpochRecord record_from_json(const nlohmann::json& j) {
   r.images_per_second = j.at("images_per_second").get<double>();
   r.data_seconds = j.at("data_seconds").get<double>();
   r.compute_seconds = j.at("compute_seconds").get<double>();
-  r.val = eval_from_json(j.at("val"));
+  r.val = eval::from_json(j.at("val"));
   return r;
 }
 

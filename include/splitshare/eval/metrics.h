@@ -68,5 +68,7 @@ double ensemble_top1(const std::vector<EvalResult>& members);
 
 /// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {...}}.
 nlohmann::json to_json(const EvalResult& result);
+/// The inverse of to_json (probabilities and labels stay empty); throws naming a missing key.
+EvalResult from_json(const nlohmann::json& json);
 
 }  // namespace splitshare::eval
