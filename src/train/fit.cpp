@@ -1,0 +1,376 @@
+#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/train/build_info.h>
+#include <splitshare/train/trainer.h>
+#include <splitshare/util/device.h>
+#include <splitshare/util/files.h>
+#include <splitshare/util/progress.h>
+
+#include "trainer_detail.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+namespace splitshare::train {
+namespace {
+
+using detail::Clock;
+using detail::seconds_since;
+
+// The running sums of one epoch; a mid-epoch checkpoint records them as epoch_progress.
+struct EpochTotals {
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+};
+
+torch::Tensor cpu_rng_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_cpu_rng_state(const torch::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// One call of fit: the parts of a run, each with a name, and what they share.
+class FitRun {
+ public:
+  FitRun(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
+         CheckpointMetadata metadata)
+      : model_(std::move(model)), data_(data), batch_size_(batch_size), options_(options),
+        metadata_(std::move(metadata)), dist_(options.distributed()), world_(dist_ ? dist_->world_size() : 1),
+        out_(!dist_ || dist_->is_main() ? options.out_dir() : std::string()),
+        progress_(options.progress() && (!dist_ || dist_->is_main())),
+        scaler_(GradScalerOptions().enabled(options.precision() == Precision::kFloat16)) {}
+
+  TrainResult run() {
+    steps_per_epoch_ = data_.train->batches_per_epoch();
+    TORCH_CHECK(steps_per_epoch_ >= 1, "the training set yields no full batch of ", batch_size_,
+                " samples; lower --batch-size");
+    read_resume_source();
+    set_up();
+    if (resumed_) restore();
+    seconds_before_ = state_.seconds;
+    run_start_ = Clock::now();
+    for (int64_t epoch = state_.epoch; epoch < options_.epochs(); ++epoch) {
+      EpochRecord record;
+      record.epoch = epoch + 1;
+      EpochTotals totals;
+      if (!train_one_epoch(epoch, record, totals)) return result_;
+      finish_epoch(epoch, record);
+    }
+    result_.seconds = elapsed();
+    write_summary();
+    return result_;
+  }
+
+ private:
+  double elapsed() const { return seconds_before_ + seconds_since(run_start_); }
+
+  // Every rank reads the checkpoint itself (before the first collective, so rank 0 cannot
+  // be overwriting it yet).
+  void read_resume_source() {
+    if (!options_.resume_from().empty()) {
+      const auto& path = options_.resume_from();
+      resumed_ = read_training_state(path);
+      TORCH_CHECK(resumed_, path, ": holds no training state (best.pt, an import, or a checkpoint of an older "
+                  "version); start a new run from its weights with --init instead");
+      detail::check_resumable(*resumed_, options_, batch_size_, path);
+      auto mismatch = nn::load_state(*model_, read_archive_tensors(path));
+      TORCH_CHECK(mismatch.ok(), path, ": tensors do not match the model being resumed:\n", mismatch.describe());
+    }
+    if (!out_.empty()) {
+      detail::prepare_out_dir(out_, *model_);
+      if (!resumed_) std::filesystem::remove(out_ + "/metrics.jsonl");
+    }
+  }
+
+  // The model on its device and layout, distribution applied, the optimizer and its schedule.
+  void set_up() {
+    model_->to(options_.device());
+    if (options_.channels_last()) to_channels_last(*model_);
+    if (dist_) dist_->broadcast_module(*model_);
+    if (dist_ && options_.sync_batch_norm() && dist_->world_size() > 1) {
+      auto dist = dist_;
+      nn::convert_sync_batch_norm(*model_, [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
+    }
+    schedule_.base_lr(options_.lr() > 0 ? options_.lr() : 0.1 * static_cast<double>(batch_size_) / 256.0)
+        .kind(options_.schedule())
+        .epochs(options_.epochs())
+        .milestones(options_.milestones())
+        .warmup_epochs(options_.warmup_epochs());
+    groups_ = detail::parameter_groups(*model_, schedule_.base_lr(), options_);
+    optimizer_ = std::make_unique<torch::optim::SGD>(groups_.groups, torch::optim::SGDOptions(schedule_.base_lr())
+                                                                         .momentum(options_.momentum())
+                                                                         .weight_decay(options_.weight_decay())
+                                                                         .nesterov(options_.nesterov()));
+    // After parameter_groups(): a frozen backbone's parameters no longer require gradients.
+    if (dist_ && options_.overlap_gradients()) {
+      averager_ = std::make_unique<GradientAverager>(dist_, model_->parameters());
+    }
+    state_.world_size = world_;
+    state_.batch_size = batch_size_;
+    state_.config = {{"train", to_json(options_)}, {"caller", metadata_.extra.value("config", nlohmann::json())}};
+  }
+
+  // Where the checkpoint stopped: optimizer, random state, loss scaler, history, metrics.jsonl.
+  void restore() {
+    const auto& r = *resumed_;
+    detail::restore_momentum(*model_, *optimizer_, r.momentum, options_.resume_from());
+    if (r.cpu_rng.numel() > 0) set_cpu_rng_state(r.cpu_rng);
+    state_.epoch = r.epoch;
+    state_.consumed = r.consumed;
+    state_.step = r.step;
+    state_.global_step = r.global_step;
+    state_.history = r.history;
+    state_.epoch_progress = r.epoch_progress;
+    state_.seconds = r.seconds;
+    scaler_.load_state(r.amp, options_.resume_from());
+    for (const auto& line : state_.history) result_.history.push_back(detail::record_from_json(line));
+    result_.best_top1 = r.best_top1;
+    result_.best_epoch = r.best_epoch;
+    if (!out_.empty()) {
+      // Epochs finished after the checkpoint was written are trained again: forget their lines.
+      std::string lines;
+      for (const auto& line : state_.history) lines += line.dump() + "\n";
+      util::write_file_atomic(out_ + "/metrics.jsonl", lines);
+    }
+    if (progress_) {
+      std::fprintf(stderr, "%s: resuming %s at epoch %lld step %lld (%lld samples of the epoch done, world size %lld -> %lld)\n",
+                   options_.label().c_str(), options_.resume_from().c_str(), static_cast<long long>(state_.epoch + 1),
+                   static_cast<long long>(state_.step), static_cast<long long>(state_.consumed),
+                   static_cast<long long>(r.world_size), static_cast<long long>(world_));
+    }
+  }
+
+  void save_checkpoint_pt() {
+    if (out_.empty()) return;
+    state_.best_top1 = result_.best_top1;
+    state_.best_epoch = result_.best_epoch;
+    state_.cpu_rng = cpu_rng_state();
+    state_.momentum = detail::momentum_by_name(*model_, *optimizer_);
+    state_.amp = scaler_.enabled() ? scaler_.state() : nlohmann::json::object();
+    save_checkpoint(*model_, metadata_, out_ + "/checkpoint.pt", training_state_files(state_));
+  }
+
+  // A mid-epoch checkpoint continues the epoch's sums where it stopped.
+  void resume_epoch_totals(EpochRecord& record, EpochTotals& totals) const {
+    if (state_.consumed == 0 || state_.epoch_progress.empty()) return;
+    const auto& p = state_.epoch_progress;
+    totals.loss_sum = p.at("loss_sum").get<double>();
+    totals.correct = p.at("correct").get<int64_t>();
+    totals.seen = p.at("seen").get<int64_t>();
+    record.lr = p.at("lr").get<double>();
+    record.data_seconds = p.at("data_seconds").get<double>();
+    record.compute_seconds = p.at("compute_seconds").get<double>();
+  }
+
+  // Every group follows the schedule, scaled by its own base rate.
+  void set_lr(double lr) {
+    auto& param_groups = optimizer_->param_groups();
+    for (size_t i = 0; i < param_groups.size(); ++i) {
+      static_cast<torch::optim::SGDOptions&>(param_groups[i].options()).lr(lr * groups_.lr_factors[i]);
+    }
+  }
+
+  // One optimizer step on `batch`; returns the loss.
+  double train_step(const data::Batch& batch, int64_t epoch, int64_t step, EpochRecord& record, EpochTotals& totals) {
+    const int64_t positions_per_epoch = steps_per_epoch_ * batch_size_ * world_;
+    // (consumed / positions_per_epoch is step / steps_per_epoch at the run's own world size.)
+    const double lr = learning_rate(
+        schedule_, epoch + static_cast<double>(state_.consumed) / static_cast<double>(positions_per_epoch));
+    set_lr(lr);
+    record.lr = lr;
+    auto images = util::to_device(batch.images, options_.device());
+    auto labels = util::to_device(batch.labels, options_.device());
+    if (options_.channels_last()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+    nn::HeadOutput output;
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(options_.device(), options_.precision());
+      output = model_->forward(images);
+      loss = nn::head_loss(output, labels, options_.loss());
+    }
+    clear_gradients(*optimizer_);
+    if (averager_) averager_->prepare();
+    scaler_.scale(loss).backward();
+    if (averager_) {
+      averager_->finish();
+    } else if (dist_) {
+      dist_->average_gradients(*model_);
+    }
+    scaler_.step(*optimizer_);
+    scaler_.update();
+    const double loss_value = loss.item<double>();
+    TORCH_CHECK(std::isfinite(loss_value), "training diverged: loss is ", loss_value, " at epoch ", epoch + 1,
+                ", step ", step + 1, " (lr ", lr, "); lower --lr or check the data",
+                out_.empty() ? std::string()
+                             : "; the last good checkpoint (" + out_ + "/checkpoint.pt) is kept as it was");
+    const int64_t n = labels.size(0);
+    totals.loss_sum += loss_value * n;
+    totals.correct += output.logits.argmax(1).eq(labels).sum().item<int64_t>();
+    totals.seen += n;
+    return loss_value;
+  }
+
+  // A stop request (agreed by every rank) or --checkpoint-every: checkpoint mid-epoch.
+  // Returns the stop signal, or 0.
+  int maybe_checkpoint(int64_t epoch, const EpochRecord& record, const EpochTotals& totals) {
+    const int stop = options_.stop_requested() ? detail::agree_on_stop(options_.stop_requested()(), dist_) : 0;
+    const bool periodic = options_.checkpoint_every() > 0 && state_.global_step % options_.checkpoint_every() == 0;
+    if (stop || periodic) {
+      state_.epoch = epoch;
+      state_.seconds = elapsed();
+      state_.epoch_progress = {{"loss_sum", totals.loss_sum},
+                               {"correct", totals.correct},
+                               {"seen", totals.seen},
+                               {"lr", record.lr},
+                               {"data_seconds", record.data_seconds},
+                               {"compute_seconds", record.compute_seconds}};
+      save_checkpoint_pt();
+    }
+    return stop;
+  }
+
+  // The steps of one epoch (from where a resumed run stopped). False when a stop request ended it.
+  bool train_one_epoch(int64_t epoch, EpochRecord& record, EpochTotals& totals) {
+    model_->train();
+    if (options_.freeze_backbone()) model_->backbone->eval();
+    data_.train->reset_at(epoch, state_.consumed);
+    resume_epoch_totals(record, totals);
+    const int64_t positions_per_step = batch_size_ * world_;
+    int64_t step = state_.consumed / positions_per_step;
+    util::ProgressBar bar(options_.label() + " epoch " + std::to_string(epoch + 1) + "/" +
+                              std::to_string(options_.epochs()),
+                          steps_per_epoch_, progress_);
+    const auto epoch_start = Clock::now();
+    auto wait_start = Clock::now();
+    char status[160] = "";
+    while (auto batch = data_.train->next()) {
+      record.data_seconds += seconds_since(wait_start);
+      const auto compute_start = Clock::now();
+      train_step(*batch, epoch, step, record, totals);
+      state_.step = ++step;
+      ++state_.global_step;
+      state_.consumed += positions_per_step;
+      record.compute_seconds += seconds_since(compute_start);
+      std::snprintf(status, sizeof status, "loss %.4f acc %.2f%% %.0f img/s (data %.0f%%)",
+                    totals.loss_sum / totals.seen, 100.0 * totals.correct / totals.seen,
+                    totals.seen / seconds_since(epoch_start),
+                    100.0 * record.data_seconds / std::max(1e-9, record.data_seconds + record.compute_seconds));
+      bar.update(step, status);
+      if (const int stop = maybe_checkpoint(epoch, record, totals)) {
+        bar.finish(status);
+        result_.stopped_by = stop;
+        result_.stopped_epoch = epoch + 1;
+        result_.stopped_step = step;
+        result_.seconds = elapsed();
+        return false;
+      }
+      wait_start = Clock::now();
+    }
+    bar.finish(status);
+    record.train_loss = totals.seen ? totals.loss_sum / totals.seen : 0.0;
+    record.train_top1 = totals.seen ? static_cast<double>(totals.correct) / totals.seen : 0.0;
+    record.images_per_second = totals.seen / std::max(1e-9, record.data_seconds + record.compute_seconds);
+    return true;
+  }
+
+  void print_validation(int64_t epoch, const EpochRecord& record) const {
+    if (!progress_) return;
+    std::fprintf(stderr, "%s epoch %lld: val top1 %.2f%% top5 %.2f%% loss %.4f", options_.label().c_str(),
+                 static_cast<long long>(epoch + 1), 100 * record.val.top1, 100 * record.val.top5, record.val.loss);
+    if (record.val.head_top1.size() > 1) {
+      std::fprintf(stderr, " heads");
+      for (auto h : record.val.head_top1) std::fprintf(stderr, " %.2f", 100 * h);
+      std::fprintf(stderr, " oracle %.2f%%", 100 * record.val.oracle);
+    }
+    std::fprintf(stderr, "\n");
+  }
+
+  // Evaluate, keep the best, and write best.pt, checkpoint.pt and a metrics.jsonl line.
+  void finish_epoch(int64_t epoch, EpochRecord& record) {
+    eval::Reducer reduce;
+    if (dist_) {
+      auto dist = dist_;
+      reduce = [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); };
+    }
+    record.val = eval::evaluate(*model_, *data_.val, false, options_.device(), reduce);
+    print_validation(epoch, record);
+    const bool best = record.val.top1 > result_.best_top1 || epoch == 0;
+    if (best) {
+      result_.best_top1 = record.val.top1;
+      result_.best_epoch = epoch + 1;
+    }
+    result_.history.push_back(record);
+    state_.history.push_back(to_json(record));
+    state_.epoch = epoch + 1;
+    state_.consumed = 0;
+    state_.step = 0;
+    state_.epoch_progress = nlohmann::json::object();
+    state_.seconds = elapsed();
+    if (out_.empty()) return;
+    metadata_.epoch = epoch + 1;
+    metadata_.extra["metrics"] = eval::to_json(record.val);
+    // best.pt before checkpoint.pt: a kill between the two repeats this epoch on resume,
+    // which rewrites the same best.pt.
+    if (best) save_checkpoint(*model_, metadata_, out_ + "/best.pt");
+    save_checkpoint_pt();
+    util::append_to_file(out_ + "/metrics.jsonl", to_json(record).dump() + "\n");
+  }
+
+  void write_summary() const {
+    if (out_.empty()) return;
+    nlohmann::json summary = {{"best_top1", result_.best_top1},
+                              {"best_epoch", result_.best_epoch},
+                              {"seconds", result_.seconds},
+                              {"params", nn::count_parameters(*model_)},
+                              {"head_params", nn::count_parameters(*model_->head.ptr())},
+                              {"final", to_json(result_.history.back())},
+                              {"model", to_json(metadata_)},
+                              {"build", to_json(build_info())}};
+    util::write_file_atomic(out_ + "/summary.json", summary.dump(2) + "\n");
+  }
+
+  nn::Classifier model_;
+  data::DataBundle& data_;
+  const int64_t batch_size_;
+  const TrainOptions& options_;
+  CheckpointMetadata metadata_;
+  const std::shared_ptr<Distributed> dist_;
+  const int64_t world_;
+  const std::string out_;  // empty on ranks other than 0: they write nothing
+  const bool progress_;
+  int64_t steps_per_epoch_ = 0;
+  std::optional<TrainingState> resumed_;
+  ScheduleOptions schedule_;
+  detail::ParameterGroups groups_;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::unique_ptr<GradientAverager> averager_;
+  GradScaler scaler_;
+  // Where the run stands; a checkpoint.pt records exactly this.
+  TrainingState state_;
+  TrainResult result_;
+  double seconds_before_ = 0;
+  Clock::time_point run_start_;
+};
+
+}  // namespace
+
+TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
+                CheckpointMetadata metadata) {
+  TORCH_CHECK(options.epochs() >= 1, "epochs must be at least 1, got ", options.epochs());
+  TORCH_CHECK(data.train && data.val, "fit: the data bundle has no training or validation stream");
+  TORCH_CHECK(options.checkpoint_every() >= 0, "checkpoint_every must be >= 0, got ", options.checkpoint_every());
+  return FitRun(std::move(model), data, batch_size, options, std::move(metadata)).run();
+}
+
+}  // namespace splitshare::train
