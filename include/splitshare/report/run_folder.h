@@ -1,0 +1,38 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace splitshare::report {
+
+/// One training run as saved on disk by `fit`.
+struct RunRecord {
+  /// "train" or "<variant>/seed-<n>".
+  std::string name;
+  std::string dir;
+  /// metrics.jsonl, one object per epoch, in order.
+  std::vector<nlohmann::json> epochs;
+  /// summary.json, or null when the run has not finished.
+  nlohmann::json summary;
+  /// The run's Grad-CAM figure (gradcam.png) as PNG bytes; empty when absent.
+  std::string gradcam_png;
+};
+
+/// Everything a report shows.
+struct ReportData {
+  std::string title;
+  /// The folder the report describes (shown, escaped).
+  std::string dir;
+  std::vector<RunRecord> runs;
+  /// compare.json for a comparison, null for a single training run.
+  nlohmann::json compare;
+};
+
+/// Reads a `train` output folder (metrics.jsonl, summary.json, gradcam.png) or a
+/// `compare` output folder (compare.json and OUT/<variant>/seed-<n>/…). Throws naming
+/// the folder when it holds neither, or a file that does not parse.
+ReportData load_report_data(const std::string& dir);
+
+}  // namespace splitshare::report
