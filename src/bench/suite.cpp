@@ -1,0 +1,161 @@
+#include <splitshare/bench/suite.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+namespace splitshare::bench {
+
+std::vector<std::pair<std::string, Workload>> standard_workloads() {
+  auto fashion = nn::ClassifierOptions().arch("resnet10").width(16).stem(nn::Stem::kSmall).in_channels(1).num_classes(10);
+  auto r50 = nn::ClassifierOptions().arch("resnet50").num_classes(1000);
+  auto head = [&](nn::HeadOptions h) { return nn::ClassifierOptions(r50).head(h); };
+  const auto ssm = nn::HeadOptions().kind(nn::HeadKind::kSSM);
+  return {
+      {"fashion-train", Workload().name("default model train, b128 28x28").model(fashion).batch(128)
+                            .image_size(28).steps(10).repeats(5)},
+      {"resnet50-ssm-train", Workload().name("ResNet-50+SSM train, b16 224").model(r50).batch(16).warmup(1)
+                                 .steps(3)},
+      {"resnet50-ssm-train-memory", Workload().name("ResNet-50+SSM train b16, peak RSS").model(r50).batch(16)
+                                        .memory(true).warmup(1).steps(1).repeats(1)},
+      // The GPU recipe (scripts/gpu-smoke: --device cuda --amp bf16|fp16); not in the default list.
+      {"resnet50-ssm-train-b256", Workload().name("ResNet-50+SSM train, b256 224").model(r50).batch(256)
+                                      .warmup(5).steps(20).repeats(3)},
+      {"resnet50-ssm-infer-b1", Workload().name("ResNet-50+SSM infer, b1 224").model(r50).batch(1)
+                                    .task(Task::kInfer).steps(10)},
+      {"resnet50-ssm-infer-b64", Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)
+                                     .task(Task::kInfer).warmup(1).steps(2)},
+      {"head-ssm", Workload().name("SSM head fwd+bwd, b256 2048->1000").model(head(ssm)).batch(256)
+                       .task(Task::kHead).steps(5).repeats(9)},
+      {"head-ssm-reference", Workload().name("  same, straightforward (ours)").model(head(nn::HeadOptions(ssm)
+                                 .fused(false))).batch(256).task(Task::kHead).steps(5).repeats(9)},
+      {"head-linear", Workload().name("linear head fwd+bwd, b256").model(head(nn::HeadOptions()
+                          .kind(nn::HeadKind::kLinear))).batch(256).task(Task::kHead).steps(10).repeats(9)},
+      {"head-ssm-infer", Workload().name("SSM head inference, b256").model(head(ssm)).batch(256)
+                             .task(Task::kHeadInfer).steps(10).repeats(9)},
+      {"head-ssm-reference-infer", Workload().name("  same, straightforward (ours)")
+                                       .model(head(nn::HeadOptions(ssm).fused(false))).batch(256)
+                                       .task(Task::kHeadInfer).steps(10).repeats(9)},
+  };
+}
+
+std::vector<std::string> default_workload_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : standard_workloads()) {
+    // The GPU recipe (scripts/gpu-smoke) is asked for by name.
+    if (name != "resnet50-ssm-train-b256") names.push_back(name);
+  }
+  return names;
+}
+
+namespace {
+
+// Peak memory of our side, from a fresh `splitshare bench` process running the
+// training workload once (this process has run other workloads already).
+Timing measure_memory_in_child(const std::string& program, const std::string& training_workload, int threads) {
+  std::ostringstream cmd;
+  cmd << "'" << program << "' bench --no-peer --json --workloads " << training_workload
+      << " --warmup 1 --steps 1 --repeats 1 --threads " << threads;
+  const auto json = run_json_command(cmd.str());
+  return timing_from_json(json.at("rows").at(0).at("ours"));
+}
+
+bool head_task(const Workload& w) { return w.task() == Task::kHead || w.task() == Task::kHeadInfer; }
+
+// The head workloads of one task, timed in turn, repeat by repeat: their ratios (SSM over
+// linear, fused over straightforward) then compare the same moments.
+std::map<std::string, Timing> measure_heads_in_turn(const std::vector<std::pair<std::string, Workload>>& selected) {
+  std::map<std::string, Timing> interleaved;
+  for (const auto task : {Task::kHead, Task::kHeadInfer}) {
+    std::vector<std::string> group_names;
+    std::vector<Workload> group;
+    for (const auto& [name, w] : selected) {
+      if (w.task() != task) continue;
+      group_names.push_back(name);
+      group.push_back(w);
+    }
+    if (group.empty()) continue;
+    std::string joined;
+    for (const auto& name : group_names) joined += (joined.empty() ? "" : ", ") + name;
+    std::fprintf(stderr, "bench %s: splitshare, in turn...\n", joined.c_str());
+    const auto timings = measure_interleaved(group);
+    for (size_t i = 0; i < group.size(); ++i) interleaved[group_names[i]] = timings[i];
+  }
+  return interleaved;
+}
+
+Row measure_row(const std::string& name, const Workload& w, const std::map<std::string, Timing>& interleaved,
+                const SuiteOptions& options) {
+  Row row;
+  row.workload = w;
+  if (interleaved.count(name)) {
+    row.ours = interleaved.at(name);
+  } else if (w.memory()) {
+    std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
+    const std::string training = name.substr(0, name.rfind("-memory"));
+    row.ours = measure_memory_in_child(options.program(), training, options.threads());
+  } else {
+    std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
+    row.ours = measure(w);
+  }
+  if (!options.peers()) return row;
+  std::fprintf(stderr, "bench %s: PyTorch eager...\n", name.c_str());
+  row.peer = measure_peer(w, options.python(), options.peer_script(), options.threads(), /*channels_last=*/false);
+  row.has_peer = true;
+  if (!head_task(w)) {
+    std::fprintf(stderr, "bench %s: PyTorch eager, channels-last...\n", name.c_str());
+    row.peer_channels_last =
+        measure_peer(w, options.python(), options.peer_script(), options.threads(), /*channels_last=*/true);
+    row.has_peer_channels_last = true;
+  }
+  return row;
+}
+
+}  // namespace
+
+SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selected, const SuiteOptions& options) {
+  const auto interleaved = measure_heads_in_turn(selected);
+  SuiteResult result;
+  std::map<std::string, double> head_medians;
+  for (const auto& [name, w] : selected) {
+    result.rows.push_back(measure_row(name, w, interleaved, options));
+    if (head_task(w)) head_medians[name] = result.rows.back().ours.median();
+  }
+  if (head_medians.count("head-linear")) {
+    for (const char* name : {"head-ssm", "head-ssm-reference"}) {
+      if (head_medians.count(name)) result.head_time_over_linear[name] = head_medians["head-linear"] / head_medians[name];
+    }
+  }
+  for (const std::string task : {"", "-infer"}) {
+    const auto fused = "head-ssm" + task, reference = "head-ssm-reference" + task;
+    if (head_medians.count(fused) && head_medians.count(reference)) {
+      result.fused_speedup[task.empty() ? "train" : "inference"] = head_medians[fused] / head_medians[reference];
+    }
+  }
+  return result;
+}
+
+nlohmann::json to_json(const SuiteResult& result, int threads) {
+  nlohmann::json out = {{"threads", threads}, {"rows", to_json(result.rows)}};
+  if (!result.head_time_over_linear.empty()) out["head_time_over_linear"] = result.head_time_over_linear;
+  if (!result.fused_speedup.empty()) out["fused_head_speedup_over_straightforward"] = result.fused_speedup;
+  return out;
+}
+
+std::string format_suite(const SuiteResult& result, const std::string& header) {
+  std::string out = header + format_table(result.rows);
+  char line[160];
+  for (const auto& [name, value] : result.head_time_over_linear.items()) {
+    std::snprintf(line, sizeof line, "%s time / linear head time: %.2fx\n", name.c_str(), value.get<double>());
+    out += line;
+  }
+  for (const auto& [task, value] : result.fused_speedup.items()) {
+    std::snprintf(line, sizeof line, "fused SSM head / straightforward, %s: %.2fx faster\n", task.c_str(),
+                  value.get<double>());
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace splitshare::bench
