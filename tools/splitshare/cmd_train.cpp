@@ -62,6 +62,95 @@ cxxopts::ParseResult resume_arguments(cxxopts::Options& options, const cxxopts::
   return options.parse(static_cast<int>(argv.size()), argv.data());
 }
 
+// Joins the process group of a torchrun/SLURM/launch job: this rank's device, the collectives'
+// backend, and its shard of the data.
+void join_job(train::DistributedOptions& job, train::Backend backend, train::TrainOptions& train,
+              data::DataOptions& data_opts) {
+  train.device(util::device_for_rank(train.device(), job.local_rank()));
+  train.distributed(train::Distributed::connect(job.backend(backend).device(train.device())));
+  data_opts.rank(job.rank()).world_size(job.world_size());
+  if (job.rank() == 0) {
+    std::fprintf(stderr, "splitshare train: rank 0 of %lld (%s, rendezvous %s:%lld)\n",
+                 static_cast<long long>(job.world_size()), train::to_string(backend).c_str(),
+                 job.master_addr().c_str(), static_cast<long long>(job.master_port()));
+  }
+}
+
+// The model to train: the resumed run's architecture (fit loads its tensors), --init's
+// weights, or a fresh one from the model options and the data.
+nn::Classifier build_model(const cxxopts::ParseResult& args, const train::TrainOptions& train,
+                           const data::DataBundle& bundle, nn::ClassifierOptions& model_opts) {
+  const auto classes = static_cast<int64_t>(bundle.classes.size());
+  if (!train.resume_from().empty()) {
+    model_opts = train::read_checkpoint_metadata(train.resume_from()).model;
+    return nn::make_classifier(model_opts);
+  }
+  if (args.count("init")) return init_model(args, classes, bundle.preprocess.channels, model_opts);
+  model_opts = model_options(args, classes, bundle.preprocess.channels, bundle.small_images);
+  return nn::make_classifier(model_opts);
+}
+
+// What checkpoints record of how the run was started (resume replays "args").
+nlohmann::json run_config(const cxxopts::ParseResult& args, const train::TrainOptions& train,
+                          const data::DataOptions& data_opts, int threads) {
+  nlohmann::json config = {{"data", args["data"].as<std::string>()},
+                           {"epochs", train.epochs()},
+                           {"batch_size", data_opts.batch_size()},
+                           {"loss", nn::to_string(train.loss())},
+                           {"schedule", train::to_string(train.schedule())},
+                           {"seed", data_opts.seed()},
+                           {"threads", threads},
+                           {"args", stored_arguments(args)}};
+  if (args.count("init")) config["init"] = args["init"].as<std::string>();
+  if (train.freeze_backbone()) config["freeze_backbone"] = true;
+  if (train.head_lr() > 0) config["head_lr"] = train.head_lr();
+  return config;
+}
+
+void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& model, const data::DataBundle& bundle,
+                 const train::TrainOptions& train, int threads) {
+  std::fprintf(stderr, "splitshare train: %s\n", train::to_string(train::build_info()).c_str());
+  std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
+               model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
+               static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(model)),
+               static_cast<long long>(bundle.train->size()), threads);
+  if (!train.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
+    std::fprintf(stderr, "splitshare train: device %s, %s%s\n", train.device().str().c_str(),
+                 train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
+  }
+}
+
+// Rank 0 after fit: how to resume an interrupted run, or the final figures and the report.
+// Returns the exit status.
+int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::DataBundle& bundle,
+           const train::TrainOptions& train) {
+  if (result.stopped_by) {
+    if (train.out_dir().empty()) {
+      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld (no --out, so no checkpoint)\n",
+                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step));
+    } else {
+      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld; checkpoint %s/checkpoint.pt; "
+                   "resume with: splitshare train --resume %s\n",
+                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step),
+                   train.out_dir().c_str(), train.out_dir().c_str());
+    }
+    return 128 + result.stopped_by;
+  }
+  const auto& last = result.history.back();
+  std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
+              100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
+              train.out_dir().c_str());
+  if (train.out_dir().empty()) return 0;
+  model.to(torch::kCPU);  // the report runs on the CPU
+  try {
+    report::write_gradcam_figure(model, bundle, train.out_dir());
+    std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
+  } catch (const c10::Error& e) {  // the run itself succeeded; the report is a by-product
+    std::fprintf(stderr, "splitshare train: warning: report not written: %s\n", e.what_without_backtrace());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -100,83 +189,18 @@ int run_train(int argc, char** argv) {
   auto data_opts = data_options(*args);
   // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
   const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), train.device());
-  if (job) {
-    train.device(util::device_for_rank(train.device(), job->local_rank()));
-    train.distributed(train::Distributed::connect(job->backend(backend).device(train.device())));
-    data_opts.rank(job->rank()).world_size(job->world_size());
-    if (job->rank() == 0) {
-      std::fprintf(stderr, "splitshare train: rank 0 of %lld (%s, rendezvous %s:%lld)\n",
-                   static_cast<long long>(job->world_size()), train::to_string(backend).c_str(),
-                   job->master_addr().c_str(), static_cast<long long>(job->master_port()));
-    }
-  }
-  auto spec = data_spec(*args);
-  auto bundle = data::open_data(spec, data_opts);
-  const auto classes = static_cast<int64_t>(bundle.classes.size());
+  if (job) join_job(*job, backend, train, data_opts);
+  auto bundle = data::open_data(data_spec(*args), data_opts);
   torch::manual_seed(data_opts.seed());
   nn::ClassifierOptions model_opts;
-  nn::Classifier model{nullptr};
-  if (!resume_dir.empty()) {
-    model_opts = train::read_checkpoint_metadata(train.resume_from()).model;  // its tensors are loaded by fit
-    model = nn::make_classifier(model_opts);
-  } else if (args->count("init")) {
-    model = init_model(*args, classes, bundle.preprocess.channels, model_opts);
-  } else {
-    model_opts = model_options(*args, classes, bundle.preprocess.channels, bundle.small_images);
-    model = nn::make_classifier(model_opts);
-  }
+  auto model = build_model(*args, train, bundle, model_opts);
   auto metadata = fresh_metadata(model_opts, bundle);
-  metadata.extra["config"] = {{"data", args->operator[]("data").as<std::string>()},
-                              {"epochs", train.epochs()},
-                              {"batch_size", data_opts.batch_size()},
-                              {"loss", nn::to_string(train.loss())},
-                              {"schedule", train::to_string(train.schedule())},
-                              {"seed", data_opts.seed()},
-                              {"threads", threads},
-                              {"args", stored_arguments(*args)}};
-  if (args->count("init")) metadata.extra["config"]["init"] = (*args)["init"].as<std::string>();
-  if (train.freeze_backbone()) metadata.extra["config"]["freeze_backbone"] = true;
-  if (train.head_lr() > 0) metadata.extra["config"]["head_lr"] = train.head_lr();
+  metadata.extra["config"] = run_config(*args, train, data_opts, threads);
   const bool main_rank = !job || job->rank() == 0;
-  if (main_rank) {
-    std::fprintf(stderr, "splitshare train: %s\n", train::to_string(train::build_info()).c_str());
-    std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
-               model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
-               static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(*model)),
-               static_cast<long long>(bundle.train->size()), threads);
-    if (!train.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
-      std::fprintf(stderr, "splitshare train: device %s, %s%s\n", train.device().str().c_str(),
-                   train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
-    }
-  }
-  auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
-  if (result.stopped_by) {
-    if (main_rank && train.out_dir().empty()) {
-      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld (no --out, so no checkpoint)\n",
-                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step));
-    } else if (main_rank) {
-      std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld; checkpoint %s/checkpoint.pt; "
-                   "resume with: splitshare train --resume %s\n",
-                   static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step),
-                   train.out_dir().c_str(), train.out_dir().c_str());
-    }
-    return 128 + result.stopped_by;
-  }
-  if (!main_rank) return 0;
-  const auto& last = result.history.back();
-  std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
-              100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
-              train.out_dir().c_str());
-  if (!train.out_dir().empty()) {
-    model->to(torch::kCPU);  // the report runs on the CPU
-    try {
-      report::write_gradcam_figure(*model, bundle, train.out_dir());
-      std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
-    } catch (const c10::Error& e) {  // the run itself succeeded; the report is a by-product
-      std::fprintf(stderr, "splitshare train: warning: report not written: %s\n", e.what_without_backtrace());
-    }
-  }
-  return 0;
+  if (main_rank) print_start(model_opts, *model, bundle, train, threads);
+  const auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
+  if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;
+  return finish(result, *model, bundle, train);
 }
 
 }  // namespace splitshare::cli
