@@ -1,5 +1,7 @@
 #include <splitshare/data/image_io.h>
 
+#include "pixel_rows.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,54 +25,6 @@ namespace {
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
 // libjpeg's SIMD IDCTs: 8x8 (full size), 4x4, 2x2 and 1x1; numerators of n/8.
 constexpr int kDctScales[] = {1, 2, 4};
-
-// PIL's luma (Convert.c, L24): L = R*299/1000 + G*587/1000 + B*114/1000 in 16-bit fixed point.
-inline uint8_t luma(int r, int g, int b) {
-  return static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
-}
-
-// PIL's MULDIV255: a * b / 255, rounded.
-inline int muldiv255(int a, int b) {
-  int t = a * b + 128;
-  return ((t >> 8) + t) >> 8;
-}
-
-// A decoded row of `in_channels` samples per pixel (CMYK when `cmyk`) into `out_channels` (1 or 3).
-void convert_row(const uint8_t* in, int in_channels, bool cmyk, uint8_t* out, int out_channels, int64_t n) {
-  if (cmyk) {
-    // libjpeg hands out Adobe's inverted CMYK (what PIL's "CMYK;I" raw mode assumes for
-    // every CMYK JPEG); this is PIL's cmyk2rgb on the re-inverted values.
-    for (int64_t i = 0; i < n; ++i, in += 4) {
-      int nk = in[3];
-      int r = nk - muldiv255(255 - in[0], nk);
-      int g = nk - muldiv255(255 - in[1], nk);
-      int b = nk - muldiv255(255 - in[2], nk);
-      if (out_channels == 3) {
-        *out++ = static_cast<uint8_t>(r);
-        *out++ = static_cast<uint8_t>(g);
-        *out++ = static_cast<uint8_t>(b);
-      } else {
-        *out++ = luma(r, g, b);
-      }
-    }
-    return;
-  }
-  if (in_channels == out_channels) {
-    std::memcpy(out, in, static_cast<size_t>(n * in_channels));
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i, in += in_channels) {
-    if (out_channels == 3) {
-      // grey (+ alpha) -> RGB replicates; RGBA -> RGB drops alpha.
-      bool grey = in_channels < 3;
-      *out++ = in[0];
-      *out++ = grey ? in[0] : in[1];
-      *out++ = grey ? in[0] : in[2];
-    } else {
-      *out++ = in_channels < 3 ? in[0] : luma(in[0], in[1], in[2]);
-    }
-  }
-}
 
 std::string first_bytes_hex(const uint8_t* data, size_t size) {
   static const char* digits = "0123456789abcdef";
@@ -236,7 +190,7 @@ bool ImageDecoder::Impl::jpeg_decode(const DecodePlan& plan, bool cmyk) {
     uint8_t* out = pixels.data() + y * width * plan.channels;
     JSAMPROW target = cmyk ? row.data() : out;
     jpeg_read_scanlines(&jpeg, &target, 1);
-    if (cmyk) convert_row(row.data(), components, true, out, plan.channels, width);
+    if (cmyk) detail::convert_row(row.data(), components, true, out, plan.channels, width);
   }
 
   region.pixels = pixels.data();
@@ -316,7 +270,7 @@ bool ImageDecoder::Impl::png_decode(const DecodePlan& plan) {
     for (png_uint_32 y = 0; y < image_height; ++y) {
       png_read_row(png, row.data(), nullptr);
       if (y >= plan.y0 && y < plan.y1) {
-        convert_row(row.data() + plan.x0 * components, components, false,
+        detail::convert_row(row.data() + plan.x0 * components, components, false,
                     pixels.data() + (y - plan.y0) * width * plan.channels, plan.channels, width);
       }
     }
@@ -326,7 +280,7 @@ bool ImageDecoder::Impl::png_decode(const DecodePlan& plan) {
     for (png_uint_32 y = 0; y < image_height; ++y) rows[y] = row.data() + y * row_bytes;
     png_read_image(png, rows.data());
     for (int64_t y = plan.y0; y < plan.y1; ++y) {
-      convert_row(rows[y] + plan.x0 * components, components, false,
+      detail::convert_row(rows[y] + plan.x0 * components, components, false,
                   pixels.data() + (y - plan.y0) * width * plan.channels, plan.channels, width);
     }
   }
