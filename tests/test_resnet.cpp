@@ -77,3 +77,37 @@ TEST(ResNet, LoadStateReportsMismatchesByName) {
   EXPECT_EQ(mismatch.wrong_shape.size(), 8u);  // fc.{0..3}.weight and .bias
   EXPECT_NE(mismatch.describe().find("fc.0.weight"), std::string::npos);
 }
+
+// clone() gives an independent copy of every module of ours (the reset() overrides), for each head.
+TEST(Classifier, CloneIsAnIndependentCopyForEveryHead) {
+  namespace nn = splitshare::nn;
+  for (auto kind : {nn::HeadKind::kLinear, nn::HeadKind::kSSM, nn::HeadKind::kKFC}) {
+    SCOPED_TRACE(nn::to_string(kind));
+    torch::manual_seed(0);
+    auto model = nn::make_classifier(nn::ClassifierOptions()
+                                         .arch("resnet10")
+                                         .width(8)
+                                         .stem(nn::Stem::kSmall)
+                                         .in_channels(1)
+                                         .num_classes(5)
+                                         .head(nn::HeadOptions().kind(kind)));
+    model->train();
+    model->forward(torch::randn({6, 1, 28, 28}));  // running statistics away from their defaults
+    auto copy = std::dynamic_pointer_cast<nn::ClassifierImpl>(model->clone());
+    ASSERT_TRUE(copy);
+    const auto original = model->named_parameters(), cloned = copy->named_parameters();
+    ASSERT_EQ(original.size(), cloned.size());
+    for (const auto& p : original) {
+      ASSERT_TRUE(cloned.contains(p.key())) << p.key();
+      EXPECT_TRUE(torch::equal(p.value(), cloned[p.key()])) << p.key();
+      EXPECT_NE(p.value().data_ptr(), cloned[p.key()].data_ptr()) << p.key();
+    }
+    model->eval();
+    copy->eval();
+    const auto x = torch::randn({3, 1, 28, 28});
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(model->forward(x).logits, copy->forward(x).logits));
+    for (auto& p : copy->parameters()) p.add_(1.0);
+    EXPECT_FALSE(torch::equal(model->forward(x).logits, copy->forward(x).logits));
+  }
+}

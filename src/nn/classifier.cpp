@@ -4,7 +4,9 @@
 
 namespace splitshare::nn {
 
-ClassifierImpl::ClassifierImpl(ClassifierOptions options_) : options(std::move(options_)) {
+ClassifierImpl::ClassifierImpl(ClassifierOptions options_) : options(std::move(options_)) { reset(); }
+
+void ClassifierImpl::reset() {
   TORCH_CHECK(options.num_classes() >= 1, "num_classes must be positive, got ", options.num_classes());
   auto backbone_options = resnet_options(options.arch())
                               .in_channels(options.in_channels())

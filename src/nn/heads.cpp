@@ -28,23 +28,31 @@ LossKind parse_loss_kind(const std::string& text) {
   TORCH_CHECK(false, "unknown loss '", text, "': expected joint or individual");
 }
 
-LinearHeadImpl::LinearHeadImpl(int64_t in_features, int64_t num_classes) {
+LinearHeadImpl::LinearHeadImpl(int64_t in_features, int64_t num_classes)
+    : in_features_(in_features), num_classes_(num_classes) {
   TORCH_CHECK(in_features >= 1 && num_classes >= 1, "LinearHead: in_features and num_classes must be positive, got ",
               in_features, " and ", num_classes);
-  fc = register_module("fc", torch::nn::Linear(in_features, num_classes));
+  reset();
 }
+
+void LinearHeadImpl::reset() { fc = register_module("fc", torch::nn::Linear(in_features_, num_classes_)); }
 
 HeadOutput LinearHeadImpl::forward(const torch::Tensor& features) {
   auto logits = linear(features, fc->weight, fc->bias);
   return {logits, {logits}};
 }
 
-ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k) {
+ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k)
+    : in_features_(in_features), num_classes_(num_classes), k_(k) {
   TORCH_CHECK(k >= 1, "kfc head: k must be at least 1, got ", k);
   TORCH_CHECK(in_features >= 1 && num_classes >= 1, "kfc head: in_features and num_classes must be positive, got ",
               in_features, " and ", num_classes);
+  reset();
+}
+
+void ParallelLinearImpl::reset() {
   fc = register_module("fc", torch::nn::ModuleList());
-  for (int64_t i = 0; i < k; ++i) fc->push_back(torch::nn::Linear(in_features, num_classes));
+  for (int64_t i = 0; i < k_; ++i) fc->push_back(torch::nn::Linear(in_features_, num_classes_));
 }
 
 HeadOutput ParallelLinearImpl::forward(const torch::Tensor& features) {

@@ -45,7 +45,9 @@ Stem parse_stem(const std::string& text) {
   TORCH_CHECK(false, "unknown stem '", text, "': expected imagenet or small");
 }
 
-ResidualBlockImpl::ResidualBlockImpl(ResidualBlockOptions options_) : options(std::move(options_)) {
+ResidualBlockImpl::ResidualBlockImpl(ResidualBlockOptions options_) : options(std::move(options_)) { reset(); }
+
+void ResidualBlockImpl::reset() {
   const auto& o = options;
   TORCH_CHECK(o.groups() >= 1 && o.width_per_group() >= 1, "ResidualBlock: groups and width_per_group must be positive");
   const int64_t out = o.planes() * expansion();

@@ -32,9 +32,12 @@ struct ClassifierOptions {
 
 /// Backbone + head. In memory the parameters live under `backbone.` and `head.`;
 /// checkpoints use torchvision's names without those prefixes (see export_name).
-class ClassifierImpl : public torch::nn::Module {
+class ClassifierImpl : public torch::nn::Cloneable<ClassifierImpl> {
  public:
   explicit ClassifierImpl(ClassifierOptions options);
+  /// (Re)creates the backbone and the head from `options`: `model->clone()` gives an
+  /// independent copy (same weights and buffers, e.g. for an EMA of the weights).
+  void reset() override;
 
   /// images [N, C_in, H, W] -> combined logits [N, K] and per-sub-classifier logits.
   HeadOutput forward(const torch::Tensor& images);

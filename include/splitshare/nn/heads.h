@@ -24,25 +24,35 @@ std::string to_string(HeadKind kind);
 HeadKind parse_head_kind(const std::string& text);
 
 /// A single linear classifier. Parameter names: `fc.weight`, `fc.bias`.
-class LinearHeadImpl : public torch::nn::Module {
+class LinearHeadImpl : public torch::nn::Cloneable<LinearHeadImpl> {
  public:
   LinearHeadImpl(int64_t in_features, int64_t num_classes);
+  /// (Re)creates `fc` (clone() calls it on the copy).
+  void reset() override;
   /// features [N, C] -> logits [N, K] (head_logits holds the same tensor once).
   HeadOutput forward(const torch::Tensor& features);
 
   torch::nn::Linear fc{nullptr};
+
+ private:
+  int64_t in_features_, num_classes_;
 };
 TORCH_MODULE(LinearHead);
 
 /// k parallel linear classifiers on the same feature, averaged.
 /// Parameter names: `fc.{i}.weight`, `fc.{i}.bias`.
-class ParallelLinearImpl : public torch::nn::Module {
+class ParallelLinearImpl : public torch::nn::Cloneable<ParallelLinearImpl> {
  public:
   ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k);
+  /// (Re)creates the k layers (clone() calls it on the copy).
+  void reset() override;
   /// features [N, C] -> mean logits [N, K] and the k logits [N, K].
   HeadOutput forward(const torch::Tensor& features);
 
   torch::nn::ModuleList fc{nullptr};
+
+ private:
+  int64_t in_features_, num_classes_, k_;
 };
 TORCH_MODULE(ParallelLinear);
 

@@ -34,9 +34,11 @@ struct ResidualBlockOptions {
 };
 
 /// A residual block with torchvision's names: conv1, bn1, conv2, bn2, [conv3, bn3], [downsample.0, downsample.1].
-class ResidualBlockImpl : public torch::nn::Module {
+class ResidualBlockImpl : public torch::nn::Cloneable<ResidualBlockImpl> {
  public:
   explicit ResidualBlockImpl(ResidualBlockOptions options);
+  /// (Re)creates the layers from `options` (clone() calls it on the copy).
+  void reset() override;
   /// x [N, in_planes, H, W] -> [N, planes*expansion, H/stride, W/stride].
   torch::Tensor forward(const torch::Tensor& x);
   /// 4 for bottleneck blocks, 1 for basic blocks.
@@ -80,10 +82,11 @@ ResNetOptions resnet_options(const std::string& arch);
 std::vector<std::string> resnet_architectures();
 
 /// ResNet backbone with torchvision's parameter names (conv1, bn1, layer1.0.conv1, …).
-class ResNetImpl : public torch::nn::Module {
+class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
  public:
   explicit ResNetImpl(ResNetOptions options);
-  void reset();
+  /// (Re)creates the layers from `options` (clone() calls it on the copy).
+  void reset() override;
 
   /// images [N, in_channels, H, W] -> last feature map [N, C, H', W'] (before pooling; Grad-CAM uses it).
   torch::Tensor forward_features(const torch::Tensor& images);

@@ -46,11 +46,12 @@ struct SplitAndShareOptions {
 /// The Split-and-Share Module (Algorithm 1). Sub-classifier i (0-based) computes
 /// Linear_i(ReLU(BatchNorm_i(x[:, :(i+1)*C/S]))); the output is their mean.
 /// Parameter names: `fc.{i}.weight|bias`, `bn.{i}.weight|bias|running_mean|running_var|num_batches_tracked`.
-class SplitAndShareImpl : public torch::nn::Module {
+class SplitAndShareImpl : public torch::nn::Cloneable<SplitAndShareImpl> {
  public:
   explicit SplitAndShareImpl(SplitAndShareOptions options);
 
-  void reset();
+  /// (Re)creates the splits' layers from `options` (clone() calls it on the copy).
+  void reset() override;
 
   /// features [N, C] -> combined logits [N, K] and S sub-classifier logits [N, K].
   HeadOutput forward(const torch::Tensor& features);
