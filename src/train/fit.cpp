@@ -28,6 +28,25 @@ struct EpochTotals {
   int64_t correct = 0, seen = 0;
 };
 
+// epoch_progress: the sums and the record's timings so far, and back.
+nlohmann::json progress_to_json(const EpochRecord& record, const EpochTotals& totals) {
+  return {{"loss_sum", totals.loss_sum},
+          {"correct", totals.correct},
+          {"seen", totals.seen},
+          {"lr", record.lr},
+          {"data_seconds", record.data_seconds},
+          {"compute_seconds", record.compute_seconds}};
+}
+
+void progress_from_json(const nlohmann::json& p, EpochRecord& record, EpochTotals& totals) {
+  totals.loss_sum = p.at("loss_sum").get<double>();
+  totals.correct = p.at("correct").get<int64_t>();
+  totals.seen = p.at("seen").get<int64_t>();
+  record.lr = p.at("lr").get<double>();
+  record.data_seconds = p.at("data_seconds").get<double>();
+  record.compute_seconds = p.at("compute_seconds").get<double>();
+}
+
 torch::Tensor cpu_rng_state() {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
@@ -164,13 +183,7 @@ class FitRun {
   // A mid-epoch checkpoint continues the epoch's sums where it stopped.
   void resume_epoch_totals(EpochRecord& record, EpochTotals& totals) const {
     if (state_.consumed == 0 || state_.epoch_progress.empty()) return;
-    const auto& p = state_.epoch_progress;
-    totals.loss_sum = p.at("loss_sum").get<double>();
-    totals.correct = p.at("correct").get<int64_t>();
-    totals.seen = p.at("seen").get<int64_t>();
-    record.lr = p.at("lr").get<double>();
-    record.data_seconds = p.at("data_seconds").get<double>();
-    record.compute_seconds = p.at("compute_seconds").get<double>();
+    progress_from_json(state_.epoch_progress, record, totals);
   }
 
   // Every group follows the schedule, scaled by its own base rate.
@@ -229,12 +242,7 @@ class FitRun {
     if (stop || periodic) {
       state_.epoch = epoch;
       state_.seconds = elapsed();
-      state_.epoch_progress = {{"loss_sum", totals.loss_sum},
-                               {"correct", totals.correct},
-                               {"seen", totals.seen},
-                               {"lr", record.lr},
-                               {"data_seconds", record.data_seconds},
-                               {"compute_seconds", record.compute_seconds}};
+      state_.epoch_progress = progress_to_json(record, totals);
       save_checkpoint_pt();
     }
     return stop;
