@@ -42,7 +42,7 @@ HeadOutput LinearHeadImpl::forward(const torch::Tensor& features) {
   return {logits, {logits}};
 }
 
-ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k)
+KFCHeadImpl::KFCHeadImpl(int64_t in_features, int64_t num_classes, int64_t k)
     : in_features_(in_features), num_classes_(num_classes), k_(k) {
   TORCH_CHECK(k >= 1, "kfc head: k must be at least 1, got ", k);
   TORCH_CHECK(in_features >= 1 && num_classes >= 1, "kfc head: in_features and num_classes must be positive, got ",
@@ -50,12 +50,12 @@ ParallelLinearImpl::ParallelLinearImpl(int64_t in_features, int64_t num_classes,
   reset();
 }
 
-void ParallelLinearImpl::reset() {
+void KFCHeadImpl::reset() {
   fc = register_module("fc", torch::nn::ModuleList());
   for (int64_t i = 0; i < k_; ++i) fc->push_back(torch::nn::Linear(in_features_, num_classes_));
 }
 
-HeadOutput ParallelLinearImpl::forward(const torch::Tensor& features) {
+HeadOutput KFCHeadImpl::forward(const torch::Tensor& features) {
   HeadOutput out;
   for (const auto& module : *fc) {
     auto* layer = module->as<torch::nn::Linear>();
@@ -70,7 +70,7 @@ torch::nn::AnyModule make_head(int64_t in_features, int64_t num_classes, const H
     case HeadKind::kLinear:
       return torch::nn::AnyModule(LinearHead(in_features, num_classes));
     case HeadKind::kKFC:
-      return torch::nn::AnyModule(ParallelLinear(in_features, num_classes, options.k()));
+      return torch::nn::AnyModule(KFCHead(in_features, num_classes, options.k()));
     case HeadKind::kSSM:
       return torch::nn::AnyModule(SplitAndShare(SplitAndShareOptions(in_features, num_classes)
                                                     .splits(options.splits())

@@ -28,7 +28,7 @@ std::vector<InferenceModel::HeadPart> fold_head(torch::nn::Module& head, double&
   if (auto* linear = head.as<LinearHeadImpl>()) {
     parts.push_back(linear_part(*linear->fc));
     head_scale = 1.0;
-  } else if (auto* kfc = head.as<ParallelLinearImpl>()) {
+  } else if (auto* kfc = head.as<KFCHeadImpl>()) {
     for (const auto& m : *kfc->fc) parts.push_back(linear_part(*m->as<torch::nn::Linear>()));
     head_scale = 1.0 / static_cast<double>(parts.size());
   } else if (auto* ssm = head.as<SplitAndShareImpl>()) {

@@ -39,11 +39,12 @@ class LinearHeadImpl : public torch::nn::Cloneable<LinearHeadImpl> {
 };
 TORCH_MODULE(LinearHead);
 
-/// k parallel linear classifiers on the same feature, averaged.
+/// The k-FC head (`--head kfc`, Table 4's 2FC/3FC): k parallel linear classifiers on the same
+/// feature, averaged.
 /// Parameter names: `fc.{i}.weight`, `fc.{i}.bias`.
-class ParallelLinearImpl : public torch::nn::Cloneable<ParallelLinearImpl> {
+class KFCHeadImpl : public torch::nn::Cloneable<KFCHeadImpl> {
  public:
-  ParallelLinearImpl(int64_t in_features, int64_t num_classes, int64_t k);
+  KFCHeadImpl(int64_t in_features, int64_t num_classes, int64_t k);
   /// (Re)creates the k layers (clone() calls it on the copy).
   void reset() override;
   /// features [N, C] -> mean logits [N, K] and the k logits [N, K].
@@ -54,7 +55,7 @@ class ParallelLinearImpl : public torch::nn::Cloneable<ParallelLinearImpl> {
  private:
   int64_t in_features_, num_classes_, k_;
 };
-TORCH_MODULE(ParallelLinear);
+TORCH_MODULE(KFCHead);
 
 /// Which head to build, and its settings.
 struct HeadOptions {
