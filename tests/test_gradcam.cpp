@@ -1,17 +1,11 @@
 // Grad-CAM and Grad-CAM++ per split: the maps against closed forms and an autograd
 // reference on a tiny model, the per-split channel restriction, targets, statistics.
-#include <splitshare/data/image_io.h>
-#include <splitshare/data/loader.h>
-#include <splitshare/explain/colormap.h>
 #include <splitshare/explain/figure.h>
 #include <splitshare/explain/gradcam.h>
-#include <splitshare/explain/image_write.h>
-#include <splitshare/train/checkpoint.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <filesystem>
 
 #include "support.h"
 #include "tiny_models.h"
@@ -24,8 +18,6 @@ using splitshare::testing::kSplits;
 using splitshare::testing::ssm_head;
 using splitshare::testing::tiny_images;
 using splitshare::testing::tiny_model;
-using splitshare::testing::run_command;
-using splitshare::testing::TempDir;
 
 namespace {
 
