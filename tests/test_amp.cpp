@@ -75,8 +75,8 @@ TEST(Amp, FitTrainsWithBf16Autocast) {
   auto model = tiny_model(10);
   st::CheckpointMetadata meta;
   meta.model = model->options;
-  auto result = st::fit(model, data, 32, st::TrainOptions().epochs(1).precision(st::Precision::kBFloat16).progress(false),
-                        meta);
+  auto result = st::fit(model, data, st::TrainOptions().epochs(1).batch_size(32).precision(st::Precision::kBFloat16),
+                        st::RunContext().observer({}), meta);
   ASSERT_EQ(result.history.size(), 1u);
   EXPECT_TRUE(std::isfinite(result.history[0].train_loss));
   EXPECT_EQ(result.history[0].val.samples, 64);

@@ -125,7 +125,8 @@ TEST(Failures, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
   st::CheckpointMetadata meta;
   meta.model = options;
   auto message = expect_error([&] {
-    st::fit(model, data, 16, st::TrainOptions().epochs(3).lr(0.05).progress(false).out_dir(dir.file("run")), meta);
+    st::fit(model, data, st::TrainOptions().epochs(3).batch_size(16).lr(0.05),
+            st::RunContext().observer({}).out_dir(dir.file("run")), meta);
   });
   EXPECT_NE(message.find("at epoch 2, step 4"), std::string::npos) << message;
   EXPECT_NE(message.find("last good checkpoint"), std::string::npos) << message;

@@ -69,8 +69,8 @@ TEST(FineTune, FrozenBackboneStaysBitwiseWhileTheHeadLearns) {
   const auto before = snapshot(*model);
   st::CheckpointMetadata meta;
   meta.model = model->options;
-  st::fit(model, data, 16, st::TrainOptions().epochs(2).lr(0.1).head_lr(0.05).freeze_backbone(true).progress(false),
-          meta);
+  st::fit(model, data, st::TrainOptions().epochs(2).batch_size(16).lr(0.1).head_lr(0.05).freeze_backbone(true),
+          st::RunContext().observer({}), meta);
   const auto after = snapshot(*model);
   for (const auto& [name, tensor] : before) {
     if (is_head(name)) continue;
@@ -88,7 +88,8 @@ TEST(FineTune, HeadLearningRateIsItsOwn) {
   const auto before = snapshot(*model);
   st::CheckpointMetadata meta;
   meta.model = model->options;
-  st::fit(model, data, 16, st::TrainOptions().epochs(1).lr(1e-9).head_lr(0.1).progress(false), meta);
+  st::fit(model, data, st::TrainOptions().epochs(1).batch_size(16).lr(1e-9).head_lr(0.1), st::RunContext().observer({}),
+          meta);
   const auto after = snapshot(*model);
   EXPECT_LT(max_change(*model, before, after, /*head=*/false), 1e-6);
   EXPECT_GT(max_change(*model, before, after, /*head=*/true), 1e-3);

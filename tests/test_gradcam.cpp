@@ -28,7 +28,7 @@ ss::SplitAndShareImpl& randomize_ssm(ss::Classifier& model) {
   EXPECT_TRUE(ssm != nullptr);
   torch::NoGradGuard no_grad;
   for (int64_t j = 0; j < kSplits; ++j) {
-    auto* bn = ssm->bn[j]->as<torch::nn::BatchNorm1d>();
+    auto* bn = ssm->bn[j]->as<splitshare::nn::BatchNormImpl>();
     bn->running_mean.uniform_(0.0, 0.4);
     bn->running_var.uniform_(0.05, 0.5);
     bn->weight.uniform_(-1.5, 1.5);
@@ -63,7 +63,7 @@ torch::Tensor plus_plus_weights(const torch::Tensor& a, const torch::Tensor& d) 
 torch::Tensor ssm_head_gradient(ss::SplitAndShareImpl& ssm, int64_t j, const torch::Tensor& pooled,
                                 const torch::Tensor& targets) {
   const int64_t width = (j + 1) * ssm.split_width();
-  auto* bn = ssm.bn[j]->as<torch::nn::BatchNorm1d>();
+  auto* bn = ssm.bn[j]->as<splitshare::nn::BatchNormImpl>();
   auto* fc = ssm.fc[j]->as<torch::nn::Linear>();
   const auto x = pooled.to(torch::kDouble).narrow(1, 0, width);
   const auto inv = torch::rsqrt(bn->running_var.to(torch::kDouble) + ssm.options.eps());

@@ -3,6 +3,7 @@
 #include <splitshare/data/image_io.h>
 #include <splitshare/explain/image_write.h>
 #include <splitshare/report/html.h>
+#include <splitshare/train/compare.h>
 
 #include <nlohmann/json.hpp>
 
@@ -29,43 +30,52 @@ size_t count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-json epoch(int e, double loss, double top1, std::vector<double> heads) {
-  json h = json::array();
-  for (double v : heads) h.push_back({{"top1", v}});
-  return {{"epoch", e},
-          {"lr", 0.1 / e},
-          {"train_loss", loss + 0.1},
-          {"train_top1", top1 - 0.02},
-          {"val",
-           {{"top1", top1},
-            {"top5", 0.99},
-            {"loss", loss},
-            {"samples", 100},
-            {"heads", h},
-            {"oracle", top1 + 0.05},
-            {"selection", {{"mean", top1}, {"most_confident", top1 - 0.01}, {"confidence_weighted", top1},
-                           {"oracle", top1 + 0.05}}}}}};
+namespace st = splitshare::train;
+
+splitshare::eval::EvalResult metrics(double top1, double loss, std::vector<double> heads) {
+  splitshare::eval::EvalResult m;
+  m.top1 = top1;
+  m.top5 = 0.99;
+  m.loss = loss;
+  m.samples = 100;
+  m.head_top1 = std::move(heads);
+  m.oracle = top1 + 0.05;
+  m.most_confident = top1 - 0.01;
+  m.confidence_weighted = top1 + 0.001;
+  return m;
 }
 
-// A run folder as `fit` leaves it, with a hostile class name.
+st::EpochRecord epoch(int e, double loss, double top1, std::vector<double> heads) {
+  st::EpochRecord r;
+  r.epoch = e;
+  r.lr = 0.1 / e;
+  r.train_loss = loss + 0.1;
+  r.train_top1 = top1 - 0.02;
+  r.val = metrics(top1, loss, std::move(heads));
+  return r;
+}
+
+// A run folder as `fit` leaves it (written with the library's own records), with a hostile class name.
 void write_run(const fs::path& dir, int epochs, double offset, bool with_figure) {
   fs::create_directories(dir);
   std::string lines;
   for (int e = 1; e <= epochs; ++e) {
-    lines += epoch(e, 1.5 / e + offset, 0.6 + 0.08 * e - offset, {0.55 + 0.08 * e, 0.57 + 0.08 * e, 0.6 + 0.08 * e,
-                                                                   0.58 + 0.08 * e}).dump() + "\n";
+    lines += st::to_json(epoch(e, 1.5 / e + offset, 0.6 + 0.08 * e - offset, {0.55 + 0.08 * e, 0.57 + 0.08 * e,
+                                                                              0.6 + 0.08 * e, 0.58 + 0.08 * e}))
+                 .dump() + "\n";
   }
   splitshare::testing::write_file((dir / "metrics.jsonl").string(), lines);
-  const json summary = {{"best_top1", 0.6 + 0.08 * epochs - offset},
-                        {"best_epoch", epochs},
-                        {"seconds", 12.5},
-                        {"params", 1234},
-                        {"head_params", 56},
-                        {"final", epoch(epochs, 1.5 / epochs + offset, 0.6 + 0.08 * epochs - offset,
-                                        {0.8, 0.81, 0.83, 0.82})},
-                        {"model", {{"arch", "resnet10"}, {"head", "ssm"}, {"splits", 4},
-                                   {"classes", {"T-shirt/top", "<script>alert(1)</script>", "Tom & \"Jerry\""}}}}};
-  splitshare::testing::write_file((dir / "summary.json").string(), summary.dump());
+  st::RunSummary summary;
+  summary.best_top1 = 0.6 + 0.08 * epochs - offset;
+  summary.best_epoch = epochs;
+  summary.seconds = 12.5;
+  summary.params = 1234;
+  summary.head_params = 56;
+  summary.last = epoch(epochs, 1.5 / epochs + offset, 0.6 + 0.08 * epochs - offset, {0.8, 0.81, 0.83, 0.82});
+  summary.model.model = splitshare::nn::ClassifierOptions().arch("resnet10").num_classes(3);
+  summary.model.classes = {"T-shirt/top", "<script>alert(1)</script>", "Tom & \"Jerry\""};
+  summary.model.preprocess.channels = 1;
+  splitshare::testing::write_file((dir / "summary.json").string(), st::to_json(summary).dump());
   if (with_figure) {
     // A small picture with colour, standing in for the Grad-CAM grid.
     auto image = torch::zeros({3, 40, 60}, torch::kUInt8);
@@ -161,37 +171,53 @@ TEST(Report, CompareReportTabulatesVariantsSeedsAndTheEnsembleGain) {
   write_run(dir.path() / "linear" / "seed-1", 3, 0.03, false);
   write_run(dir.path() / "ssm" / "seed-0", 3, 0.0, true);
   write_run(dir.path() / "ssm" / "seed-1", 2, 0.01, false);
-  auto run = [](double top1, std::vector<double> heads) {
-    json h = json::array();
-    for (double v : heads) h.push_back({{"top1", v}});
-    return json{{"top1", top1}, {"top5", 0.99}, {"heads", h}, {"oracle", top1 + 0.05},
-                {"selection", {{"most_confident", top1 - 0.01}, {"confidence_weighted", top1 + 0.001}}}};
+  auto variant = [](const std::string& name, int64_t params, std::vector<splitshare::eval::EvalResult> runs,
+                    double mean, double std, std::vector<double> head_means, double ensemble, double gain) {
+    st::VariantResult v;
+    v.name = name;
+    v.params = params;
+    v.head_params = params / 10;
+    v.seeds = {0, 1};
+    v.runs = std::move(runs);
+    v.top1_mean = mean;
+    v.top1_std = std;
+    v.top5_mean = 0.99;
+    v.head_top1_mean = std::move(head_means);
+    v.oracle_mean = mean + 0.05;
+    v.ensemble_top1 = ensemble;
+    v.ensemble_gain = gain;
+    return v;
   };
-  const json compare = {
-      {"variants",
-       {{{"variant", "linear"}, {"params", 1000}, {"head_params", 50}, {"seeds", {0, 1}}, {"top1_mean", 0.85},
-         {"top1_std", 0.01}, {"top5_mean", 0.99}, {"top5_std", 0.0}, {"ensemble_top1", 0.87},
-         {"runs", {run(0.84, {0.84}), run(0.86, {0.86})}}},
-        {{"variant", "ssm"}, {"params", 1100}, {"head_params", 150}, {"top1_mean", 0.88}, {"top1_std", 0.005},
-         {"top5_mean", 0.99}, {"top5_std", 0.0}, {"ensemble_top1", 0.895},
-         {"runs", {run(0.875, {0.8, 0.82, 0.85, 0.84}), run(0.885, {0.81, 0.83, 0.86, 0.85})}}}}}};
-  splitshare::testing::write_file(dir.file("compare.json"), compare.dump());
+  const std::vector<st::VariantResult> compare = {
+      variant("linear", 1000, {metrics(0.84, 0.5, {0.84}), metrics(0.86, 0.5, {0.86})}, 0.85, 0.01, {0.85}, 0.87, 0.02),
+      variant("ssm", 1100, {metrics(0.875, 0.4, {0.8, 0.82, 0.85, 0.84}), metrics(0.885, 0.4, {0.81, 0.83, 0.86, 0.85})},
+              0.88, 0.005, {0.805, 0.825, 0.855, 0.845}, 0.895, 0.015)};
+  splitshare::testing::write_file(dir.file("compare.json"), st::to_json(compare).dump());
 
   const auto data = sr::load_report_data(dir.path().string());
-  ASSERT_EQ(data.runs.size(), 4u);  // ssm has no "seeds": its seed-N folders are found
+  ASSERT_EQ(data.runs.size(), 4u);
+  ASSERT_TRUE(data.compare.has_value());
+  EXPECT_EQ(data.compare->at(1).runs[1].head_top1, (std::vector<double>{0.81, 0.83, 0.86, 0.85}));
   EXPECT_EQ(data.runs[2].name, "ssm/seed-0");
   const auto html = sr::render_report(data);
   expect_self_contained(html);
-  EXPECT_NE(html.find("+2.00"), std::string::npos) << "linear: 87 - (84 + 86) / 2";
-  EXPECT_NE(html.find("+1.50"), std::string::npos) << "ssm: 89.5 - (87.5 + 88.5) / 2";
+  EXPECT_NE(html.find("+2.00"), std::string::npos) << "linear's gain";
+  EXPECT_NE(html.find("+1.50"), std::string::npos) << "ssm's gain";
   EXPECT_NE(html.find("80.50 / 82.50 / 85.50 / 84.50"), std::string::npos);  // per-head means over seeds
   EXPECT_NE(html.find("88.00 ± 0.50"), std::string::npos);
   EXPECT_EQ(count(html, "data:image/png;base64,"), 1u);
   EXPECT_GE(count(html, "<polyline"), 4u * 4u);  // four charts, one line per run
 
   EXPECT_THROW(sr::load_report_data(dir.file("linear")), c10::Error);  // neither kind of folder
-  splitshare::testing::write_file(dir.file("linear/seed-0/metrics.jsonl"), "{\"epoch\": 1}\nnot json\n");
+  // A line that is JSON but not an epoch record, and one that is not JSON: each named.
+  splitshare::testing::write_file(dir.file("linear/seed-0/metrics.jsonl"), "{\"epoch\": 1}\n");
+  auto message = splitshare::testing::expect_error([&] { sr::load_report_data(dir.path().string()); });
+  EXPECT_NE(message.find("metrics.jsonl line 1 is not an epoch record"), std::string::npos) << message;
+  splitshare::testing::write_file(dir.file("linear/seed-0/metrics.jsonl"), "not json\n");
   EXPECT_THROW(sr::load_report_data(dir.path().string()), c10::Error);
+  splitshare::testing::write_file(dir.file("compare.json"), "{\"variants\": [{\"variant\": \"x\"}]}");
+  message = splitshare::testing::expect_error([&] { sr::load_report_data(dir.path().string()); });
+  EXPECT_NE(message.find("not a compare.json"), std::string::npos) << message;
 }
 
 TEST(Report, ChromiumRendersANonBlankPage) {

@@ -57,18 +57,19 @@ ss::ClassifierOptions tiny_model() {
       .head(ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(2));
 }
 
-st::TrainOptions tiny_options(const std::string& out) {
-  return st::TrainOptions().epochs(4).lr(0.05).schedule(st::ScheduleKind::kCosine).warmup_epochs(0.5)
-      .progress(false).out_dir(out);
+st::TrainOptions tiny_options() {
+  return st::TrainOptions().epochs(4).batch_size(16).lr(0.05).schedule(st::ScheduleKind::kCosine).warmup_epochs(0.5);
 }
 
-st::TrainResult run(const st::TrainOptions& options, int seed = 1) {
+st::RunContext quiet(const std::string& out) { return st::RunContext().observer({}).out_dir(out); }
+
+st::TrainResult run(const st::TrainOptions& options, const st::RunContext& context, int seed = 1) {
   auto data = tiny_data();
   torch::manual_seed(seed);
   auto model = ss::make_classifier(tiny_model());
   st::CheckpointMetadata meta;
   meta.model = tiny_model();
-  return st::fit(model, data, 16, options, meta);
+  return st::fit(model, data, options, context, meta);
 }
 
 // Stops after the global step `at` (1-based).
@@ -208,11 +209,11 @@ TEST(ResumeLoader, ImageFolderStartsPartWay) {
 TEST(Resume, StoppedAndResumedRunEndsBitwiseEqual) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   TempDir whole, parts;
-  auto uninterrupted = run(tiny_options(whole.file("run")));
+  auto uninterrupted = run(tiny_options(), quiet(whole.file("run")));
   ASSERT_EQ(uninterrupted.history.size(), 4u);
   // 10 steps per epoch. Stop after the last step of epoch 2 (N/2, before its evaluation),
   // then in the middle of epoch 3, then run to the end.
-  auto first = run(tiny_options(parts.file("run")).stop_requested(stop_after(20)));
+  auto first = run(tiny_options(), quiet(parts.file("run")).stop_requested(stop_after(20)));
   EXPECT_EQ(first.stopped_by, SIGTERM);
   EXPECT_EQ(first.stopped_epoch, 2);
   EXPECT_EQ(first.stopped_step, 10);
@@ -228,12 +229,12 @@ TEST(Resume, StoppedAndResumedRunEndsBitwiseEqual) {
   EXPECT_EQ(st::read_archive_tensors(checkpoint).size(), ss::named_state(*ss::make_classifier(tiny_model())).size());
 
   // A different initial model: everything comes from the checkpoint.
-  auto second = run(tiny_options(parts.file("run")).resume_from(checkpoint).stop_requested(stop_after(4)), 7);
+  auto second = run(tiny_options(), quiet(parts.file("run")).resume_from(checkpoint).stop_requested(stop_after(4)), 7);
   EXPECT_EQ(second.stopped_by, SIGTERM);
   EXPECT_EQ(second.stopped_epoch, 3);
   EXPECT_EQ(second.stopped_step, 4);
   EXPECT_EQ(st::read_training_state(checkpoint)->consumed, 64);
-  auto last = run(tiny_options(parts.file("run")).resume_from(checkpoint), 8);
+  auto last = run(tiny_options(), quiet(parts.file("run")).resume_from(checkpoint), 8);
   EXPECT_EQ(last.stopped_by, 0);
   ASSERT_EQ(last.history.size(), 4u);
   expect_same_tensors(whole.file("run/checkpoint.pt"), checkpoint);
@@ -252,18 +253,18 @@ TEST(Resume, StoppedAndResumedRunEndsBitwiseEqual) {
 TEST(Resume, RefusesOtherSettingsAndCheckpointsWithoutState) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   TempDir dir;
-  run(tiny_options(dir.file("run")).stop_requested(stop_after(3)));
+  run(tiny_options(), quiet(dir.file("run")).stop_requested(stop_after(3)));
   const auto checkpoint = dir.file("run/checkpoint.pt");
-  auto message = expect_error([&] { run(tiny_options(dir.file("run")).lr(0.1).resume_from(checkpoint)); });
+  auto message = expect_error([&] { run(tiny_options().lr(0.1), quiet(dir.file("run")).resume_from(checkpoint)); });
   EXPECT_NE(message.find("lr: 0.05 in the checkpoint, 0.1 given"), std::string::npos) << message;
   // A longer run is allowed.
-  auto longer = run(tiny_options(dir.file("run")).epochs(5).resume_from(checkpoint).stop_requested(stop_after(1)));
+  auto longer = run(tiny_options().epochs(5), quiet(dir.file("run")).resume_from(checkpoint).stop_requested(stop_after(1)));
   EXPECT_EQ(longer.stopped_by, SIGTERM);
-  message = expect_error([&] { run(tiny_options(dir.file("other")).resume_from(dir.file("run/nothing.pt"))); });
+  message = expect_error([&] { run(tiny_options(), quiet(dir.file("other")).resume_from(dir.file("run/nothing.pt"))); });
   EXPECT_NE(message.find("not found"), std::string::npos) << message;
   // best.pt holds the model only.
-  run(tiny_options(dir.file("run")).epochs(5).resume_from(checkpoint).stop_requested(stop_after(10)));
-  message = expect_error([&] { run(tiny_options(dir.file("other")).resume_from(dir.file("run/best.pt"))); });
+  run(tiny_options().epochs(5), quiet(dir.file("run")).resume_from(checkpoint).stop_requested(stop_after(10)));
+  message = expect_error([&] { run(tiny_options(), quiet(dir.file("other")).resume_from(dir.file("run/best.pt"))); });
   EXPECT_NE(message.find("holds no training state"), std::string::npos) << message;
 }
 
@@ -271,7 +272,7 @@ TEST(Resume, OneProcessCheckpointContinuesOnTwoRanks) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   TempDir dir;
   // 1 process, stopped after 3 steps of epoch 2 (48 of its 160 samples done).
-  run(tiny_options(dir.file("run")).epochs(3).stop_requested(stop_after(13)));
+  run(tiny_options().epochs(3), quiet(dir.file("run")).stop_requested(stop_after(13)));
   const auto checkpoint = dir.file("run/checkpoint.pt");
   ASSERT_EQ(st::read_training_state(checkpoint)->consumed, 48);
   // Built here, not in the rank threads (initialisation draws from the global generator).
@@ -282,8 +283,8 @@ TEST(Resume, OneProcessCheckpointContinuesOnTwoRanks) {
   run_ranks(dir, 2, [&](int rank, const auto& dist) {
     st::CheckpointMetadata meta;
     meta.model = tiny_model();
-    results[rank] = st::fit(models[rank], data[rank], 16,
-                            tiny_options(dir.file("run")).epochs(3).resume_from(checkpoint).distributed(dist), meta);
+    results[rank] = st::fit(models[rank], data[rank], tiny_options().epochs(3),
+                            quiet(dir.file("run")).resume_from(checkpoint).distributed(dist), meta);
   });
   ASSERT_FALSE(HasFailure());
   for (const auto& r : results) ASSERT_EQ(r.history.size(), 3u);

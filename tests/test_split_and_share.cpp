@@ -68,7 +68,7 @@ TEST(SplitAndShare, MatchesNaiveReferenceInTraining) {
     auto out = m->forward(x);
     std::vector<torch::Tensor> heads;
     for (int i = 0; i < 4; ++i) {
-      auto* bn = m->bn[i]->as<torch::nn::BatchNorm1d>();
+      auto* bn = m->bn[i]->as<splitshare::nn::BatchNormImpl>();
       auto* fc = m->fc[i]->as<torch::nn::Linear>();
       heads.push_back(naive_head(x, 3 * (i + 1), bn->weight, bn->bias, fc->weight, fc->bias, true));
       expect_close(out.head_logits[i], heads.back(), 1e-5, 1e-5);
@@ -111,8 +111,8 @@ TEST(SplitAndShare, EachHeadsBatchNormIsBatchNormOverItsPrefix) {
   auto x = torch::randn({6, 8});
   m->forward(x);
   // After one step from (0, 1) with momentum 0.1, running stats reflect the prefix only.
-  auto* bn1 = m->bn[0]->as<torch::nn::BatchNorm1d>();
-  auto* bn2 = m->bn[1]->as<torch::nn::BatchNorm1d>();
+  auto* bn1 = m->bn[0]->as<splitshare::nn::BatchNormImpl>();
+  auto* bn2 = m->bn[1]->as<splitshare::nn::BatchNormImpl>();
   expect_close(bn1->running_mean, 0.1 * x.narrow(1, 0, 4).mean(0), 1e-6);
   expect_close(bn2->running_mean, 0.1 * x.mean(0), 1e-6);
   expect_close(bn2->running_var, 0.9 + 0.1 * x.var(0, /*unbiased=*/true), 1e-5);
@@ -216,7 +216,7 @@ TEST(SplitAndShare, ThreadedProductsMatchTheNaiveReferenceForwardAndBackward) {
     std::vector<torch::Tensor> heads;
     std::vector<torch::Tensor> leaves;  // copies of every parameter, for the naive gradients
     for (int64_t i = 0; i < s; ++i) {
-      auto* bn = m->bn[i]->as<torch::nn::BatchNorm1d>();
+      auto* bn = m->bn[i]->as<splitshare::nn::BatchNormImpl>();
       auto* fc = m->fc[i]->as<torch::nn::Linear>();
       for (const auto& p : {bn->weight, bn->bias, fc->weight, fc->bias}) {
         leaves.push_back(p.detach().clone().requires_grad_());
@@ -236,7 +236,7 @@ TEST(SplitAndShare, ThreadedProductsMatchTheNaiveReferenceForwardAndBackward) {
     expect_close(x1.grad(), x2.grad(), 1e-4, 1e-5);
     for (int64_t i = 0; i < s; ++i) {
       SCOPED_TRACE("split " + std::to_string(i));
-      auto* bn = m->bn[i]->as<torch::nn::BatchNorm1d>();
+      auto* bn = m->bn[i]->as<splitshare::nn::BatchNormImpl>();
       auto* fc = m->fc[i]->as<torch::nn::Linear>();
       const torch::Tensor params[] = {bn->weight, bn->bias, fc->weight, fc->bias};
       for (int j = 0; j < 4; ++j) expect_close(params[j].grad(), leaves[4 * i + j].grad(), 1e-4, 1e-5);

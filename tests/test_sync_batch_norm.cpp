@@ -1,7 +1,7 @@
 // SyncBatchNorm: equal to BatchNorm2d in one process, and two ranks on half batches equal
 // to one process with plain BatchNorm on the whole batch (ranks as threads on a FileStore).
 #include <splitshare/nn/classifier.h>
-#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/nn/batch_norm.h>
 #include <splitshare/train/distributed.h>
 
 #include "ranks.h"
@@ -16,7 +16,7 @@ using splitshare::testing::TempDir;
 
 namespace {
 
-// The default model's shape, small: backbone BatchNorm2d layers and the SSM head's BatchNorm1d.
+// The default model's shape, small: the backbone's and the SSM head's norm layers.
 nn::Classifier make_model() {
   torch::manual_seed(11);
   return nn::make_classifier(nn::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(nn::Stem::kSmall)
@@ -44,8 +44,8 @@ std::vector<nn::Classifier> train_two_ranks(const torch::Tensor& x, const torch:
   run_ranks(dir, 2, [&](int rank, const auto& dist) {
     if (sync) {
       const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
-      // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head.
-      TORCH_CHECK(n == 13, "converted ", n, " norm layers, expected 13");
+      // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head's 4 splits.
+      TORCH_CHECK(n == 16, "converted ", n, " norm layers, expected 16");
     }
     const auto half = x.size(0) / 2;
     sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());
@@ -69,7 +69,8 @@ TEST(SyncBatchNorm, OneProcessEqualsBatchNorm2dForwardBackwardAndRunningStats) {
   torch::manual_seed(3);
   for (const bool channels_last : {false, true}) {
     torch::nn::BatchNorm2d reference(torch::nn::BatchNormOptions(3).momentum(0.2));
-    nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(3).momentum(0.2), nullptr);
+    nn::BatchNormImpl sync(torch::nn::BatchNormOptions(3).momentum(0.2));
+    sync.collective = std::make_shared<const nn::AllReduceSum>([](std::vector<torch::Tensor>&) {});
     sync.train();
     {
       torch::NoGradGuard g;
@@ -101,28 +102,57 @@ TEST(SyncBatchNorm, OneProcessEqualsBatchNorm2dForwardBackwardAndRunningStats) {
     expect_close(sync.forward(input), reference->forward(input), 1e-5, 1e-5);
   }
   // BatchNorm2d's names, so state moves between the two.
-  nn::SyncBatchNorm named(torch::nn::BatchNormOptions(2), nullptr);
+  nn::BatchNorm named(torch::nn::BatchNormOptions(2));
   EXPECT_EQ(named->named_parameters().keys(), (std::vector<std::string>{"weight", "bias"}));
   EXPECT_EQ(named->named_buffers().keys(),
             (std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"}));
 }
 
-TEST(SyncBatchNorm, BatchNorm2dLayersNormaliseThroughTheSyncPath) {
-  // batch_norm_forward with a (single-rank) collective takes the sync path on the layer's own
-  // tensors; it must agree with the layer's own forward.
+TEST(SyncBatchNorm, ConvertSetsTheCollectiveOnEveryLayerAndEmptyUnsetsIt) {
+  // A (single-rank) collective sends the layers through the sync path: the collective is
+  // called, and the result still equals the plain layer's.
   torch::manual_seed(8);
-  torch::nn::BatchNorm2d a(3), b(3);
+  nn::BatchNorm a(3), b(3);
   auto calls = std::make_shared<int>(0);
-  auto sync = std::make_shared<const nn::AllReduceSum>([calls](std::vector<torch::Tensor>&) { ++*calls; });
+  torch::nn::Sequential wrapped(b);
+  EXPECT_EQ(nn::convert_sync_batch_norm(*wrapped, [calls](std::vector<torch::Tensor>&) { ++*calls; }), 1);
+  EXPECT_TRUE(b->synchronised());
   auto input = torch::randn({5, 3, 4, 4}) * 3 - 1;
   auto xa = input.clone().requires_grad_(true);
   auto xb = input.clone().requires_grad_(true);
-  nn::batch_norm_forward(*a, xa, nullptr).square().sum().backward();
-  nn::batch_norm_forward(*b, xb, sync).square().sum().backward();
+  a->forward(xa).square().sum().backward();
+  b->forward(xb).square().sum().backward();
   EXPECT_EQ(*calls, 2);  // statistics forward, gradient sums backward
   expect_close(xb.grad(), xa.grad(), 1e-4, 1e-4);
   expect_close(b->running_var, a->running_var, 1e-6, 1e-5);
   EXPECT_EQ(b->num_batches_tracked.item<int64_t>(), 1);
+  EXPECT_EQ(nn::convert_sync_batch_norm(*wrapped, nn::AllReduceSum()), 1);
+  EXPECT_FALSE(b->synchronised());
+  b->forward(input);
+  EXPECT_EQ(*calls, 2);
+}
+
+TEST(SyncBatchNorm, PlainLayerIsBatchNorm1dAnd2dStepForStep) {
+  // Without a collective the layer is torch's BatchNorm, bit for bit, in both shapes and
+  // with momentum None (cumulative average).
+  torch::manual_seed(9);
+  torch::nn::BatchNorm2d ref2(torch::nn::BatchNormOptions(3).momentum(std::nullopt));
+  nn::BatchNorm own2(torch::nn::BatchNormOptions(3).momentum(std::nullopt));
+  torch::nn::BatchNorm1d ref1(6);
+  nn::BatchNorm own1(6);
+  for (int step = 0; step < 3; ++step) {
+    auto x2 = torch::randn({4, 3, 5, 5}) + step;
+    auto x1 = torch::randn({7, 6}) * (step + 1);
+    EXPECT_TRUE(torch::equal(own2->forward(x2), ref2->forward(x2)));
+    EXPECT_TRUE(torch::equal(own1->forward(x1), ref1->forward(x1)));
+  }
+  EXPECT_TRUE(torch::equal(own2->running_var, ref2->running_var));
+  EXPECT_TRUE(torch::equal(own1->running_mean, ref1->running_mean));
+  own2->eval();
+  ref2->eval();
+  auto x = torch::randn({2, 3, 5, 5});
+  EXPECT_TRUE(torch::equal(own2->forward(x), ref2->forward(x)));
+  EXPECT_THROW(own2->forward(torch::randn({2, 4, 5, 5})), c10::Error);
 }
 
 TEST(SyncBatchNorm, UnequalBatchesUseTheGlobalCount) {
@@ -139,7 +169,8 @@ TEST(SyncBatchNorm, UnequalBatchesUseTheGlobalCount) {
   const std::vector<int64_t> start{0, 5}, size{5, 3};
   std::vector<torch::Tensor> outputs(2), grads(2), running_var(2), weight_grad(2);
   run_ranks(dir, 2, [&](int rank, const auto& dist) {
-    nn::SyncBatchNormImpl sync(torch::nn::BatchNormOptions(2), [&](auto& t) { dist->all_reduce_sum(t); });
+    nn::BatchNormImpl sync(torch::nn::BatchNormOptions(2));
+    sync.collective = std::make_shared<const nn::AllReduceSum>([&](auto& t) { dist->all_reduce_sum(t); });
     auto xr = input.narrow(0, start[rank], size[rank]).clone().requires_grad_(true);
     outputs[rank] = sync.forward(xr);
     (outputs[rank] * upstream.narrow(0, start[rank], size[rank])).sum().backward();
@@ -183,7 +214,8 @@ TEST(SyncBatchNormCuda, OneProcessEqualsBatchNorm2dOnCuda) {
   torch::manual_seed(6);
   torch::nn::BatchNorm2d reference(4);
   reference->to(torch::kCUDA);
-  auto sync = std::make_shared<nn::SyncBatchNormImpl>(torch::nn::BatchNormOptions(4), nullptr);
+  auto sync = std::make_shared<nn::BatchNormImpl>(torch::nn::BatchNormOptions(4));
+  sync->collective = std::make_shared<const nn::AllReduceSum>([](std::vector<torch::Tensor>&) {});
   sync->to(torch::kCUDA);
   auto input = torch::randn({8, 4, 6, 6}, torch::kCUDA);
   auto x1 = input.clone().requires_grad_(true);

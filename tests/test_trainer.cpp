@@ -31,16 +31,45 @@ TEST(Trainer, ShortRunOnASubsetLearns) {
   auto model = ss::make_classifier(options);
   st::CheckpointMetadata meta;
   meta.model = options;
-  auto result = st::fit(model, data, 64,
-                        st::TrainOptions().epochs(2).lr(0.05).schedule(st::ScheduleKind::kCosine).progress(false),
-                        meta);
+  // The observer sees every step (3000 / 64 = 46 full batches per epoch), the last one
+  // flagged, and every epoch's record.
+  std::vector<st::StepReport> steps;
+  std::vector<int64_t> epochs;
+  st::FitObserver observer;
+  observer.on_step = [&](const st::StepReport& r) { steps.push_back(r); };
+  observer.on_epoch = [&](const st::EpochRecord& r) { epochs.push_back(r.epoch); };
+  auto result = st::fit(model, data, st::TrainOptions().epochs(2).batch_size(64).lr(0.05).schedule(st::ScheduleKind::kCosine),
+                        st::RunContext().observer(observer), meta);
   ASSERT_EQ(result.history.size(), 2u);
+  ASSERT_EQ(steps.size(), 92u);
+  EXPECT_EQ(epochs, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(steps[45].epoch, 1);
+  EXPECT_EQ(steps[45].step, 46);
+  EXPECT_EQ(steps[45].steps, 46);
+  EXPECT_TRUE(steps[45].last);
+  EXPECT_FALSE(steps[44].last);
+  EXPECT_EQ(steps[91].epochs, 2);
+  EXPECT_NEAR(steps[91].loss, result.history[1].train_loss, 1e-9);
+  EXPECT_NEAR(steps[91].top1, result.history[1].train_top1, 1e-9);
   const auto& last = result.history.back();
   // Chance is 10%; a working pipeline is far above it after 2 short epochs.
   EXPECT_GT(last.val.top1, 0.6);
   EXPECT_EQ(last.val.samples, 1000);
   EXPECT_EQ(last.val.head_top1.size(), 4u);
   EXPECT_LT(last.train_loss, result.history.front().train_loss);
+}
+
+TEST(Trainer, RefusesABatchSizeTheDataDoesNotDeliver) {
+  if (!std::filesystem::exists(sd::default_fashion_mnist_dir())) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  auto data = sd::open_data(sd::parse_data_spec("fashion-mnist"),
+                            sd::DataOptions().batch_size(32).limit_train(64).limit_val(32).seed(3));
+  auto options = ss::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(ss::Stem::kSmall).num_classes(10);
+  auto model = ss::make_classifier(options);
+  st::CheckpointMetadata meta;
+  meta.model = options;
+  auto message = splitshare::testing::expect_error(
+      [&] { st::fit(model, data, st::TrainOptions().epochs(1).batch_size(16), st::RunContext().observer({}), meta); });
+  EXPECT_NE(message.find("batches of 32 but TrainOptions::batch_size is 16"), std::string::npos) << message;
 }
 
 TEST(Trainer, IndividualLossIsTheSumOfHeadLosses) {

@@ -365,6 +365,8 @@ std::optional<Batch> ImageFolderLoader::next() {
   return std::nullopt;
 }
 
+int64_t ImageFolderLoader::batch_size() const { return impl_->loader.batch_size(); }
+
 int64_t ImageFolderLoader::skipped() const { return static_cast<int64_t>(impl_->bad_samples.size()); }
 
 std::vector<std::string> ImageFolderLoader::skipped_reports() const { return impl_->reports; }

@@ -126,6 +126,7 @@ class TensorLoader final : public BatchStream {
   }
 
   int64_t size() const override { return size_; }
+  int64_t batch_size() const override { return options_.batch_size(); }
 
   int64_t batches_per_epoch() const override {
     const int64_t b = options_.batch_size();

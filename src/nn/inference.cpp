@@ -36,7 +36,7 @@ std::vector<InferenceModel::HeadPart> fold_head(torch::nn::Module& head, double&
     for (int64_t i = 0; i < s; ++i) {
       auto p = linear_part(*ssm->fc[i]->as<torch::nn::Linear>());
       if (ssm->has_norm(i)) {
-        auto* bn = ssm->bn[i]->as<torch::nn::BatchNorm1d>();
+        auto* bn = &ssm->norm(i);
         std::tie(p.scale, p.shift) =
             bn_affine(bn->weight, bn->bias, bn->running_mean, bn->running_var, bn->options.eps());
       }
@@ -71,7 +71,7 @@ InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options) 
       if (block->downsample) {
         b.has_downsample = true;
         b.downsample = fold(*block->downsample->ptr(0)->as<torch::nn::Conv2dImpl>(),
-                            *block->downsample->ptr(1)->as<torch::nn::BatchNorm2dImpl>());
+                            *block->downsample->ptr(1)->as<BatchNormImpl>());
       }
       blocks_.push_back(std::move(b));
     }
@@ -79,7 +79,7 @@ InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options) 
   head_ = fold_head(*model.head.ptr(), head_scale_);
 }
 
-InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) const {
+InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, BatchNormImpl& bn) const {
   const auto& o = conv.options;
   const auto dilation = to_vector(o.dilation());
   TORCH_CHECK(dilation[0] == 1 && dilation[1] == 1, "InferenceModel: dilated convolutions are not supported");

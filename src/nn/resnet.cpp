@@ -21,7 +21,7 @@ void init_like_torchvision(torch::nn::Module& module, bool zero_init_residual) {
   for (auto& m : module.modules(/*include_self=*/false)) {
     if (auto* conv = m->as<torch::nn::Conv2d>()) {
       torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+    } else if (auto* bn = m->as<BatchNormImpl>()) {
       torch::nn::init::ones_(bn->weight);
       torch::nn::init::zeros_(bn->bias);
     }
@@ -54,37 +54,31 @@ void ResidualBlockImpl::reset() {
   if (o.bottleneck()) {
     const auto width = static_cast<int64_t>(static_cast<double>(o.planes()) * (o.width_per_group() / 64.0)) * o.groups();
     conv1 = register_module("conv1", conv1x1(o.in_planes(), width));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
+    bn1 = register_module("bn1", BatchNorm(width));
     conv2 = register_module("conv2", conv3x3(width, width, o.stride(), o.groups()));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(width));
+    bn2 = register_module("bn2", BatchNorm(width));
     conv3 = register_module("conv3", conv1x1(width, out));
-    bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
+    bn3 = register_module("bn3", BatchNorm(out));
   } else {
     TORCH_CHECK(o.groups() == 1 && o.width_per_group() == 64,
                 "basic blocks support only groups=1 and width_per_group=64 (as torchvision), got groups=", o.groups(),
                 " width_per_group=", o.width_per_group());
     conv1 = register_module("conv1", conv3x3(o.in_planes(), o.planes(), o.stride()));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(o.planes()));
+    bn1 = register_module("bn1", BatchNorm(o.planes()));
     conv2 = register_module("conv2", conv3x3(o.planes(), o.planes()));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(o.planes()));
+    bn2 = register_module("bn2", BatchNorm(o.planes()));
   }
   if (o.stride() != 1 || o.in_planes() != out) {
     downsample = register_module(
-        "downsample", torch::nn::Sequential(conv1x1(o.in_planes(), out, o.stride()), torch::nn::BatchNorm2d(out)));
+        "downsample", torch::nn::Sequential(conv1x1(o.in_planes(), out, o.stride()), BatchNorm(out)));
   }
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  const auto& sync = batch_norm_all_reduce;
-  auto y = batch_norm_forward(*bn1, conv1->forward(x), sync).relu_();
-  y = batch_norm_forward(*bn2, conv2->forward(y), sync);
-  if (options.bottleneck()) y = batch_norm_forward(*bn3, conv3->forward(y.relu_()), sync);
-  if (downsample && sync) {
-    y += batch_norm_forward(*downsample[1]->as<torch::nn::BatchNorm2d>(),
-                            downsample[0]->as<torch::nn::Conv2d>()->forward(x), sync);
-  } else {
-    y += downsample ? downsample->forward(x) : x;
-  }
+  auto y = bn1->forward(conv1->forward(x)).relu_();
+  y = bn2->forward(conv2->forward(y));
+  if (options.bottleneck()) y = bn3->forward(conv3->forward(y.relu_()));
+  y += downsample ? downsample->forward(x) : x;
   return y.relu_();
 }
 
@@ -137,7 +131,7 @@ void ResNetImpl::reset() {
   } else {
     conv1 = register_module("conv1", conv3x3(o.in_channels(), width));
   }
-  bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
+  bn1 = register_module("bn1", BatchNorm(width));
 
   int64_t in_planes = width;
   auto make_stage = [&](int64_t planes, int64_t blocks, int64_t stride) {
@@ -164,7 +158,7 @@ void ResNetImpl::reset() {
 torch::Tensor ResNetImpl::forward_features(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == options.in_channels(), "ResNet: expected images [N, ",
               options.in_channels(), ", H, W], got ", images.sizes());
-  auto x = batch_norm_forward(*bn1, conv1->forward(images), batch_norm_all_reduce).relu_();
+  auto x = bn1->forward(conv1->forward(images)).relu_();
   if (options.stem() == Stem::kImageNet) x = torch::max_pool2d(x, 3, 2, 1);
   x = layer1->forward(x);
   x = layer2->forward(x);

@@ -22,8 +22,7 @@ void SplitAndShareImpl::reset() {
   for (int64_t i = 0; i < s; ++i) {
     const int64_t width = (i + 1) * split_width();
     if (has_norm(i)) {
-      bn->push_back(torch::nn::BatchNorm1d(
-          torch::nn::BatchNorm1dOptions(width).eps(options.eps()).momentum(options.momentum())));
+      bn->push_back(BatchNorm(torch::nn::BatchNormOptions(width).eps(options.eps()).momentum(options.momentum())));
     }
     fc->push_back(torch::nn::Linear(width, options.num_classes()));
   }
@@ -41,7 +40,7 @@ HeadOutput SplitAndShareImpl::forward_reference(const torch::Tensor& features) {
   for (int64_t i = 0; i < s; ++i) {
     auto x = features.narrow(1, 0, (i + 1) * split_width());
     if (has_norm(i)) {
-      x = torch::relu(bn[i]->as<torch::nn::BatchNorm1d>()->forward(x));
+      x = torch::relu(norm(i).forward(x));
     }
     auto* layer = fc[i]->as<torch::nn::Linear>();
     out.head_logits.push_back(linear(x, layer->weight, layer->bias));
@@ -60,12 +59,14 @@ HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
   torch::Tensor batch_mean, batch_invstd;
   // --sync-bn: statistics of the global batch through a differentiable all-reduce; the
   // hand-written backward below assumes local statistics, so autograd takes over then.
-  const bool synced = batch_norm_all_reduce && *batch_norm_all_reduce;
+  // The splits' norms share one set of statistics, so the first layer's collective serves all.
+  const std::shared_ptr<const AllReduceSum> collective = has_norm(0) ? norm(0).collective : nullptr;
+  const bool synced = collective && *collective;
   if (is_training()) {
     torch::Tensor var;
     double n = static_cast<double>(x.size(0));
     if (synced) {
-      auto moments = global_moments(x, batch_norm_all_reduce);
+      auto moments = global_moments(x, collective);
       batch_mean = moments.mean;
       var = moments.var;
       n = moments.count;
@@ -82,11 +83,11 @@ HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
     const auto m = options.momentum();
     for (int64_t i = 0; i < s; ++i) {
       if (!has_norm(i)) continue;
-      auto* norm = bn[i]->as<torch::nn::BatchNorm1d>();
+      auto& layer = norm(i);
       const int64_t width = (i + 1) * w;
-      norm->running_mean.mul_(1.0 - m).add_(batch_mean.detach().narrow(0, 0, width), m);
-      norm->running_var.mul_(1.0 - m).add_(unbiased.narrow(0, 0, width), m);
-      norm->num_batches_tracked.add_(1);
+      layer.running_mean.mul_(1.0 - m).add_(batch_mean.detach().narrow(0, 0, width), m);
+      layer.running_var.mul_(1.0 - m).add_(unbiased.narrow(0, 0, width), m);
+      layer.num_batches_tracked.add_(1);
     }
   }
   for (int64_t i = 0; i < s; ++i) {
@@ -94,18 +95,18 @@ HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
     weights.push_back(linear->weight);
     biases.push_back(linear->bias);
     if (!has_norm(i)) continue;
-    auto* norm = bn[i]->as<torch::nn::BatchNorm1d>();
+    auto& layer = norm(i);
     const int64_t width = (i + 1) * w;
     if (is_training()) {
       means.push_back(batch_mean.narrow(0, 0, width));
       invstds.push_back(batch_invstd.narrow(0, 0, width));
     } else {
       torch::NoGradGuard no_grad;
-      means.push_back(norm->running_mean);
-      invstds.push_back(torch::rsqrt(norm->running_var + options.eps()));
+      means.push_back(layer.running_mean);
+      invstds.push_back(torch::rsqrt(layer.running_var + options.eps()));
     }
-    gammas.push_back(norm->weight);
-    betas.push_back(norm->bias);
+    gammas.push_back(layer.weight);
+    betas.push_back(layer.bias);
   }
   const double out_scale = options.mean() ? 1.0 / static_cast<double>(s) : 1.0;
 

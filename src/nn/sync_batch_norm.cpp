@@ -1,5 +1,3 @@
-#include <splitshare/nn/resnet.h>
-#include <splitshare/nn/split_and_share.h>
 #include <splitshare/nn/sync_batch_norm.h>
 
 namespace splitshare::nn {
@@ -161,61 +159,6 @@ torch::Tensor sync_batch_norm(const torch::Tensor& input, const torch::Tensor& w
                                       bias.defined() ? bias : torch::zeros({channels}, float_options),
                                       mean.to(float_type), torch::rsqrt(var + options.eps()).to(float_type), count,
                                       c10::make_intrusive<AllReduceCapsule>(all_reduce));
-}
-
-SyncBatchNormImpl::SyncBatchNormImpl(torch::nn::BatchNormOptions options_, AllReduceSum all_reduce_)
-    : options(std::move(options_)), all_reduce(std::make_shared<const AllReduceSum>(std::move(all_reduce_))) {
-  reset();
-}
-
-void SyncBatchNormImpl::reset() {
-  const auto c = options.num_features();
-  TORCH_CHECK(c >= 1, "SyncBatchNorm: num_features must be positive, got ", c);
-  if (options.affine()) {
-    weight = register_parameter("weight", torch::ones({c}));
-    bias = register_parameter("bias", torch::zeros({c}));
-  }
-  if (options.track_running_stats()) {
-    running_mean = register_buffer("running_mean", torch::zeros({c}));
-    running_var = register_buffer("running_var", torch::ones({c}));
-    num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::dtype(torch::kLong)));
-  }
-}
-
-torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 4, "SyncBatchNorm: expected input [N, C, H, W], got ", input.sizes());
-  if (is_training() || !options.track_running_stats()) {
-    return sync_batch_norm(input, weight, bias, running_mean, running_var, num_batches_tracked, options, all_reduce);
-  }
-  return torch::batch_norm(input, weight, bias, running_mean, running_var, /*training=*/false, 0.0, options.eps(),
-                           at::globalContext().userEnabledCuDNN());
-}
-
-torch::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& input,
-                                 const std::shared_ptr<const AllReduceSum>& all_reduce) {
-  if (!all_reduce || !*all_reduce || !bn.is_training() || !bn.options.track_running_stats()) return bn.forward(input);
-  TORCH_CHECK(input.dim() == 4, "BatchNorm2d: expected input [N, C, H, W], got ", input.sizes());
-  return sync_batch_norm(input, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked, bn.options,
-                         all_reduce);
-}
-
-int64_t convert_sync_batch_norm(torch::nn::Module& module, const AllReduceSum& all_reduce) {
-  auto shared = std::make_shared<const AllReduceSum>(all_reduce);
-  int64_t layers = 0;
-  for (auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* net = m->as<ResNetImpl>()) {
-      net->batch_norm_all_reduce = shared;
-      ++layers;
-    } else if (auto* block = m->as<ResidualBlockImpl>()) {
-      block->batch_norm_all_reduce = shared;
-      layers += block->options.bottleneck() ? 3 : 2;
-      if (!block->downsample.is_empty()) ++layers;
-    } else if (auto* head = m->as<SplitAndShareImpl>()) {
-      head->batch_norm_all_reduce = shared;
-      ++layers;
-    }
-  }
-  return layers;
 }
 
 }  // namespace splitshare::nn

@@ -55,7 +55,8 @@ Variant parse_variant(const std::string& name, int64_t splits) {
 
 std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model_options,
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
-                                       const TrainOptions& train, const data::Preprocess* preprocess_override) {
+                                       const TrainOptions& train, const RunContext& context,
+                                       const data::Preprocess* preprocess_override) {
   TORCH_CHECK(options.seeds() >= 1, "compare: --seeds must be at least 1, got ", options.seeds());
   TORCH_CHECK(!options.variants().empty(), "compare: no variants given");
   std::vector<Variant> variants;
@@ -73,7 +74,7 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
       if (std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")) {
         std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
                      static_cast<unsigned long long>(seed), dir.c_str());
-        auto loaded = load_checkpoint(dir + "/checkpoint.pt", train.device());
+        auto loaded = load_checkpoint(dir + "/checkpoint.pt", context.device());
         // A folder left by a run with other flags must not pass for this variant.
         const auto differences = model_differences(nn::ClassifierOptions(model_options).head(variant.head),
                                                    loaded.metadata.model);
@@ -93,14 +94,15 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
         metadata.classes = data.classes;
         metadata.preprocess = preprocess_override ? *preprocess_override : data.preprocess;
         metadata.extra["config"] = {{"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}};
-        fit(model, data, data_options.batch_size(),
-            TrainOptions(train).loss(variant.loss).out_dir(dir).label(variant.name + "/" + std::to_string(seed)),
+        const auto label = variant.name + "/" + std::to_string(seed);
+        fit(model, data, TrainOptions(train).loss(variant.loss),
+            RunContext(context).out_dir(dir).observer(options.progress() ? progress_printer(label) : FitObserver()),
             metadata);
       }
       vr.params = nn::count_parameters(*model);
       vr.head_params = nn::count_parameters(*model->head.ptr());
       vr.seeds.push_back(seed);
-      vr.runs.push_back(eval::evaluate(*model, *data.val, /*keep_probabilities=*/true, train.device()));
+      vr.runs.push_back(eval::evaluate(*model, *data.val, /*keep_probabilities=*/true, context.device()));
     }
     std::vector<double> top1, top5, oracle;
     for (const auto& r : vr.runs) {
@@ -171,6 +173,36 @@ nlohmann::json to_json(const std::vector<VariantResult>& results) {
                    {"runs", runs}});
   }
   return {{"variants", out}};
+}
+
+std::vector<VariantResult> variants_from_json(const nlohmann::json& j, const std::string& source) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto number_or_nan = [nan](const nlohmann::json& v) { return v.is_null() ? nan : v.get<double>(); };
+  std::vector<VariantResult> results;
+  try {
+    for (const auto& v : j.at("variants")) {
+      VariantResult r;
+      r.name = v.at("variant").get<std::string>();
+      r.params = v.at("params").get<int64_t>();
+      r.head_params = v.at("head_params").get<int64_t>();
+      r.seeds = v.at("seeds").get<std::vector<uint64_t>>();
+      r.top1_mean = v.at("top1_mean").get<double>();
+      r.top1_std = v.at("top1_std").get<double>();
+      r.top5_mean = v.at("top5_mean").get<double>();
+      r.top5_std = v.at("top5_std").get<double>();
+      r.head_top1_mean = v.at("head_top1_mean").get<std::vector<double>>();
+      r.oracle_mean = v.at("oracle_mean").get<double>();
+      r.ensemble_top1 = number_or_nan(v.at("ensemble_top1"));
+      r.ensemble_gain = number_or_nan(v.at("ensemble_gain"));
+      for (const auto& run : v.at("runs")) r.runs.push_back(eval::from_json(run));
+      TORCH_CHECK(r.runs.size() == r.seeds.size(), source, ": variant ", r.name, " lists ", r.seeds.size(),
+                  " seeds but ", r.runs.size(), " runs");
+      results.push_back(std::move(r));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, source, ": not a compare.json: ", e.what());
+  }
+  return results;
 }
 
 }  // namespace splitshare::train

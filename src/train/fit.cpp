@@ -1,9 +1,8 @@
-#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/nn/batch_norm.h>
 #include <splitshare/train/build_info.h>
 #include <splitshare/train/trainer.h>
 #include <splitshare/util/device.h>
 #include <splitshare/util/files.h>
-#include <splitshare/util/progress.h>
 
 #include "trainer_detail.h"
 
@@ -11,7 +10,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -62,12 +60,13 @@ void set_cpu_rng_state(const torch::Tensor& state) {
 // One call of fit: the parts of a run, each with a name, and what they share.
 class FitRun {
  public:
-  FitRun(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
+  FitRun(nn::Classifier model, data::DataBundle& data, const TrainOptions& options, const RunContext& context,
          CheckpointMetadata metadata)
-      : model_(std::move(model)), data_(data), batch_size_(batch_size), options_(options),
-        metadata_(std::move(metadata)), dist_(options.distributed()), world_(dist_ ? dist_->world_size() : 1),
-        out_(!dist_ || dist_->is_main() ? options.out_dir() : std::string()),
-        progress_(options.progress() && (!dist_ || dist_->is_main())),
+      : model_(std::move(model)), data_(data), batch_size_(options.batch_size()), options_(options),
+        context_(context), metadata_(std::move(metadata)), dist_(context.distributed()),
+        world_(dist_ ? dist_->world_size() : 1), main_(!dist_ || dist_->is_main()),
+        out_(main_ ? context.out_dir() : std::string()),
+        observer_(main_ ? context.observer() : FitObserver()),
         scaler_(GradScalerOptions().enabled(options.precision() == Precision::kFloat16)) {}
 
   TrainResult run() {
@@ -97,12 +96,12 @@ class FitRun {
   // Every rank reads the checkpoint itself (before the first collective, so rank 0 cannot
   // be overwriting it yet).
   void read_resume_source() {
-    if (!options_.resume_from().empty()) {
-      const auto& path = options_.resume_from();
+    if (!context_.resume_from().empty()) {
+      const auto& path = context_.resume_from();
       resumed_ = read_training_state(path);
       TORCH_CHECK(resumed_, path, ": holds no training state (best.pt, an import, or a checkpoint of an older "
                   "version); start a new run from its weights with --init instead");
-      detail::check_resumable(*resumed_, options_, batch_size_, path);
+      detail::check_resumable(*resumed_, options_, path);
       auto mismatch = nn::load_state(*model_, read_archive_tensors(path));
       TORCH_CHECK(mismatch.ok(), path, ": tensors do not match the model being resumed:\n", mismatch.describe());
     }
@@ -114,7 +113,7 @@ class FitRun {
 
   // The model on its device and layout, distribution applied, the optimizer and its schedule.
   void set_up() {
-    model_->to(options_.device());
+    model_->to(context_.device());
     if (options_.channels_last()) to_channels_last(*model_);
     if (dist_) dist_->broadcast_module(*model_);
     if (dist_ && options_.sync_batch_norm() && dist_->world_size() > 1) {
@@ -143,7 +142,7 @@ class FitRun {
   // Where the checkpoint stopped: optimizer, random state, loss scaler, history, metrics.jsonl.
   void restore() {
     const auto& r = *resumed_;
-    detail::restore_momentum(*model_, *optimizer_, r.momentum, options_.resume_from());
+    detail::restore_momentum(*model_, *optimizer_, r.momentum, context_.resume_from());
     if (r.cpu_rng.numel() > 0) set_cpu_rng_state(r.cpu_rng);
     state_.epoch = r.epoch;
     state_.consumed = r.consumed;
@@ -152,8 +151,8 @@ class FitRun {
     state_.history = r.history;
     state_.epoch_progress = r.epoch_progress;
     state_.seconds = r.seconds;
-    scaler_.load_state(r.amp, options_.resume_from());
-    for (const auto& line : state_.history) result_.history.push_back(detail::record_from_json(line));
+    scaler_.load_state(r.amp, context_.resume_from());
+    for (const auto& line : state_.history) result_.history.push_back(epoch_record_from_json(line));
     result_.best_top1 = r.best_top1;
     result_.best_epoch = r.best_epoch;
     if (!out_.empty()) {
@@ -162,12 +161,9 @@ class FitRun {
       for (const auto& line : state_.history) lines += line.dump() + "\n";
       util::write_file_atomic(out_ + "/metrics.jsonl", lines);
     }
-    if (progress_) {
-      std::fprintf(stderr, "%s: resuming %s at epoch %lld step %lld (%lld samples of the epoch done, world size %lld -> %lld)\n",
-                   options_.label().c_str(), options_.resume_from().c_str(), static_cast<long long>(state_.epoch + 1),
-                   static_cast<long long>(state_.step), static_cast<long long>(state_.consumed),
-                   static_cast<long long>(r.world_size), static_cast<long long>(world_));
-    }
+    note("resuming " + context_.resume_from() + " at epoch " + std::to_string(state_.epoch + 1) + " step " +
+         std::to_string(state_.step) + " (" + std::to_string(state_.consumed) + " samples of the epoch done, world size " +
+         std::to_string(r.world_size) + " -> " + std::to_string(world_) + ")");
   }
 
   void save_checkpoint_pt() {
@@ -202,13 +198,13 @@ class FitRun {
         schedule_, epoch + static_cast<double>(state_.consumed) / static_cast<double>(positions_per_epoch));
     set_lr(lr);
     record.lr = lr;
-    auto images = util::to_device(batch.images, options_.device());
-    auto labels = util::to_device(batch.labels, options_.device());
+    auto images = util::to_device(batch.images, context_.device());
+    auto labels = util::to_device(batch.labels, context_.device());
     if (options_.channels_last()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
     nn::HeadOutput output;
     torch::Tensor loss;
     {
-      AutocastGuard autocast(options_.device(), options_.precision());
+      AutocastGuard autocast(context_.device(), options_.precision());
       output = model_->forward(images);
       loss = nn::head_loss(output, labels, options_.loss());
     }
@@ -237,8 +233,8 @@ class FitRun {
   // A stop request (agreed by every rank) or --checkpoint-every: checkpoint mid-epoch.
   // Returns the stop signal, or 0.
   int maybe_checkpoint(int64_t epoch, const EpochRecord& record, const EpochTotals& totals) {
-    const int stop = options_.stop_requested() ? detail::agree_on_stop(options_.stop_requested()(), dist_) : 0;
-    const bool periodic = options_.checkpoint_every() > 0 && state_.global_step % options_.checkpoint_every() == 0;
+    const int stop = context_.stop_requested() ? detail::agree_on_stop(context_.stop_requested()(), dist_) : 0;
+    const bool periodic = context_.checkpoint_every() > 0 && state_.global_step % context_.checkpoint_every() == 0;
     if (stop || periodic) {
       state_.epoch = epoch;
       state_.seconds = elapsed();
@@ -246,6 +242,26 @@ class FitRun {
       save_checkpoint_pt();
     }
     return stop;
+  }
+
+  void note(const std::string& text) const {
+    if (observer_.on_note) observer_.on_note(text);
+  }
+
+  void report_step(int64_t epoch, int64_t step, const EpochRecord& record, const EpochTotals& totals, double seconds,
+                   bool last) const {
+    if (!observer_.on_step) return;
+    StepReport report;
+    report.epoch = epoch + 1;
+    report.epochs = options_.epochs();
+    report.step = step;
+    report.steps = steps_per_epoch_;
+    report.loss = totals.loss_sum / static_cast<double>(std::max<int64_t>(totals.seen, 1));
+    report.top1 = static_cast<double>(totals.correct) / static_cast<double>(std::max<int64_t>(totals.seen, 1));
+    report.images_per_second = static_cast<double>(totals.seen) / std::max(1e-9, seconds);
+    report.data_fraction = record.data_seconds / std::max(1e-9, record.data_seconds + record.compute_seconds);
+    report.last = last;
+    observer_.on_step(report);
   }
 
   // The steps of one epoch (from where a resumed run stopped). False when a stop request ended it.
@@ -256,12 +272,8 @@ class FitRun {
     resume_epoch_totals(record, totals);
     const int64_t positions_per_step = batch_size_ * world_;
     int64_t step = state_.consumed / positions_per_step;
-    util::ProgressBar bar(options_.label() + " epoch " + std::to_string(epoch + 1) + "/" +
-                              std::to_string(options_.epochs()),
-                          steps_per_epoch_, progress_);
     const auto epoch_start = Clock::now();
     auto wait_start = Clock::now();
-    char status[160] = "";
     while (auto batch = data_.train->next()) {
       record.data_seconds += seconds_since(wait_start);
       const auto compute_start = Clock::now();
@@ -270,13 +282,9 @@ class FitRun {
       ++state_.global_step;
       state_.consumed += positions_per_step;
       record.compute_seconds += seconds_since(compute_start);
-      std::snprintf(status, sizeof status, "loss %.4f acc %.2f%% %.0f img/s (data %.0f%%)",
-                    totals.loss_sum / totals.seen, 100.0 * totals.correct / totals.seen,
-                    totals.seen / seconds_since(epoch_start),
-                    100.0 * record.data_seconds / std::max(1e-9, record.data_seconds + record.compute_seconds));
-      bar.update(step, status);
-      if (const int stop = maybe_checkpoint(epoch, record, totals)) {
-        bar.finish(status);
+      const int stop = maybe_checkpoint(epoch, record, totals);
+      report_step(epoch, step, record, totals, seconds_since(epoch_start), stop != 0 || step == steps_per_epoch_);
+      if (stop) {
         result_.stopped_by = stop;
         result_.stopped_epoch = epoch + 1;
         result_.stopped_step = step;
@@ -285,23 +293,12 @@ class FitRun {
       }
       wait_start = Clock::now();
     }
-    bar.finish(status);
+    // A stream that ended early still closes the epoch's progress.
+    if (step != steps_per_epoch_) report_step(epoch, step, record, totals, seconds_since(epoch_start), true);
     record.train_loss = totals.seen ? totals.loss_sum / totals.seen : 0.0;
     record.train_top1 = totals.seen ? static_cast<double>(totals.correct) / totals.seen : 0.0;
     record.images_per_second = totals.seen / std::max(1e-9, record.data_seconds + record.compute_seconds);
     return true;
-  }
-
-  void print_validation(int64_t epoch, const EpochRecord& record) const {
-    if (!progress_) return;
-    std::fprintf(stderr, "%s epoch %lld: val top1 %.2f%% top5 %.2f%% loss %.4f", options_.label().c_str(),
-                 static_cast<long long>(epoch + 1), 100 * record.val.top1, 100 * record.val.top5, record.val.loss);
-    if (record.val.head_top1.size() > 1) {
-      std::fprintf(stderr, " heads");
-      for (auto h : record.val.head_top1) std::fprintf(stderr, " %.2f", 100 * h);
-      std::fprintf(stderr, " oracle %.2f%%", 100 * record.val.oracle);
-    }
-    std::fprintf(stderr, "\n");
   }
 
   // Evaluate, keep the best, and write best.pt, checkpoint.pt and a metrics.jsonl line.
@@ -311,8 +308,8 @@ class FitRun {
       auto dist = dist_;
       reduce = [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); };
     }
-    record.val = eval::evaluate(*model_, *data_.val, false, options_.device(), reduce);
-    print_validation(epoch, record);
+    record.val = eval::evaluate(*model_, *data_.val, false, context_.device(), reduce);
+    if (observer_.on_epoch) observer_.on_epoch(record);
     const bool best = record.val.top1 > result_.best_top1 || epoch == 0;
     if (best) {
       result_.best_top1 = record.val.top1;
@@ -337,26 +334,29 @@ class FitRun {
 
   void write_summary() const {
     if (out_.empty()) return;
-    nlohmann::json summary = {{"best_top1", result_.best_top1},
-                              {"best_epoch", result_.best_epoch},
-                              {"seconds", result_.seconds},
-                              {"params", nn::count_parameters(*model_)},
-                              {"head_params", nn::count_parameters(*model_->head.ptr())},
-                              {"final", to_json(result_.history.back())},
-                              {"model", to_json(metadata_)},
-                              {"build", to_json(build_info())}};
-    util::write_file_atomic(out_ + "/summary.json", summary.dump(2) + "\n");
+    RunSummary summary;
+    summary.best_top1 = result_.best_top1;
+    summary.best_epoch = result_.best_epoch;
+    summary.seconds = result_.seconds;
+    summary.params = nn::count_parameters(*model_);
+    summary.head_params = nn::count_parameters(*model_->head.ptr());
+    summary.last = result_.history.back();
+    summary.model = metadata_;
+    summary.build = to_json(build_info());
+    util::write_file_atomic(out_ + "/summary.json", to_json(summary).dump(2) + "\n");
   }
 
   nn::Classifier model_;
   data::DataBundle& data_;
   const int64_t batch_size_;
   const TrainOptions& options_;
+  const RunContext& context_;
   CheckpointMetadata metadata_;
   const std::shared_ptr<Distributed> dist_;
   const int64_t world_;
+  const bool main_;
   const std::string out_;  // empty on ranks other than 0: they write nothing
-  const bool progress_;
+  const FitObserver observer_;  // empty on ranks other than 0: they report nothing
   int64_t steps_per_epoch_ = 0;
   std::optional<TrainingState> resumed_;
   ScheduleOptions schedule_;
@@ -373,12 +373,16 @@ class FitRun {
 
 }  // namespace
 
-TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
+TrainResult fit(nn::Classifier model, data::DataBundle& data, const TrainOptions& options, const RunContext& context,
                 CheckpointMetadata metadata) {
   TORCH_CHECK(options.epochs() >= 1, "epochs must be at least 1, got ", options.epochs());
+  TORCH_CHECK(options.batch_size() >= 1, "batch_size must be at least 1, got ", options.batch_size());
   TORCH_CHECK(data.train && data.val, "fit: the data bundle has no training or validation stream");
-  TORCH_CHECK(options.checkpoint_every() >= 0, "checkpoint_every must be >= 0, got ", options.checkpoint_every());
-  return FitRun(std::move(model), data, batch_size, options, std::move(metadata)).run();
+  const auto stream_batch = data.train->batch_size();
+  TORCH_CHECK(stream_batch == 0 || stream_batch == options.batch_size(), "fit: the training stream delivers batches of ",
+              stream_batch, " but TrainOptions::batch_size is ", options.batch_size(), "; give both the same value");
+  TORCH_CHECK(context.checkpoint_every() >= 0, "checkpoint_every must be >= 0, got ", context.checkpoint_every());
+  return FitRun(std::move(model), data, options, context, std::move(metadata)).run();
 }
 
 }  // namespace splitshare::train

@@ -3,8 +3,10 @@
 #include "trainer_detail.h"
 
 #include <splitshare/util/files.h>
+#include <splitshare/util/progress.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -90,24 +92,11 @@ void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
               " momentum buffers name no parameter of the model");
 }
 
-EpochRecord record_from_json(const nlohmann::json& j) {
-  EpochRecord r;
-  r.epoch = j.at("epoch").get<int64_t>();
-  r.lr = j.at("lr").get<double>();
-  r.train_loss = j.at("train_loss").get<double>();
-  r.train_top1 = j.at("train_top1").get<double>();
-  r.images_per_second = j.at("images_per_second").get<double>();
-  r.data_seconds = j.at("data_seconds").get<double>();
-  r.compute_seconds = j.at("compute_seconds").get<double>();
-  r.val = eval::from_json(j.at("val"));
-  return r;
-}
 
 // Refuses to continue a run under different settings (except a longer one).
-void check_resumable(const TrainingState& state, const TrainOptions& options, int64_t batch_size,
-                     const std::string& path) {
-  TORCH_CHECK(state.batch_size == batch_size, path, ": the run used batch size ", state.batch_size, ", not ",
-              batch_size, "; resume with the same batch size");
+void check_resumable(const TrainingState& state, const TrainOptions& options, const std::string& path) {
+  TORCH_CHECK(state.batch_size == options.batch_size(), path, ": the run used batch size ", state.batch_size, ", not ",
+              options.batch_size(), "; resume with the same batch size");
   const auto saved = state.config.value("train", nlohmann::json::object());
   const auto given = to_json(options);
   std::string differences;
@@ -148,7 +137,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"freeze_backbone", o.freeze_backbone()},
           {"channels_last", o.channels_last()},
           {"precision", to_string(o.precision())},
-          {"sync_batch_norm", o.sync_batch_norm()}};
+          {"sync_batch_norm", o.sync_batch_norm()},
+          {"batch_size", o.batch_size()}};
 }
 
 nlohmann::json to_json(const EpochRecord& r) {
@@ -160,6 +150,76 @@ nlohmann::json to_json(const EpochRecord& r) {
           {"data_seconds", r.data_seconds},
           {"compute_seconds", r.compute_seconds},
           {"val", eval::to_json(r.val)}};
+}
+
+FitObserver progress_printer(const std::string& label) {
+  // One bar per epoch, opened by the epoch's first report and closed by its last.
+  auto bar = std::make_shared<std::unique_ptr<util::ProgressBar>>();
+  FitObserver observer;
+  observer.on_step = [label, bar](const StepReport& r) {
+    if (!*bar) {
+      *bar = std::make_unique<util::ProgressBar>(
+          label + " epoch " + std::to_string(r.epoch) + "/" + std::to_string(r.epochs), r.steps);
+    }
+    char status[160];
+    std::snprintf(status, sizeof status, "loss %.4f acc %.2f%% %.0f img/s (data %.0f%%)", r.loss, 100.0 * r.top1,
+                  r.images_per_second, 100.0 * r.data_fraction);
+    if (r.last) {
+      (*bar)->finish(status);
+      bar->reset();
+    } else {
+      (*bar)->update(r.step, status);
+    }
+  };
+  observer.on_epoch = [label](const EpochRecord& r) {
+    std::fprintf(stderr, "%s epoch %lld: val top1 %.2f%% top5 %.2f%% loss %.4f", label.c_str(),
+                 static_cast<long long>(r.epoch), 100 * r.val.top1, 100 * r.val.top5, r.val.loss);
+    if (r.val.head_top1.size() > 1) {
+      std::fprintf(stderr, " heads");
+      for (auto h : r.val.head_top1) std::fprintf(stderr, " %.2f", 100 * h);
+      std::fprintf(stderr, " oracle %.2f%%", 100 * r.val.oracle);
+    }
+    std::fprintf(stderr, "\n");
+  };
+  observer.on_note = [label](const std::string& text) { std::fprintf(stderr, "%s: %s\n", label.c_str(), text.c_str()); };
+  return observer;
+}
+
+EpochRecord epoch_record_from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.lr = j.at("lr").get<double>();
+  r.train_loss = j.at("train_loss").get<double>();
+  r.train_top1 = j.at("train_top1").get<double>();
+  r.images_per_second = j.at("images_per_second").get<double>();
+  r.data_seconds = j.at("data_seconds").get<double>();
+  r.compute_seconds = j.at("compute_seconds").get<double>();
+  r.val = eval::from_json(j.at("val"));
+  return r;
+}
+
+nlohmann::json to_json(const RunSummary& s) {
+  return {{"best_top1", s.best_top1},   {"best_epoch", s.best_epoch}, {"seconds", s.seconds},
+          {"params", s.params},         {"head_params", s.head_params}, {"final", to_json(s.last)},
+          {"model", to_json(s.model)}, {"build", s.build}};
+}
+
+RunSummary summary_from_json(const nlohmann::json& j, const std::string& source) {
+  TORCH_CHECK(j.is_object(), source, ": not a JSON object");
+  RunSummary s;
+  try {
+    s.best_top1 = j.at("best_top1").get<double>();
+    s.best_epoch = j.at("best_epoch").get<int64_t>();
+    s.seconds = j.at("seconds").get<double>();
+    s.params = j.at("params").get<int64_t>();
+    s.head_params = j.at("head_params").get<int64_t>();
+    s.last = epoch_record_from_json(j.at("final"));
+    s.build = j.value("build", nlohmann::json::object());
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, source, ": not a run summary: ", e.what());
+  }
+  s.model = metadata_from_json(j.at("model"), source + " (model)");
+  return s;
 }
 
 void to_channels_last(torch::nn::Module& module) {

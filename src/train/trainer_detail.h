@@ -35,12 +35,9 @@ std::map<std::string, torch::Tensor> momentum_by_name(nn::ClassifierImpl& model,
 void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
                       const std::map<std::string, torch::Tensor>& momentum, const std::string& source);
 
-/// The inverse of to_json(EpochRecord).
-EpochRecord record_from_json(const nlohmann::json& json);
 
 /// Refuses to continue a run under different settings (except a longer one).
-void check_resumable(const TrainingState& state, const TrainOptions& options, int64_t batch_size,
-                     const std::string& path);
+void check_resumable(const TrainingState& state, const TrainOptions& options, const std::string& path);
 
 /// All ranks stop at the same step: the first non-zero request wins everywhere.
 int agree_on_stop(int request, const std::shared_ptr<Distributed>& dist);

@@ -1,6 +1,7 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/explain/run_figures.h>
 #include <splitshare/report/html.h>
 #include <splitshare/train/compare.h>
 
@@ -43,11 +44,12 @@ int run_compare(int argc, char** argv) {
   if (!args) return 0;
   configure_threads(*args);
   auto train = train_options(*args);
+  auto context = run_context(*args);
   const auto preset = (*args)["preset"].as<std::string>();
   TORCH_CHECK(preset == "none" || preset == "paper-small", "--preset: unknown preset '", preset,
               "'; expected paper-small");
   const bool paper = preset == "paper-small";
-  if (paper && !args->count("out")) train.out_dir("runs/paper-small");
+  if (paper && !args->count("out")) context.out_dir("runs/paper-small");
   auto data_opts = data_options(*args);
   auto spec = data_spec(*args);
   // Class count, channels and image kind come from the data; open it once to learn them.
@@ -60,12 +62,13 @@ int run_compare(int argc, char** argv) {
                      .seeds(paper && !args->count("seeds") ? kPaperSeeds : (*args)["seeds"].as<int64_t>())
                      .seed(data_opts.seed())
                      .splits(model.head().splits())
-                     .out_dir(train.out_dir());
-  auto results = train::run_compare(compare, model, spec, data_opts, train);
+                     .out_dir(context.out_dir())
+                     .progress(args->count("no-progress") == 0);
+  auto results = train::run_compare(compare, model, spec, data_opts, train, context);
   try {
     auto bundle = data::open_data(spec, data_opts);
-    report::write_compare_figures(train.out_dir(), results, bundle);
-    std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
+    explain::write_compare_figures(context.out_dir(), results, bundle);
+    std::fprintf(stderr, "report: %s\n", report::write_report(context.out_dir()).c_str());
   } catch (const c10::Error& e) {  // the runs succeeded; the report is a by-product
     std::fprintf(stderr, "splitshare compare: warning: report not written: %s\n", e.what_without_backtrace());
   }
@@ -76,7 +79,7 @@ int run_compare(int argc, char** argv) {
                 model.arch().c_str(), (*args)["data"].as<std::string>().c_str(),
                 static_cast<long long>(train.epochs()), static_cast<unsigned long long>(data_opts.seed()),
                 static_cast<unsigned long long>(data_opts.seed() + compare.seeds() - 1),
-                train::format_compare_table(results).c_str(), train.out_dir().c_str());
+                train::format_compare_table(results).c_str(), context.out_dir().c_str());
   }
   return 0;
 }

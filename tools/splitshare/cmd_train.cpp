@@ -1,6 +1,7 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/explain/run_figures.h>
 #include <splitshare/report/html.h>
 #include <splitshare/train/build_info.h>
 #include <splitshare/train/trainer.h>
@@ -64,10 +65,10 @@ cxxopts::ParseResult resume_arguments(cxxopts::Options& options, const cxxopts::
 
 // Joins the process group of a torchrun/SLURM/launch job: this rank's device, the collectives'
 // backend, and its shard of the data.
-void join_job(train::DistributedOptions& job, train::Backend backend, train::TrainOptions& train,
+void join_job(train::DistributedOptions& job, train::Backend backend, train::RunContext& context,
               data::DataOptions& data_opts) {
-  train.device(util::device_for_rank(train.device(), job.local_rank()));
-  train.distributed(train::Distributed::connect(job.backend(backend).device(train.device())));
+  context.device(util::device_for_rank(context.device(), job.local_rank()));
+  context.distributed(train::Distributed::connect(job.backend(backend).device(context.device())));
   data_opts.rank(job.rank()).world_size(job.world_size());
   if (job.rank() == 0) {
     std::fprintf(stderr, "splitshare train: rank 0 of %lld (%s, rendezvous %s:%lld)\n",
@@ -78,11 +79,11 @@ void join_job(train::DistributedOptions& job, train::Backend backend, train::Tra
 
 // The model to train: the resumed run's architecture (fit loads its tensors), --init's
 // weights, or a fresh one from the model options and the data.
-nn::Classifier build_model(const cxxopts::ParseResult& args, const train::TrainOptions& train,
+nn::Classifier build_model(const cxxopts::ParseResult& args, const train::RunContext& context,
                            const data::DataBundle& bundle, nn::ClassifierOptions& model_opts) {
   const auto classes = static_cast<int64_t>(bundle.classes.size());
-  if (!train.resume_from().empty()) {
-    model_opts = train::read_checkpoint_metadata(train.resume_from()).model;
+  if (!context.resume_from().empty()) {
+    model_opts = train::read_checkpoint_metadata(context.resume_from()).model;
     return nn::make_classifier(model_opts);
   }
   if (args.count("init")) return init_model(args, classes, bundle.preprocess.channels, model_opts);
@@ -108,14 +109,14 @@ nlohmann::json run_config(const cxxopts::ParseResult& args, const train::TrainOp
 }
 
 void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& model, const data::DataBundle& bundle,
-                 const train::TrainOptions& train, int threads) {
+                 const train::TrainOptions& train, const train::RunContext& context, int threads) {
   std::fprintf(stderr, "splitshare train: %s\n", train::to_string(train::build_info()).c_str());
   std::fprintf(stderr, "splitshare train: %s + %s head, %lld classes, %lld params, %lld training samples, %d threads\n",
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(model)),
                static_cast<long long>(bundle.train->size()), threads);
-  if (!train.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
-    std::fprintf(stderr, "splitshare train: device %s, %s%s\n", train.device().str().c_str(),
+  if (!context.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
+    std::fprintf(stderr, "splitshare train: device %s, %s%s\n", context.device().str().c_str(),
                  train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
   }
 }
@@ -123,28 +124,28 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
 // Rank 0 after fit: how to resume an interrupted run, or the final figures and the report.
 // Returns the exit status.
 int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::DataBundle& bundle,
-           const train::TrainOptions& train) {
+           const std::string& out_dir) {
   if (result.stopped_by) {
-    if (train.out_dir().empty()) {
+    if (out_dir.empty()) {
       std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld (no --out, so no checkpoint)\n",
                    static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step));
     } else {
       std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld; checkpoint %s/checkpoint.pt; "
                    "resume with: splitshare train --resume %s\n",
                    static_cast<long long>(result.stopped_epoch), static_cast<long long>(result.stopped_step),
-                   train.out_dir().c_str(), train.out_dir().c_str());
+                   out_dir.c_str(), out_dir.c_str());
     }
     return 128 + result.stopped_by;
   }
   const auto& last = result.history.back();
   std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
               100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
-              train.out_dir().c_str());
-  if (train.out_dir().empty()) return 0;
+              out_dir.c_str());
+  if (out_dir.empty()) return 0;
   model.to(torch::kCPU);  // the report runs on the CPU
   try {
-    report::write_gradcam_figure(model, bundle, train.out_dir());
-    std::fprintf(stderr, "report: %s\n", report::write_report(train.out_dir()).c_str());
+    explain::write_gradcam_figure(model, bundle, out_dir);
+    std::fprintf(stderr, "report: %s\n", report::write_report(out_dir).c_str());
   } catch (const c10::Error& e) {  // the run itself succeeded; the report is a by-product
     std::fprintf(stderr, "splitshare train: warning: report not written: %s\n", e.what_without_backtrace());
   }
@@ -182,25 +183,26 @@ int run_train(int argc, char** argv) {
   const int threads = configure_threads(*args, job ? job->local_world_size() : 1);
   auto train = train_options(*args);
   apply_finetune_options(*args, train);
+  auto context = run_context(*args);
   TORCH_CHECK((*args)["checkpoint-every"].as<int64_t>() >= 0, "--checkpoint-every must be >= 0");
-  train.checkpoint_every((*args)["checkpoint-every"].as<int64_t>())
+  context.checkpoint_every((*args)["checkpoint-every"].as<int64_t>())
       .stop_requested([&signals] { return signals.pending(); });
-  if (!resume_dir.empty()) train.resume_from(resume_dir + "/checkpoint.pt");
+  if (!resume_dir.empty()) context.resume_from(resume_dir + "/checkpoint.pt");
   auto data_opts = data_options(*args);
   // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
-  const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), train.device());
-  if (job) join_job(*job, backend, train, data_opts);
+  const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), context.device());
+  if (job) join_job(*job, backend, context, data_opts);
   auto bundle = data::open_data(data_spec(*args), data_opts);
   torch::manual_seed(data_opts.seed());
   nn::ClassifierOptions model_opts;
-  auto model = build_model(*args, train, bundle, model_opts);
+  auto model = build_model(*args, context, bundle, model_opts);
   auto metadata = fresh_metadata(model_opts, bundle);
   metadata.extra["config"] = run_config(*args, train, data_opts, threads);
   const bool main_rank = !job || job->rank() == 0;
-  if (main_rank) print_start(model_opts, *model, bundle, train, threads);
-  const auto result = train::fit(model, bundle, data_opts.batch_size(), train, metadata);
+  if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
+  const auto result = train::fit(model, bundle, train, context, metadata);
   if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;
-  return finish(result, *model, bundle, train);
+  return finish(result, *model, bundle, context.out_dir());
 }
 
 }  // namespace splitshare::cli

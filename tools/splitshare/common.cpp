@@ -136,10 +136,10 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
       ("no-channels-last", "keep NCHW layout")
       ("channels-last", "channels-last layout of weights and batches (the default)")
       ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
-       cxxopts::value<std::string>()->default_value(o.device().str()))
+       cxxopts::value<std::string>()->default_value(train::RunContext().device().str()))
       ("amp", "mixed precision: bf16 autocast, or fp16 autocast with loss scaling (CUDA); --amp alone = bf16",
        cxxopts::value<std::string>()->default_value(train::to_string(o.precision()))->implicit_value("bf16"))
-      ("sync-bn", "distributed: BatchNorm statistics of the global batch (backbone BatchNorm2d layers)")
+      ("sync-bn", "distributed: BatchNorm statistics of the global batch (every norm layer, backbone and SSM head)")
       ("no-overlap", "distributed: all-reduce the gradients after backward instead of during it")
       ("no-progress", "no progress bar");
 }
@@ -159,12 +159,12 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   std::vector<int64_t> milestones;
   if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
   for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
-  const auto device = util::parse_device(args["device"].as<std::string>());
   const auto precision = train::parse_precision(args["amp"].as<std::string>());
-  TORCH_CHECK(precision != train::Precision::kFloat16 || device.is_cuda(),
+  TORCH_CHECK(precision != train::Precision::kFloat16 || util::parse_device(args["device"].as<std::string>()).is_cuda(),
               "--amp fp16 needs --device cuda (float16 with loss scaling is a GPU recipe); use --amp bf16 on the CPU");
   return train::TrainOptions()
       .epochs(epochs)
+      .batch_size(data_options(args).batch_size())
       .lr(lr)
       .momentum(args["momentum"].as<double>())
       .weight_decay(wd)
@@ -173,13 +173,17 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .schedule(train::parse_schedule_kind(args["schedule"].as<std::string>()))
       .milestones(milestones)
       .warmup_epochs(warmup)
-      .out_dir(args["out"].as<std::string>())
       .channels_last(args.count("no-channels-last") == 0)
-      .device(device)
       .precision(precision)
       .sync_batch_norm(args.count("sync-bn") > 0)
-      .overlap_gradients(args.count("no-overlap") == 0)
-      .progress(args.count("no-progress") == 0);
+      .overlap_gradients(args.count("no-overlap") == 0);
+}
+
+train::RunContext run_context(const cxxopts::ParseResult& args) {
+  return train::RunContext()
+      .out_dir(args["out"].as<std::string>())
+      .device(util::parse_device(args["device"].as<std::string>()))
+      .observer(args.count("no-progress") ? train::FitObserver() : train::progress_printer("train"));
 }
 
 void add_finetune_options(cxxopts::Options& options) {

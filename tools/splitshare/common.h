@@ -32,7 +32,10 @@ struct TrainDefaults {
   train::TrainOptions options;
 };
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
+/// The hyper-parameters the training flags give (--batch-size from the data flags).
 train::TrainOptions train_options(const cxxopts::ParseResult& args);
+/// The run's context the training flags give: --out, --device, --no-progress.
+train::RunContext run_context(const cxxopts::ParseResult& args);
 
 /// Registers --init, --freeze-backbone, --head-lr (fine-tuning; `train` only).
 void add_finetune_options(cxxopts::Options& options);

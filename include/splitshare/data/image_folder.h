@@ -99,6 +99,7 @@ class ImageFolderLoader : public BatchStream {
 
   int64_t size() const override;
   int64_t batches_per_epoch() const override;
+  int64_t batch_size() const override;
   void reset(int64_t epoch) override;
   void reset_at(int64_t epoch, int64_t consumed) override;
   std::optional<Batch> next() override;

@@ -9,6 +9,9 @@
 
 namespace splitshare::data {
 
+/// The training batch size when none is given (loaders, data and training options).
+inline constexpr int64_t kDefaultBatchSize = 128;
+
 /// One mini-batch as the model consumes it.
 struct Batch {
   /// float32 [B, C, H, W], normalised.
@@ -21,7 +24,7 @@ struct Batch {
 
 /// How a loader walks a dataset.
 struct LoaderOptions {
-  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(int64_t, batch_size) = kDefaultBatchSize;
   /// Reshuffle every epoch (from `seed` and the epoch number).
   TORCH_ARG(bool, shuffle) = false;
   /// Drop the last incomplete batch (training).
@@ -55,6 +58,8 @@ class BatchStream {
   virtual int64_t size() const = 0;
   /// Batches per epoch (respects drop_last).
   virtual int64_t batches_per_epoch() const = 0;
+  /// Samples per full batch; 0 = not stated (the trainer then cannot check it).
+  virtual int64_t batch_size() const { return 0; }
   /// Starts epoch `epoch` (reshuffles when shuffling). Must be called before next().
   virtual void reset(int64_t epoch) = 0;
   /// Starts epoch `epoch` part-way, for resuming a run: the first `consumed` positions of

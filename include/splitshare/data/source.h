@@ -25,7 +25,7 @@ DataSpec parse_data_spec(const std::string& text);
 
 /// Settings shared by every dataset kind.
 struct DataOptions {
-  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(int64_t, batch_size) = kDefaultBatchSize;
   TORCH_ARG(int64_t, eval_batch_size) = 256;
   TORCH_ARG(uint64_t, seed) = 0;
   /// Image decoding threads for image folders (0 = the thread that takes the batches).

@@ -62,7 +62,7 @@ class InferenceModel {
 
  private:
   torch::Tensor conv(const Conv& c, const torch::Tensor& x) const;
-  Conv fold(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn) const;
+  Conv fold(torch::nn::Conv2dImpl& conv, BatchNormImpl& bn) const;
 
   InferenceOptions options_;
   bool mkldnn_ = false;

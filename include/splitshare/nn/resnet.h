@@ -1,6 +1,6 @@
 #pragma once
 
-#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/nn/batch_norm.h>
 
 #include <torch/torch.h>
 
@@ -46,10 +46,8 @@ class ResidualBlockImpl : public torch::nn::Cloneable<ResidualBlockImpl> {
 
   ResidualBlockOptions options;
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  BatchNorm bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
-  /// Set by convert_sync_batch_norm: the norms use the statistics of the global batch.
-  std::shared_ptr<const AllReduceSum> batch_norm_all_reduce;
 };
 TORCH_MODULE(ResidualBlock);
 
@@ -97,10 +95,8 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
 
   ResNetOptions options;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
-  /// Set by convert_sync_batch_norm: the stem's norm uses the statistics of the global batch.
-  std::shared_ptr<const AllReduceSum> batch_norm_all_reduce;
 };
 TORCH_MODULE(ResNet);
 

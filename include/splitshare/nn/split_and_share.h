@@ -1,7 +1,7 @@
 #pragma once
 
 #include <splitshare/nn/matmul.h>
-#include <splitshare/nn/sync_batch_norm.h>
+#include <splitshare/nn/batch_norm.h>
 
 #include <torch/torch.h>
 
@@ -64,13 +64,12 @@ class SplitAndShareImpl : public torch::nn::Cloneable<SplitAndShareImpl> {
   int64_t split_width() const { return options.in_features() / options.splits(); }
   /// Whether sub-classifier i has BatchNorm+ReLU.
   bool has_norm(int64_t i) const { return !(options.last_plain() && i == options.splits() - 1); }
+  /// Sub-classifier i's norm layer (i must have one).
+  BatchNormImpl& norm(int64_t i) { return *bn[i]->as<BatchNormImpl>(); }
 
   SplitAndShareOptions options;
   torch::nn::ModuleList bn{nullptr};
   torch::nn::ModuleList fc{nullptr};
-  /// Set by convert_sync_batch_norm: the (fused) forward normalises with the statistics of
-  /// the global batch.
-  std::shared_ptr<const AllReduceSum> batch_norm_all_reduce;
 
  private:
   HeadOutput forward_fused(const torch::Tensor& features);

@@ -31,40 +31,4 @@ struct GlobalMoments {
 };
 GlobalMoments global_moments(const torch::Tensor& x, const std::shared_ptr<const AllReduceSum>& all_reduce);
 
-/// BatchNorm2d with synchronised statistics in training (sync_batch_norm); plain batch
-/// norm on the running statistics in evaluation. Options and parameter/buffer names are
-/// BatchNorm2d's (weight, bias, running_mean, running_var, num_batches_tracked), so its
-/// state loads into and from a BatchNorm2d.
-///
-/// ```
-/// SyncBatchNorm bn(torch::nn::BatchNormOptions(64),
-///                  [&](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
-/// ```
-class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
- public:
-  SyncBatchNormImpl(torch::nn::BatchNormOptions options, AllReduceSum all_reduce);
-  void reset() override;
-
-  /// input [N, C, H, W] (any memory format) -> [N, C, H, W].
-  torch::Tensor forward(const torch::Tensor& input);
-
-  torch::nn::BatchNormOptions options;
-  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
-  /// The collective (shared with the autograd graph of each forward).
-  std::shared_ptr<const AllReduceSum> all_reduce;
-};
-TORCH_MODULE(SyncBatchNorm);
-
-/// `bn`'s forward; in training with a non-null `all_reduce`, sync_batch_norm on `bn`'s
-/// own parameters and buffers instead (the ResNet code calls its norms through this).
-torch::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& input,
-                                 const std::shared_ptr<const AllReduceSum>& all_reduce);
-
-/// Makes every ResNet backbone, residual block and SplitAndShare head inside `module`
-/// normalise with synchronised statistics (their `batch_norm_all_reduce`); the BatchNorm
-/// layers, names and tensors stay as they are. Returns the number of BatchNorm layers
-/// affected (the SSM head's count as one: they share one set of statistics). Other
-/// modules' norm layers are left alone; the head's unfused reference path is not synchronised.
-int64_t convert_sync_batch_norm(torch::nn::Module& module, const AllReduceSum& all_reduce);
-
 }  // namespace splitshare::nn

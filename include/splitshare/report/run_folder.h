@@ -1,7 +1,9 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <splitshare/train/compare.h>
+#include <splitshare/train/trainer.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,10 +14,10 @@ struct RunRecord {
   /// "train" or "<variant>/seed-<n>".
   std::string name;
   std::string dir;
-  /// metrics.jsonl, one object per epoch, in order.
-  std::vector<nlohmann::json> epochs;
-  /// summary.json, or null when the run has not finished.
-  nlohmann::json summary;
+  /// metrics.jsonl, one record per epoch, in order.
+  std::vector<train::EpochRecord> epochs;
+  /// summary.json; empty while the run has not finished.
+  std::optional<train::RunSummary> summary;
   /// The run's Grad-CAM figure (gradcam.png) as PNG bytes; empty when absent.
   std::string gradcam_png;
 };
@@ -26,13 +28,14 @@ struct ReportData {
   /// The folder the report describes (shown, escaped).
   std::string dir;
   std::vector<RunRecord> runs;
-  /// compare.json for a comparison, null for a single training run.
-  nlohmann::json compare;
+  /// compare.json for a comparison; empty for a single training run.
+  std::optional<std::vector<train::VariantResult>> compare;
 };
 
 /// Reads a `train` output folder (metrics.jsonl, summary.json, gradcam.png) or a
 /// `compare` output folder (compare.json and OUT/<variant>/seed-<n>/…). Throws naming
-/// the folder when it holds neither, or a file that does not parse.
+/// the folder when it holds neither, or a file that does not parse or lacks a field a
+/// run writes.
 ReportData load_report_data(const std::string& dir);
 
 }  // namespace splitshare::report

@@ -31,6 +31,8 @@ struct CompareOptions {
   TORCH_ARG(int64_t, splits) = 4;
   /// Output folder: one sub-folder per variant and seed, plus compare.json.
   TORCH_ARG(std::string, out_dir) = "runs/compare";
+  /// Progress of each run (progress_printer labelled variant/seed).
+  TORCH_ARG(bool, progress) = true;
 };
 
 /// Results of one variant over its seeds.
@@ -53,15 +55,19 @@ struct VariantResult {
 };
 
 /// Trains every variant for every seed (skipping runs whose summary.json already
-/// exists, so a stopped compare resumes), then evaluates and tabulates them.
+/// exists, so a stopped compare resumes), then evaluates and tabulates them. Each run's
+/// context is `context` with its own out_dir (under options.out_dir) and observer.
 std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model,
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
-                                       const TrainOptions& train, const data::Preprocess* preprocess_override = nullptr);
+                                       const TrainOptions& train, const RunContext& context,
+                                       const data::Preprocess* preprocess_override = nullptr);
 
 /// The comparison table (params, top-1, per-head top-1, oracle, ensemble and its gain) as text.
 std::string format_compare_table(const std::vector<VariantResult>& results);
 
 /// The comparison as JSON (written to OUT/compare.json).
 nlohmann::json to_json(const std::vector<VariantResult>& results);
+/// The inverse of to_json (the runs' probabilities stay empty); throws naming `source` and the key.
+std::vector<VariantResult> variants_from_json(const nlohmann::json& json, const std::string& source);
 
 }  // namespace splitshare::train

@@ -17,10 +17,13 @@
 
 namespace splitshare::train {
 
-/// How to train. Defaults follow the paper (SGD, momentum 0.9, lr 0.1 per 256
+/// How to train: everything that determines the trained weights (the run's context, what
+/// does not, is RunContext). Defaults follow the paper (SGD, momentum 0.9, lr 0.1 per 256
 /// images, step decay at 1/3 and 2/3 of the run).
 struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 8;
+  /// Samples per step on each rank; the data's training stream must deliver batches of it.
+  TORCH_ARG(int64_t, batch_size) = data::kDefaultBatchSize;
   /// Base learning rate; 0 = 0.1 * batch_size / 256 (the paper's rate, scaled linearly).
   TORCH_ARG(double, lr) = 0.0;
   TORCH_ARG(double, momentum) = 0.9;
@@ -38,47 +41,18 @@ struct TrainOptions {
   /// BatchNorm layers stay in evaluation mode so their running statistics do not move either
   /// (the "pretrained backbone, new head" recipe).
   TORCH_ARG(bool, freeze_backbone) = false;
-  /// Where metrics.jsonl, summary.json, checkpoint.pt and best.pt go; empty = nowhere.
-  TORCH_ARG(std::string, out_dir) = "";
   /// Convolution weights and batches in channels-last layout (faster with oneDNN on CPU).
   TORCH_ARG(bool, channels_last) = true;
-  TORCH_ARG(bool, progress) = true;
-  /// Prefix of progress lines (e.g. the variant name in `compare`).
-  TORCH_ARG(std::string, label) = "train";
-  TORCH_ARG(torch::Device, device) = torch::kCPU;
-  /// Data-parallel group: parameters are broadcast from rank 0 at the start, gradients
-  /// averaged after every backward, evaluation counts summed over ranks; only rank 0
-  /// writes files and progress. The data streams must already be sharded by rank.
-  TORCH_ARG(std::shared_ptr<Distributed>, distributed) = nullptr;
-  /// Continue the run saved in this checkpoint.pt (written by fit into out_dir): its model
-  /// tensors, SGD momentum, schedule position, epoch and step, RNG state, data position and
-  /// history replace the fresh ones, so that (same world size, threads and data) the run
-  /// ends bitwise as if it had never stopped. The options must equal the checkpoint's
-  /// except `epochs` (which may extend the run), out_dir, progress, label, device and
-  /// distributed (any world size: the rest of the epoch is re-sharded). Empty = a new run.
-  TORCH_ARG(std::string, resume_from) = "";
-  /// Also write checkpoint.pt every this many steps within an epoch (0 = only at the end
-  /// of each epoch and when stopped).
-  TORCH_ARG(int64_t, checkpoint_every) = 0;
-  /// Polled after every step; a non-zero value (e.g. the number of a caught signal) stops
-  /// the run after that step: checkpoint.pt is written and fit returns with
-  /// TrainResult::stopped_by set. With a Distributed group the ranks agree (all-reduce) on
-  /// the step they stop at. Null = never stop early.
-  TORCH_ARG(std::function<int()>, stop_requested) = nullptr;
   /// Forward-pass arithmetic: bf16 autocast, or fp16 autocast with dynamic loss scaling
   /// (CUDA). Evaluation stays in float32.
   TORCH_ARG(Precision, precision) = Precision::kFloat32;
-  /// With `distributed`: the backbone's BatchNorm2d layers and the SSM head's BatchNorm1d
-  /// normalise with the statistics of the global batch (nn::convert_sync_batch_norm).
+  /// With a distributed group: every nn::BatchNorm of the model (backbone and SSM head)
+  /// normalises with the statistics of the global batch (nn::convert_sync_batch_norm).
   TORCH_ARG(bool, sync_batch_norm) = false;
-  /// With `distributed`: all-reduce gradient buckets while backward runs (GradientAverager)
-  /// instead of after it.
+  /// With a distributed group: all-reduce gradient buckets while backward runs
+  /// (GradientAverager) instead of after it.
   TORCH_ARG(bool, overlap_gradients) = true;
 };
-
-/// The options that determine a run's result, as stored in checkpoints (no out_dir,
-/// progress, device, distributed, resume_from, ...).
-nlohmann::json to_json(const TrainOptions& options);
 
 /// One line of metrics.jsonl.
 struct EpochRecord {
@@ -94,6 +68,69 @@ struct EpochRecord {
 };
 
 nlohmann::json to_json(const EpochRecord& record);
+/// The inverse of to_json(EpochRecord); throws naming a missing key.
+EpochRecord epoch_record_from_json(const nlohmann::json& json);
+
+/// Where fit is in the current epoch (what a progress bar shows).
+struct StepReport {
+  /// 1-based epoch, of `epochs`.
+  int64_t epoch = 0, epochs = 0;
+  /// Steps done in this epoch, of `steps`.
+  int64_t step = 0, steps = 0;
+  /// The epoch's running training loss and top-1 accuracy (0..1) so far.
+  double loss = 0, top1 = 0;
+  double images_per_second = 0;
+  /// Share of the epoch's time spent waiting for batches.
+  double data_fraction = 0;
+  /// The last report of the epoch's training steps (or of a stopped run).
+  bool last = false;
+};
+
+/// What fit reports while it runs (on rank 0 only). Empty members are skipped.
+struct FitObserver {
+  /// After every step.
+  std::function<void(const StepReport&)> on_step;
+  /// After every epoch's evaluation.
+  std::function<void(const EpochRecord&)> on_epoch;
+  /// Anything else worth a line (resuming, stopping).
+  std::function<void(const std::string&)> on_note;
+};
+
+/// The observer `train` uses: a progress bar per epoch on stderr, a line with the
+/// validation figures per epoch (per-head and oracle accuracy for multi-head models),
+/// notes as lines; every line starts with `label`.
+FitObserver progress_printer(const std::string& label);
+
+/// Where and how a run executes: nothing here changes the trained weights (TrainOptions does).
+struct RunContext {
+  /// Where metrics.jsonl, summary.json, checkpoint.pt and best.pt go; empty = nowhere.
+  TORCH_ARG(std::string, out_dir) = "";
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// Data-parallel group: parameters are broadcast from rank 0 at the start, gradients
+  /// averaged after every backward, evaluation counts summed over ranks; only rank 0
+  /// writes files and reports progress. The data streams must already be sharded by rank.
+  TORCH_ARG(std::shared_ptr<Distributed>, distributed) = nullptr;
+  /// Continue the run saved in this checkpoint.pt (written by fit into out_dir): its model
+  /// tensors, SGD momentum, schedule position, epoch and step, RNG state, data position and
+  /// history replace the fresh ones, so that (same world size, threads and data) the run
+  /// ends bitwise as if it had never stopped. The TrainOptions must equal the checkpoint's
+  /// except `epochs` (which may extend the run); the context may change (any world size:
+  /// the rest of the epoch is re-sharded). Empty = a new run.
+  TORCH_ARG(std::string, resume_from) = "";
+  /// Also write checkpoint.pt every this many steps within an epoch (0 = only at the end
+  /// of each epoch and when stopped).
+  TORCH_ARG(int64_t, checkpoint_every) = 0;
+  /// Polled after every step; a non-zero value (e.g. the number of a caught signal) stops
+  /// the run after that step: checkpoint.pt is written and fit returns with
+  /// TrainResult::stopped_by set. With a Distributed group the ranks agree (all-reduce) on
+  /// the step they stop at. Null = never stop early.
+  TORCH_ARG(std::function<int()>, stop_requested) = nullptr;
+  /// Progress reports; default progress_printer("train"). An empty FitObserver is silent.
+  TORCH_ARG(FitObserver, observer) = progress_printer("train");
+};
+
+/// The options that determine a run's result, as stored in checkpoints.
+nlohmann::json to_json(const TrainOptions& options);
 
 /// What a finished training run reports.
 struct TrainResult {
@@ -101,12 +138,31 @@ struct TrainResult {
   double best_top1 = 0;
   int64_t best_epoch = 0;
   double seconds = 0;
-  /// Non-zero when TrainOptions::stop_requested stopped the run: its value (the signal).
+  /// Non-zero when RunContext::stop_requested stopped the run: its value (the signal).
   int stopped_by = 0;
   /// Where it stopped: 1-based epoch and step within it (the checkpoint holds this point).
   int64_t stopped_epoch = 0;
   int64_t stopped_step = 0;
 };
+
+/// summary.json: how a finished run ended.
+struct RunSummary {
+  double best_top1 = 0;
+  int64_t best_epoch = 0;
+  double seconds = 0;
+  int64_t params = 0, head_params = 0;
+  /// The last epoch's record.
+  EpochRecord last;
+  /// The model trained, as its checkpoints describe it.
+  CheckpointMetadata model;
+  /// to_json(BuildInfo) of the build that trained it.
+  nlohmann::json build;
+};
+
+/// {"best_top1", "best_epoch", "seconds", "params", "head_params", "final", "model", "build"}.
+nlohmann::json to_json(const RunSummary& summary);
+/// The inverse of to_json; throws naming `source` and the missing or mistyped key.
+RunSummary summary_from_json(const nlohmann::json& json, const std::string& source);
 
 /// Trains `model` on `data.train`, evaluating on `data.val` after every epoch.
 /// `metadata` describes the model (it is stored in each checkpoint; epoch and
@@ -115,7 +171,7 @@ struct TrainResult {
 /// TrainingState, after every epoch, every checkpoint_every steps and when stopped),
 /// best.pt (model only) and summary.json. A non-finite loss throws naming the epoch and
 /// step; the last checkpoint written stays as it was.
-TrainResult fit(nn::Classifier model, data::DataBundle& data, int64_t batch_size, const TrainOptions& options,
+TrainResult fit(nn::Classifier model, data::DataBundle& data, const TrainOptions& options, const RunContext& context,
                 CheckpointMetadata metadata);
 
 /// Moves 4-d parameters and buffers (convolution weights) to channels-last layout.
