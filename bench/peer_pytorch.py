@@ -21,6 +21,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--arch", default="resnet50")
 p.add_argument("--head", default="ssm")
 p.add_argument("--splits", type=int, default=4)
+p.add_argument("--ssm-norm", choices=["first", "all"], default="first")
 p.add_argument("--k", type=int, default=2)
 p.add_argument("--classes", type=int, default=1000)
 p.add_argument("--channels", type=int, default=3)
@@ -40,7 +41,7 @@ if a.threads > 0:
     torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 model = ss.Classifier(arch=a.arch, num_classes=a.classes, head=a.head, splits=a.splits, k=a.k, stem=a.stem,
-                      in_channels=a.channels, width=a.width)
+                      in_channels=a.channels, width=a.width, last_plain=a.ssm_norm == "first")
 y = torch.randint(0, a.classes, (a.batch,))
 if a.mode in ("head", "head-infer"):
     head = model.head.train(a.mode == "head")

@@ -26,9 +26,10 @@ class HeadOutput(NamedTuple):
 
 
 class SplitAndShare(nn.Module):
-    """Algorithm 1: head i sees features[:, :(i+1)*C/S], BatchNorm1d + ReLU + Linear; mean of heads."""
+    """SSM: head i sees features[:, :(i+1)*C/S], BatchNorm1d + ReLU (the first S-1 heads; all S with
+    last_plain=False, as Algorithm 1) + Linear; mean of heads."""
 
-    def __init__(self, in_features, num_classes, splits=4, last_plain=False, reduction="mean"):
+    def __init__(self, in_features, num_classes, splits=4, last_plain=True, reduction="mean"):
         super().__init__()
         if in_features % splits:
             raise ValueError(f"in_features ({in_features}) must be divisible by splits ({splits})")
@@ -93,7 +94,7 @@ class Classifier(nn.Module):
 
     The head's parameters sit at the top level (fc.*, bn.*) like in the checkpoints."""
 
-    def __init__(self, arch="resnet50", num_classes=1000, head="ssm", splits=4, k=2, last_plain=False,
+    def __init__(self, arch="resnet50", num_classes=1000, head="ssm", splits=4, k=2, last_plain=True,
                  reduction="mean", stem="imagenet", in_channels=3, width=64):
         super().__init__()
         block, layers, groups, width_per_group = _ARCHS[arch]

@@ -41,7 +41,9 @@ TEST(Cli, InfoParameterCountsArePinned) {
     const char* args;
     int64_t params;
   };
-  for (auto c : {Case{"--arch resnet50 --head linear", 25557032}, Case{"--arch resnet50 --head ssm", 28642272},
+  for (auto c : {Case{"--arch resnet50 --head linear", 25557032}, Case{"--arch resnet50 --head ssm", 28638176},
+                 Case{"--arch resnet50 --head ssm --ssm-norm all", 28642272},
+                 Case{"--arch resnet50 --head ssm --ssm-norm first", 28638176},
                  Case{"--arch resnet50 --head kfc --k 2", 27606032}, Case{"--arch resnet50 --head kfc --k 3", 29655032},
                  Case{"--arch resnet18 --head linear", 11689512}, Case{"--arch resnet101 --head linear", 44549160},
                  Case{"--arch resnext50_32x4d --head linear", 25028904}}) {
@@ -50,7 +52,9 @@ TEST(Cli, InfoParameterCountsArePinned) {
     EXPECT_EQ(j["feature_dim"], std::string(c.args).find("resnet18") != std::string::npos ? 512 : 2048) << c.args;
   }
   auto j = run_json("info --arch resnet50 --head ssm --json");
-  EXPECT_EQ(j["head_params"], 28642272 - 23508032);
+  EXPECT_EQ(j["head_params"], 28638176 - 23508032);
+  expect_failure("info --arch resnet50 --ssm-norm some --json", "--ssm-norm: expected first or all, got 'some'");
+  expect_failure("info --last-plain --ssm-norm all --json", "contradict each other");
 }
 
 TEST(Cli, RefusesBadValuesWithAClearMessage) {
@@ -75,6 +79,8 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   for (auto f : {"metrics.jsonl", "summary.json", "checkpoint.pt", "best.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
   }
+  // --weight-decay auto on 28-px data: the small-image recipe, stated in the log.
+  EXPECT_NE(log.find("weight decay 0.0005"), std::string::npos) << log;
   auto metrics = nlohmann::json::parse(splitshare::testing::read_file(out + "/metrics.jsonl"));
   EXPECT_EQ(metrics["epoch"], 1);
   EXPECT_EQ(metrics["val"]["samples"], 256);
@@ -83,6 +89,7 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   EXPECT_EQ(info["arch"], "resnet10");
   EXPECT_EQ(info["head"], "ssm");
   EXPECT_EQ(info["splits"], 4);
+  EXPECT_EQ(info["last_plain"], true);  // BatchNorm+ReLU on the first three splits, the default
   EXPECT_EQ(info["num_classes"], 10);
   EXPECT_EQ(info["classes"][9], "Ankle boot");
   EXPECT_EQ(info["stem"], "small");
@@ -98,7 +105,10 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   EXPECT_EQ(single["heads"].size(), 4u);
   for (auto key : {"top1", "top5", "loss", "oracle"}) EXPECT_TRUE(single[key].is_number()) << key;
   EXPECT_GE(single["oracle"].get<double>(), single["heads"][0]["top1"].get<double>());
+  // eval normalises with the statistics the checkpoint records (those of the 512 training
+  // images here, not the whole set's), so it reproduces the run's own figures.
   EXPECT_NEAR(single["top1"].get<double>(), metrics["val"]["top1"].get<double>(), 1e-9);
+  EXPECT_NEAR(single["loss"].get<double>(), metrics["val"]["loss"].get<double>(), 1e-6);
 
   auto pair = run_json("eval --checkpoint " + out + "/checkpoint.pt --checkpoint " + out +
                        "/best.pt --limit-val 256 --json");
@@ -163,7 +173,11 @@ TEST(Cli, HelpDefaultsAreTheOptionStructsDefaults) {
   expect_default("workers", std::to_string(data.workers()));
   expect_default("epochs", std::to_string(train.epochs()));
   expect_default("splits", std::to_string(splitshare::nn::HeadOptions().splits()));
-  expect_default("weight-decay", "0.0005");
-  EXPECT_DOUBLE_EQ(train.weight_decay(), 0.0005);
+  expect_default("weight-decay", "auto");
+  EXPECT_NE(folded.find("auto: 0.0001, the paper's, for photo folders; 0.0005 for 28/32-px data"), std::string::npos);
+  EXPECT_DOUBLE_EQ(splitshare::train::default_weight_decay(false), 1e-4);
+  EXPECT_DOUBLE_EQ(splitshare::train::default_weight_decay(true), 5e-4);
+  expect_default("ssm-norm", "first");
+  expect_default("individual-reduction", "sum");
   expect_default("schedule", splitshare::train::to_string(train.schedule()));
 }

@@ -28,6 +28,7 @@ ss::SplitAndShareImpl& randomize_ssm(ss::Classifier& model) {
   EXPECT_TRUE(ssm != nullptr);
   torch::NoGradGuard no_grad;
   for (int64_t j = 0; j < kSplits; ++j) {
+    if (!ssm->has_norm(j)) continue;  // the default SSM: the last split is plain
     auto* bn = ssm->bn[j]->as<splitshare::nn::BatchNormImpl>();
     bn->running_mean.uniform_(0.0, 0.4);
     bn->running_var.uniform_(0.05, 0.5);
@@ -63,8 +64,9 @@ torch::Tensor plus_plus_weights(const torch::Tensor& a, const torch::Tensor& d) 
 torch::Tensor ssm_head_gradient(ss::SplitAndShareImpl& ssm, int64_t j, const torch::Tensor& pooled,
                                 const torch::Tensor& targets) {
   const int64_t width = (j + 1) * ssm.split_width();
-  auto* bn = ssm.bn[j]->as<splitshare::nn::BatchNormImpl>();
   auto* fc = ssm.fc[j]->as<torch::nn::Linear>();
+  if (!ssm.has_norm(j)) return fc->weight.detach().to(torch::kDouble).index_select(0, targets);  // linear in x
+  auto* bn = ssm.bn[j]->as<splitshare::nn::BatchNormImpl>();
   const auto x = pooled.to(torch::kDouble).narrow(1, 0, width);
   const auto inv = torch::rsqrt(bn->running_var.to(torch::kDouble) + ssm.options.eps());
   const auto gamma = bn->weight.detach().to(torch::kDouble);

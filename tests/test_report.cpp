@@ -185,7 +185,8 @@ TEST(Report, CompareReportTabulatesVariantsSeedsAndTheEnsembleGain) {
     v.head_top1_mean = std::move(head_means);
     v.oracle_mean = mean + 0.05;
     v.ensemble_top1 = ensemble;
-    v.ensemble_gain = gain;
+    v.ensemble_gain_over_mean = gain;
+    v.ensemble_gain_over_best = gain - 0.01;
     return v;
   };
   const std::vector<st::VariantResult> compare = {
@@ -201,8 +202,9 @@ TEST(Report, CompareReportTabulatesVariantsSeedsAndTheEnsembleGain) {
   EXPECT_EQ(data.runs[2].name, "ssm/seed-0");
   const auto html = sr::render_report(data);
   expect_self_contained(html);
-  EXPECT_NE(html.find("+2.00"), std::string::npos) << "linear's gain";
-  EXPECT_NE(html.find("+1.50"), std::string::npos) << "ssm's gain";
+  EXPECT_NE(html.find("+1.00</td><td class=\"num\">+2.00"), std::string::npos) << "linear's gains: over best, mean";
+  EXPECT_NE(html.find("+0.50</td><td class=\"num\">+1.50"), std::string::npos) << "ssm's gains: over best, mean";
+  EXPECT_NE(html.find("gain over better"), std::string::npos);
   EXPECT_NE(html.find("80.50 / 82.50 / 85.50 / 84.50"), std::string::npos);  // per-head means over seeds
   EXPECT_NE(html.find("88.00 ± 0.50"), std::string::npos);
   EXPECT_EQ(count(html, "data:image/png;base64,"), 1u);
@@ -277,7 +279,9 @@ TEST(ReportCli, TrainAndCompareWriteReportsAndReportRegenerates) {
   EXPECT_EQ(ssm["seeds"], json({0, 1}));
   EXPECT_EQ(ssm["head_top1_mean"].size(), 4u);
   const double members = (ssm["runs"][0]["top1"].get<double>() + ssm["runs"][1]["top1"].get<double>()) / 2;
-  EXPECT_NEAR(ssm["ensemble_gain"].get<double>(), ssm["ensemble_top1"].get<double>() - members, 1e-12);
+  EXPECT_NEAR(ssm["ensemble_gain_over_mean"].get<double>(), ssm["ensemble_top1"].get<double>() - members, 1e-12);
+  const double better = std::max(ssm["runs"][0]["top1"].get<double>(), ssm["runs"][1]["top1"].get<double>());
+  EXPECT_NEAR(ssm["ensemble_gain_over_best"].get<double>(), ssm["ensemble_top1"].get<double>() - better, 1e-12);
   EXPECT_TRUE(fs::exists(compare_out + "/ssm/seed-0/gradcam.png"));
   EXPECT_FALSE(fs::exists(compare_out + "/ssm/seed-1/gradcam.png"));  // one figure per variant
   const auto compare_html = read_file(compare_out + "/report.html");

@@ -33,20 +33,26 @@ ss::SplitAndShare make(int64_t c, int64_t k, int64_t s, bool fused, bool last_pl
 }  // namespace
 
 TEST(SplitAndShare, NamesFollowThePinnedScheme) {
-  ss::SplitAndShare m(ss::SplitAndShareOptions(8, 3).splits(4));
-  std::vector<std::string> names;
-  for (auto& p : m->named_parameters()) names.push_back(p.key());
-  for (auto& p : m->named_buffers()) names.push_back(p.key());
-  for (int i = 0; i < 4; ++i) {
-    for (auto n : {"fc.%d.weight", "fc.%d.bias", "bn.%d.weight", "bn.%d.bias", "bn.%d.running_mean",
-                   "bn.%d.running_var", "bn.%d.num_batches_tracked"}) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, n, i);
-      EXPECT_NE(std::find(names.begin(), names.end(), buf), names.end()) << buf;
+  // The default (BatchNorm on the first S-1 splits) and Algorithm 1's (on all S).
+  for (const bool last_plain : {true, false}) {
+    ss::SplitAndShare m(ss::SplitAndShareOptions(8, 3).splits(4).last_plain(last_plain));
+    std::vector<std::string> names;
+    for (auto& p : m->named_parameters()) names.push_back(p.key());
+    for (auto& p : m->named_buffers()) names.push_back(p.key());
+    const int norms = last_plain ? 3 : 4;
+    for (int i = 0; i < 4; ++i) {
+      for (auto n : {"fc.%d.weight", "fc.%d.bias", "bn.%d.weight", "bn.%d.bias", "bn.%d.running_mean",
+                     "bn.%d.running_var", "bn.%d.num_batches_tracked"}) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, n, i);
+        const bool expected = n[0] == 'f' || i < norms;
+        EXPECT_EQ(std::find(names.begin(), names.end(), buf) != names.end(), expected) << buf;
+      }
     }
+    EXPECT_EQ(names.size(), 4u * 2u + static_cast<size_t>(norms) * 5u);
+    EXPECT_EQ(m->fc[2]->as<torch::nn::Linear>()->weight.sizes(), (std::vector<int64_t>{3, 6}));
   }
-  EXPECT_EQ(names.size(), 4u * 7u);
-  EXPECT_EQ(m->fc[2]->as<torch::nn::Linear>()->weight.sizes(), (std::vector<int64_t>{3, 6}));
+  EXPECT_TRUE(ss::SplitAndShareOptions(8, 3).last_plain());  // Section 3's text and Table 4's count
 }
 
 TEST(SplitAndShare, RejectsChannelsNotDivisibleBySplits) {

@@ -44,8 +44,8 @@ std::vector<nn::Classifier> train_two_ranks(const torch::Tensor& x, const torch:
   run_ranks(dir, 2, [&](int rank, const auto& dist) {
     if (sync) {
       const auto n = nn::convert_sync_batch_norm(*models[rank], [&](auto& t) { dist->all_reduce_sum(t); });
-      // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head's 4 splits.
-      TORCH_CHECK(n == 16, "converted ", n, " norm layers, expected 16");
+      // resnet10: stem + 4 blocks x 2 + 3 downsample norms, and the SSM head's first 3 splits.
+      TORCH_CHECK(n == 15, "converted ", n, " norm layers, expected 15");
     }
     const auto half = x.size(0) / 2;
     sgd_steps(models[rank], x.narrow(0, rank * half, half), y.narrow(0, rank * half, half), steps, dist.get());

@@ -229,7 +229,8 @@ std::string peer_command(const Workload& w, const std::string& python, const std
   const auto& m = w.model();
   std::ostringstream cmd;
   cmd << shell_quote(python) << " " << shell_quote(script) << " --arch " << m.arch() << " --head "
-      << nn::to_string(m.head().kind()) << " --splits " << m.head().splits() << " --k " << m.head().k()
+      << nn::to_string(m.head().kind()) << " --splits " << m.head().splits()
+      << " --ssm-norm " << (m.head().last_plain() ? "first" : "all") << " --k " << m.head().k()
       << " --classes " << m.num_classes() << " --channels " << m.in_channels() << " --width " << m.width()
       << " --stem " << nn::to_string(m.stem()) << " --batch " << w.batch() << " --size " << w.image_size()
       << " --mode " << task_name(w.task()) << (channels_last ? " --channels-last" : "") << " --warmup " << w.warmup()

@@ -138,6 +138,11 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
 
   ImageFolderOptions folder;
   folder.image_size(options.image_size());
+  if (!options.mean().empty() || !options.std().empty()) {
+    TORCH_CHECK(options.mean().size() == 3 && options.std().size() == 3, "image folders are RGB: the normalisation "
+                "given has ", options.mean().size(), " means and ", options.std().size(), " stds, expected 3 each");
+    folder.mean(options.mean()).std(options.std());
+  }
   LoaderOptions train_loader;
   train_loader.batch_size(options.batch_size())
       .shuffle(true)

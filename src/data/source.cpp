@@ -128,7 +128,15 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
 
   TensorDataset train = take_first(read_split(spec, Split::kTrain), options.limit_train());
   TensorDataset val = take_first(read_split(spec, Split::kTest), options.limit_val());
-  const ChannelStats stats = channel_stats(train.images);
+  ChannelStats stats = channel_stats(train.images);
+  if (!options.mean().empty() || !options.std().empty()) {
+    const auto channels = static_cast<size_t>(train.images.size(1));
+    TORCH_CHECK(options.mean().size() == channels && options.std().size() == channels,
+                "open_data: the normalisation given has ", options.mean().size(), " means and ", options.std().size(),
+                " stds, but the data has ", channels, " channel(s)");
+    stats.mean = options.mean();
+    stats.std = options.std();
+  }
 
   DataBundle bundle;
   bundle.classes = train.classes;

@@ -81,13 +81,25 @@ torch::nn::AnyModule make_head(int64_t in_features, int64_t num_classes, const H
   TORCH_CHECK(false, "unknown head kind");
 }
 
-torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind) {
+std::string to_string(IndividualReduction reduction) {
+  return reduction == IndividualReduction::kSum ? "sum" : "mean";
+}
+
+IndividualReduction parse_individual_reduction(const std::string& text) {
+  if (text == "sum") return IndividualReduction::kSum;
+  if (text == "mean") return IndividualReduction::kMean;
+  TORCH_CHECK(false, "unknown individual-loss reduction '", text, "': expected sum or mean");
+}
+
+torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind,
+                        IndividualReduction reduction) {
   if (kind == LossKind::kJoint) return torch::nn::functional::cross_entropy(output.logits, targets);
   TORCH_CHECK(!output.head_logits.empty(), "head_loss: the head returned no sub-classifier logits");
   auto loss = torch::nn::functional::cross_entropy(output.head_logits[0], targets);
   for (size_t i = 1; i < output.head_logits.size(); ++i) {
     loss = loss + torch::nn::functional::cross_entropy(output.head_logits[i], targets);
   }
+  if (reduction == IndividualReduction::kMean) loss = loss / static_cast<double>(output.head_logits.size());
   return loss;
 }
 

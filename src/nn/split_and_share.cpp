@@ -53,7 +53,10 @@ HeadOutput SplitAndShareImpl::forward_reference(const torch::Tensor& features) {
 HeadOutput SplitAndShareImpl::forward_fused(const torch::Tensor& features) {
   const int64_t s = options.splits();
   const int64_t w = split_width();
-  const auto x = features.contiguous();
+  // Under autocast the features arrive in bf16/fp16; the head's statistics and products run in
+  // its parameters' type (a plain last split would otherwise meet float weights with bf16 input).
+  const auto param_type = fc[0]->as<torch::nn::Linear>()->weight.scalar_type();
+  const auto x = (features.scalar_type() == param_type ? features : features.to(param_type)).contiguous();
 
   std::vector<torch::Tensor> means, invstds, gammas, betas, weights, biases;
   torch::Tensor batch_mean, batch_invstd;

@@ -29,6 +29,8 @@ std::string percent(double v) {
   return buf;
 }
 
+std::string signed_percent(double v) { return std::isnan(v) ? "-" : (v >= 0 ? "+" : "") + percent(v); }
+
 }  // namespace
 
 Variant parse_variant(const std::string& name, int64_t splits) {
@@ -41,14 +43,16 @@ Variant parse_variant(const std::string& name, int64_t splits) {
   } else if (name == "ssm-individual") {
     v.head.kind(nn::HeadKind::kSSM).splits(splits);
     v.loss = nn::LossKind::kIndividual;
-  } else if (name == "ssm-lastplain") {
+  } else if (name == "ssm-allnorm") {
+    v.head.kind(nn::HeadKind::kSSM).splits(splits).last_plain(false);
+  } else if (name == "ssm-lastplain") {  // the default SSM, by the name older versions gave it
     v.head.kind(nn::HeadKind::kSSM).splits(splits).last_plain(true);
   } else if (name.rfind("kfc", 0) == 0 && name.size() > 3 &&
              name.find_first_not_of("0123456789", 3) == std::string::npos) {
     v.head.kind(nn::HeadKind::kKFC).k(std::stoll(name.substr(3)));
   } else {
     TORCH_CHECK(false, "unknown variant '", name,
-                "': expected linear, ssm, ssm-individual, ssm-lastplain or kfcK (e.g. kfc2, kfc3)");
+                "': expected linear, ssm, ssm-allnorm, ssm-individual, ssm-lastplain or kfcK (e.g. kfc2, kfc3)");
   }
   return v;
 }
@@ -120,7 +124,12 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
     }
     const double nan = std::numeric_limits<double>::quiet_NaN();
     vr.ensemble_top1 = vr.runs.size() >= 2 ? eval::ensemble_top1({vr.runs[0], vr.runs[1]}) : nan;
-    vr.ensemble_gain = vr.runs.size() >= 2 ? vr.ensemble_top1 - (vr.runs[0].top1 + vr.runs[1].top1) / 2 : nan;
+    if (vr.runs.size() >= 2) {
+      vr.ensemble_gain_over_mean = vr.ensemble_top1 - (vr.runs[0].top1 + vr.runs[1].top1) / 2;
+      vr.ensemble_gain_over_best = vr.ensemble_top1 - std::max(vr.runs[0].top1, vr.runs[1].top1);
+    } else {
+      vr.ensemble_gain_over_mean = vr.ensemble_gain_over_best = nan;
+    }
     results.push_back(std::move(vr));
   }
   std::filesystem::create_directories(options.out_dir());
@@ -131,8 +140,8 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
 std::string format_compare_table(const std::vector<VariantResult>& results) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s %7s  %s\n", "variant", "params", "head params",
-                "top-1 %", "top-5 %", "oracle %", "ens.2 %", "gain", "per-head top-1 %");
+  std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s %9s %9s  %s\n", "variant", "params",
+                "head params", "top-1 %", "top-5 %", "oracle %", "ens.2 %", "gain/best", "gain/mean", "per-head top-1 %");
   out << line;
   for (const auto& r : results) {
     std::string heads;
@@ -141,11 +150,10 @@ std::string format_compare_table(const std::vector<VariantResult>& results) {
     }
     const std::string top1 = percent(r.top1_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top1_std) : "");
     const std::string top5 = percent(r.top5_mean) + (r.runs.size() > 1 ? " ± " + percent(r.top5_std) : "");
-    const std::string gain =
-        std::isnan(r.ensemble_gain) ? "-" : (r.ensemble_gain >= 0 ? "+" : "") + percent(r.ensemble_gain);
-    std::snprintf(line, sizeof line, "%-16s %12lld %11lld %15s %15s %8s %9s %7s  %s\n", r.name.c_str(),
+    std::snprintf(line, sizeof line, "%-16s %12lld %11lld %15s %15s %8s %9s %9s %9s  %s\n", r.name.c_str(),
                   static_cast<long long>(r.params), static_cast<long long>(r.head_params), top1.c_str(), top5.c_str(),
-                  heads.empty() ? "-" : percent(r.oracle_mean).c_str(), percent(r.ensemble_top1).c_str(), gain.c_str(),
+                  heads.empty() ? "-" : percent(r.oracle_mean).c_str(), percent(r.ensemble_top1).c_str(),
+                  signed_percent(r.ensemble_gain_over_best).c_str(), signed_percent(r.ensemble_gain_over_mean).c_str(),
                   heads.empty() ? "-" : heads.c_str());
     out << line;
   }
@@ -169,7 +177,8 @@ nlohmann::json to_json(const std::vector<VariantResult>& results) {
                    {"head_top1_mean", r.head_top1_mean},
                    {"oracle_mean", r.oracle_mean},
                    {"ensemble_top1", number_or_null(r.ensemble_top1)},
-                   {"ensemble_gain", number_or_null(r.ensemble_gain)},
+                   {"ensemble_gain_over_mean", number_or_null(r.ensemble_gain_over_mean)},
+                   {"ensemble_gain_over_best", number_or_null(r.ensemble_gain_over_best)},
                    {"runs", runs}});
   }
   return {{"variants", out}};
@@ -193,7 +202,10 @@ std::vector<VariantResult> variants_from_json(const nlohmann::json& j, const std
       r.head_top1_mean = v.at("head_top1_mean").get<std::vector<double>>();
       r.oracle_mean = v.at("oracle_mean").get<double>();
       r.ensemble_top1 = number_or_nan(v.at("ensemble_top1"));
-      r.ensemble_gain = number_or_nan(v.at("ensemble_gain"));
+      // Files before the two named gains had the gain over the mean as "ensemble_gain".
+      r.ensemble_gain_over_mean = number_or_nan(v.contains("ensemble_gain_over_mean") ? v.at("ensemble_gain_over_mean")
+                                                                                      : v.at("ensemble_gain"));
+      r.ensemble_gain_over_best = number_or_nan(v.value("ensemble_gain_over_best", nlohmann::json()));
       for (const auto& run : v.at("runs")) r.runs.push_back(eval::from_json(run));
       TORCH_CHECK(r.runs.size() == r.seeds.size(), source, ": variant ", r.name, " lists ", r.seeds.size(),
                   " seeds but ", r.runs.size(), " runs");

@@ -206,7 +206,7 @@ class FitRun {
     {
       AutocastGuard autocast(context_.device(), options_.precision());
       output = model_->forward(images);
-      loss = nn::head_loss(output, labels, options_.loss());
+      loss = nn::head_loss(output, labels, options_.loss(), options_.individual_reduction());
     }
     clear_gradients(*optimizer_);
     if (averager_) averager_->prepare();

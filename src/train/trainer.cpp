@@ -130,6 +130,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"weight_decay", o.weight_decay()},
           {"nesterov", o.nesterov()},
           {"loss", nn::to_string(o.loss())},
+          {"individual_reduction", nn::to_string(o.individual_reduction())},
           {"schedule", to_string(o.schedule())},
           {"milestones", o.milestones()},
           {"warmup_epochs", o.warmup_epochs()},

@@ -22,16 +22,19 @@ int run_eval(int argc, char** argv) {
   const auto paths = (*args)["checkpoint"].as<std::vector<std::string>>();
   auto data_opts = data_options(*args).augment(false);
   auto spec = data_spec(*args);
-  auto bundle = data::open_data(spec, data_opts);
+  // Classes and channels, to check each checkpoint against before opening the data for it.
+  const auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));
 
   std::vector<eval::EvalResult> members;
   for (const auto& path : paths) {
     auto loaded = train::load_checkpoint(path);
     const auto& m = loaded.metadata;
-    TORCH_CHECK(m.model.num_classes() == static_cast<int64_t>(bundle.classes.size()), path, " predicts ",
-                m.model.num_classes(), " classes but the data has ", bundle.classes.size());
-    TORCH_CHECK(m.preprocess.channels == bundle.preprocess.channels, path, " expects ", m.preprocess.channels,
-                "-channel images but the data has ", bundle.preprocess.channels);
+    TORCH_CHECK(m.model.num_classes() == static_cast<int64_t>(probe.classes.size()), path, " predicts ",
+                m.model.num_classes(), " classes but the data has ", probe.classes.size());
+    TORCH_CHECK(m.preprocess.channels == probe.preprocess.channels, path, " expects ", m.preprocess.channels,
+                "-channel images but the data has ", probe.preprocess.channels);
+    // Normalised as the model was trained (its recorded statistics), not with this data's own.
+    auto bundle = data::open_data(spec, data::DataOptions(data_opts).mean(m.preprocess.mean).std(m.preprocess.std));
     members.push_back(eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1));
   }
   nlohmann::json out;

@@ -115,6 +115,10 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(model)),
                static_cast<long long>(bundle.train->size()), threads);
+  std::fprintf(stderr, "splitshare train: SGD lr %s, momentum %g, weight decay %g, %s schedule, %lld epochs of batch %lld\n",
+               train.lr() > 0 ? std::to_string(train.lr()).c_str() : "0.1 x batch/256", train.momentum(),
+               train.weight_decay(), train::to_string(train.schedule()).c_str(), static_cast<long long>(train.epochs()),
+               static_cast<long long>(train.batch_size()));
   if (!context.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
     std::fprintf(stderr, "splitshare train: device %s, %s%s\n", context.device().str().c_str(),
                  train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
@@ -193,6 +197,7 @@ int run_train(int argc, char** argv) {
   const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), context.device());
   if (job) join_job(*job, backend, context, data_opts);
   auto bundle = data::open_data(data_spec(*args), data_opts);
+  apply_weight_decay(*args, bundle.small_images, train);
   torch::manual_seed(data_opts.seed());
   nn::ClassifierOptions model_opts;
   auto model = build_model(*args, context, bundle, model_opts);

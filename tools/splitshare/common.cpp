@@ -34,7 +34,10 @@ void add_model_options(cxxopts::Options& options) {
       ("splits", "SSM sub-classifiers", cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().splits())))
       ("k,kfc-k", "kfc: parallel classifiers (also --k K)",
        cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().k())))
-      ("last-plain", "SSM: no BatchNorm/ReLU on the last split (the paper text's variant)")
+      ("ssm-norm", "SSM: BatchNorm+ReLU on the 'first' S-1 splits (Section 3's text, Table 4's count) or on "
+                   "'all' S (Algorithm 1)",
+       cxxopts::value<std::string>()->default_value(nn::HeadOptions().last_plain() ? "first" : "all"))
+      ("last-plain", "SSM: same as --ssm-norm first")
       ("width", "channels of the first stage (auto: 16 for small images, 64 = torchvision otherwise)",
        cxxopts::value<std::string>()->default_value("auto"))
       ("stem", "small|imagenet (auto: from the data)", cxxopts::value<std::string>()->default_value("auto"));
@@ -42,12 +45,19 @@ void add_model_options(cxxopts::Options& options) {
 
 namespace {
 
+bool ssm_last_plain(const cxxopts::ParseResult& args) {
+  const auto norm = args["ssm-norm"].as<std::string>();
+  TORCH_CHECK(norm == "first" || norm == "all", "--ssm-norm: expected first or all, got '", norm, "'");
+  TORCH_CHECK(!(args.count("last-plain") && norm == "all"), "--last-plain and --ssm-norm all contradict each other");
+  return norm == "first";
+}
+
 nn::HeadOptions head_options(const cxxopts::ParseResult& args) {
   return nn::HeadOptions()
       .kind(nn::parse_head_kind(args["head"].as<std::string>()))
       .splits(args["splits"].as<int64_t>())
       .k(args["kfc-k"].as<int64_t>())
-      .last_plain(args.count("last-plain") > 0);
+      .last_plain(ssm_last_plain(args));
 }
 
 }  // namespace
@@ -124,10 +134,14 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
       ("lr", "base learning rate (0 = 0.1 x batch/256, the paper's rate scaled linearly)",
        cxxopts::value<double>()->default_value(text(o.lr())))
       ("momentum", "SGD momentum", cxxopts::value<double>()->default_value(text(o.momentum())))
-      ("weight-decay", "L2 weight decay", cxxopts::value<double>()->default_value(text(o.weight_decay())))
+      ("weight-decay", "L2 weight decay (auto: " + text(train::kPaperWeightDecay) + ", the paper's, for photo folders; " +
+                           text(train::kSmallImageWeightDecay) + " for 28/32-px data, the usual small-image recipe)",
+       cxxopts::value<std::string>()->default_value("auto"))
       ("nesterov", "Nesterov momentum")
-      ("loss", "joint (loss on the averaged logits, the paper) | individual (sum of per-head losses)",
+      ("loss", "joint (loss on the averaged logits, the paper) | individual (per-head losses combined)",
        cxxopts::value<std::string>()->default_value(nn::to_string(o.loss())))
+      ("individual-reduction", "individual loss: sum (each head as if trained alone) | mean of the per-head losses",
+       cxxopts::value<std::string>()->default_value(nn::to_string(o.individual_reduction())))
       ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value(train::to_string(o.schedule())))
       ("milestones", "step schedule epochs, comma-separated (default: 1/3 and 2/3 of the run)",
        cxxopts::value<std::vector<int64_t>>())
@@ -149,8 +163,7 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   TORCH_CHECK(epochs >= 1, "--epochs must be at least 1, got ", epochs);
   const auto lr = args["lr"].as<double>();
   TORCH_CHECK(lr >= 0, "--lr must be >= 0, got ", lr);
-  const auto wd = args["weight-decay"].as<double>();
-  TORCH_CHECK(wd >= 0, "--weight-decay must be >= 0, got ", wd);
+
   const auto warmup = args["warmup-epochs"].as<double>();
   TORCH_CHECK(warmup >= 0 && warmup < static_cast<double>(epochs), "--warmup-epochs must be in [0, epochs), got ",
               warmup);
@@ -167,7 +180,7 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .batch_size(data_options(args).batch_size())
       .lr(lr)
       .momentum(args["momentum"].as<double>())
-      .weight_decay(wd)
+      .individual_reduction(nn::parse_individual_reduction(args["individual-reduction"].as<std::string>()))
       .nesterov(args.count("nesterov") > 0)
       .loss(nn::parse_loss_kind(args["loss"].as<std::string>()))
       .schedule(train::parse_schedule_kind(args["schedule"].as<std::string>()))
@@ -177,6 +190,23 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .precision(precision)
       .sync_batch_norm(args.count("sync-bn") > 0)
       .overlap_gradients(args.count("no-overlap") == 0);
+}
+
+void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, train::TrainOptions& train) {
+  const auto text_value = args["weight-decay"].as<std::string>();
+  if (text_value == "auto") {
+    train.weight_decay(train::default_weight_decay(small_images));
+    return;
+  }
+  double wd = -1;
+  try {
+    size_t used = 0;
+    wd = std::stod(text_value, &used);
+    if (used != text_value.size()) wd = -1;
+  } catch (const std::exception&) {
+  }
+  TORCH_CHECK(wd >= 0, "--weight-decay expects a number >= 0 or auto, got '", text_value, "'");
+  train.weight_decay(wd);
 }
 
 train::RunContext run_context(const cxxopts::ParseResult& args) {
@@ -216,7 +246,8 @@ nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int
               "--width ", args["width"].as<std::string>(), " disagrees with --init ", path, " (", saved.width(), ")");
   TORCH_CHECK(!args.count("stem") || nn::parse_stem(args["stem"].as<std::string>()) == saved.stem(), "--stem ",
               args["stem"].as<std::string>(), " disagrees with --init ", path, " (", nn::to_string(saved.stem()), ")");
-  if (args.count("head") || args.count("splits") || args.count("kfc-k") || args.count("last-plain")) {
+  if (args.count("head") || args.count("splits") || args.count("kfc-k") || args.count("last-plain") ||
+      args.count("ssm-norm")) {
     model_options.head(head_options(args));
   }
   auto model = nn::make_classifier(model_options);

@@ -10,7 +10,7 @@
 
 namespace splitshare::cli {
 
-/// Registers --arch, --head, --splits, --k, --last-plain, --width, --stem.
+/// Registers --arch, --head, --splits, --k, --ssm-norm (--last-plain), --width, --stem.
 void add_model_options(cxxopts::Options& options);
 /// The model the flags describe, for data with `classes` classes of `channels`
 /// channels; "auto" values pick the small-image or ImageNet defaults.
@@ -34,6 +34,8 @@ struct TrainDefaults {
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
 /// The hyper-parameters the training flags give (--batch-size from the data flags).
 train::TrainOptions train_options(const cxxopts::ParseResult& args);
+/// Sets `train`'s weight decay from --weight-decay (auto: default_weight_decay(small_images)).
+void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, train::TrainOptions& train);
 /// The run's context the training flags give: --out, --device, --no-progress.
 train::RunContext run_context(const cxxopts::ParseResult& args);
 
@@ -43,7 +45,7 @@ void add_finetune_options(cxxopts::Options& options);
 void apply_finetune_options(const cxxopts::ParseResult& args, train::TrainOptions& train);
 /// The model `--init CK` starts from, for data with `classes` classes of `channels` channels:
 /// CK's architecture (explicit --arch/--width/--stem must agree with it), CK's head unless
-/// --head/--splits/--k/--last-plain are given, and CK's tensors. A head that does not fit
+/// --head/--splits/--k/--ssm-norm/--last-plain are given, and CK's tensors. A head that does not fit
 /// (another class count or kind) is re-initialised; the notices are printed to stderr.
 nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
                           nn::ClassifierOptions& model_options);

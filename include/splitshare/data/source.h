@@ -40,6 +40,11 @@ struct DataOptions {
   /// Use only the first N training / validation samples (0 = all): quick runs and tests.
   TORCH_ARG(int64_t, limit_train) = 0;
   TORCH_ARG(int64_t, limit_val) = 0;
+  /// Per-channel normalisation ([0, 1] scale) to use instead of the data's own, e.g. a
+  /// checkpoint's when evaluating it. Empty = the (limited) training images' statistics, or
+  /// ImageNet's for photos.
+  TORCH_ARG(std::vector<double>, mean) = {};
+  TORCH_ARG(std::vector<double>, std) = {};
 };
 
 /// Training and validation streams plus what a model needs to know about the data.
@@ -60,7 +65,8 @@ struct DataBundle {
 /// mnist digits, when `augment`; drop_last whenever a rank has a full batch) and
 /// the test split feeds `val` (dataset order, `eval_batch_size`, sharded without
 /// padding: see make_tensor_loader). Both are normalised with the per-channel mean
-/// and std of the (limited) training images, which `preprocess` records.
+/// and std of the (limited) training images, or options.mean()/std() when given, which
+/// `preprocess` records.
 /// "imagefolder" is delegated to open_image_folder_data.
 DataBundle open_data(const DataSpec& spec, const DataOptions& options);
 

@@ -64,8 +64,9 @@ struct HeadOptions {
   TORCH_ARG(int64_t, splits) = 4;
   /// kfc: number of parallel classifiers.
   TORCH_ARG(int64_t, k) = 2;
-  /// SSM: the paper-text variant without BatchNorm/ReLU on the last split.
-  TORCH_ARG(bool, last_plain) = false;
+  /// SSM: no BatchNorm/ReLU on the last split (Section 3's text, Table 4's count; the
+  /// default); false = BatchNorm/ReLU on every split (Algorithm 1).
+  TORCH_ARG(bool, last_plain) = true;
   /// SSM: combine by sum instead of mean.
   TORCH_ARG(bool, sum) = false;
   /// SSM: use the fused implementation.
@@ -88,7 +89,21 @@ enum class LossKind {
 std::string to_string(LossKind kind);
 LossKind parse_loss_kind(const std::string& text);
 
-/// Cross-entropy of `output` against int64 targets [N], per `kind`; a scalar.
-torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind);
+/// How LossKind::kIndividual combines the sub-classifiers' losses (the paper does not say).
+enum class IndividualReduction {
+  /// The sum: each head gets the gradient it would get if trained alone (the default).
+  kSum,
+  /// The mean: the same total step size as one joint loss.
+  kMean,
+};
+
+/// "sum", "mean".
+std::string to_string(IndividualReduction reduction);
+IndividualReduction parse_individual_reduction(const std::string& text);
+
+/// Cross-entropy of `output` against int64 targets [N], per `kind` (`reduction` combines
+/// the per-head losses of kIndividual); a scalar.
+torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind,
+                        IndividualReduction reduction = IndividualReduction::kSum);
 
 }  // namespace splitshare::nn

@@ -17,6 +17,15 @@
 
 namespace splitshare::train {
 
+/// Weight decay of the paper's ImageNet recipe (Section 4), the default for photo folders.
+inline constexpr double kPaperWeightDecay = 1e-4;
+/// Weight decay of the usual 28/32-px recipe (CIFAR ResNets, e.g. Zagoruyko & Komodakis 2016).
+inline constexpr double kSmallImageWeightDecay = 5e-4;
+/// The weight decay for data of small images (28/32 px) or photos.
+inline double default_weight_decay(bool small_images) {
+  return small_images ? kSmallImageWeightDecay : kPaperWeightDecay;
+}
+
 /// How to train: everything that determines the trained weights (the run's context, what
 /// does not, is RunContext). Defaults follow the paper (SGD, momentum 0.9, lr 0.1 per 256
 /// images, step decay at 1/3 and 2/3 of the run).
@@ -27,9 +36,12 @@ struct TrainOptions {
   /// Base learning rate; 0 = 0.1 * batch_size / 256 (the paper's rate, scaled linearly).
   TORCH_ARG(double, lr) = 0.0;
   TORCH_ARG(double, momentum) = 0.9;
-  TORCH_ARG(double, weight_decay) = 5e-4;
+  /// The paper's ImageNet value; default_weight_decay gives the per-data default the CLI uses.
+  TORCH_ARG(double, weight_decay) = kPaperWeightDecay;
   TORCH_ARG(bool, nesterov) = false;
   TORCH_ARG(nn::LossKind, loss) = nn::LossKind::kJoint;
+  /// How the individual loss combines the heads' losses (the paper does not say).
+  TORCH_ARG(nn::IndividualReduction, individual_reduction) = nn::IndividualReduction::kSum;
   TORCH_ARG(ScheduleKind, schedule) = ScheduleKind::kStep;
   /// Empty = the paper's proportions (1/3 and 2/3 of the run).
   TORCH_ARG(std::vector<int64_t>, milestones) = {};
