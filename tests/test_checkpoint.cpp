@@ -52,6 +52,19 @@ TEST(Checkpoint, RoundTripGivesTheSameOutputsAndMetadata) {
   EXPECT_EQ(loaded.metadata.preprocess.mean, std::vector<double>{0.25});
   EXPECT_FALSE(loaded.metadata.preprocess.resize.has_value());
   EXPECT_EQ(st::to_json(loaded.metadata)["preprocess"]["crop"], nullptr);
+
+  // The paper's photo recipe is recorded, so `predict` resizes new images to a square too;
+  // metadata without the field (older files) means the shorter side.
+  meta.preprocess.resize = 256;
+  meta.preprocess.crop = 224;
+  meta.preprocess.resize_mode = splitshare::data::ResizeMode::kSquare;
+  auto json = st::to_json(meta);
+  EXPECT_EQ(json["preprocess"]["resize_mode"], "square");
+  EXPECT_EQ(st::metadata_from_json(json, "test").preprocess.resize_mode, splitshare::data::ResizeMode::kSquare);
+  json["preprocess"].erase("resize_mode");
+  EXPECT_EQ(st::metadata_from_json(json, "test").preprocess.resize_mode, splitshare::data::ResizeMode::kShorterSide);
+  json["preprocess"]["resize_mode"] = "stretch";
+  EXPECT_THROW(st::metadata_from_json(json, "test"), c10::Error);
 }
 
 TEST(Checkpoint, PythonTorchJitLoadSeesThePinnedNames) {

@@ -130,26 +130,30 @@ TEST(ImageFolder, EvalLoaderMatchesDecodeThenTransform) {
   st::TempDir dir;
   make_mixed_folder(dir.path());
   auto index = sd::list_image_folder(dir.path().string());
-  auto options = sd::ImageFolderOptions().image_size(64).dct_reducing_gap(0);
-  ASSERT_EQ(sd::eval_resize(options), 73);
-  for (int64_t workers : {0, 2}) {
-    sd::ImageFolderLoader loader(index, options, eval_loader(4, workers));
-    EXPECT_EQ(loader.size(), 6);
-    EXPECT_EQ(loader.batches_per_epoch(), 2);
-    auto batches = epoch_batches(loader, 0);
-    ASSERT_EQ(batches.size(), 2u);
-    EXPECT_EQ(batches[0].images.sizes(), (std::vector<int64_t>{4, 3, 64, 64}));
-    EXPECT_EQ(batches[1].images.sizes(), (std::vector<int64_t>{2, 3, 64, 64}));
-    EXPECT_EQ(all_indices(batches), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
-    for (const auto& batch : batches) {
-      for (int64_t i = 0; i < batch.indices.size(0); ++i) {
-        const int64_t sample = batch.indices[i].item<int64_t>();
-        EXPECT_EQ(batch.labels[i].item<int64_t>(), index.labels[sample]);
-        auto expected = sd::eval_transform(sd::decode_image(index.paths[sample]), 73, 64, options.mean(), options.std());
-        st::expect_close(batch.images[i], expected, 1e-4);
+  for (const auto recipe : {sd::PhotoRecipe::kTorchvision, sd::PhotoRecipe::kPaper}) {
+    auto options = sd::ImageFolderOptions().image_size(64).dct_reducing_gap(0).recipe(recipe);
+    const auto mode = recipe == sd::PhotoRecipe::kPaper ? sd::ResizeMode::kSquare : sd::ResizeMode::kShorterSide;
+    ASSERT_EQ(sd::eval_resize(options), 73);
+    for (int64_t workers : {0, 2}) {
+      sd::ImageFolderLoader loader(index, options, eval_loader(4, workers));
+      EXPECT_EQ(loader.size(), 6);
+      EXPECT_EQ(loader.batches_per_epoch(), 2);
+      auto batches = epoch_batches(loader, 0);
+      ASSERT_EQ(batches.size(), 2u);
+      EXPECT_EQ(batches[0].images.sizes(), (std::vector<int64_t>{4, 3, 64, 64}));
+      EXPECT_EQ(batches[1].images.sizes(), (std::vector<int64_t>{2, 3, 64, 64}));
+      EXPECT_EQ(all_indices(batches), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+      for (const auto& batch : batches) {
+        for (int64_t i = 0; i < batch.indices.size(0); ++i) {
+          const int64_t sample = batch.indices[i].item<int64_t>();
+          EXPECT_EQ(batch.labels[i].item<int64_t>(), index.labels[sample]);
+          auto expected =
+              sd::eval_transform(sd::decode_image(index.paths[sample]), 73, 64, options.mean(), options.std(), mode);
+          st::expect_close(batch.images[i], expected, 1e-4);
+        }
       }
+      EXPECT_EQ(loader.skipped(), 0);
     }
-    EXPECT_EQ(loader.skipped(), 0);
   }
 }
 
@@ -164,7 +168,8 @@ TEST(ImageFolder, DctScalingStaysCloseToFullDecode) {
   sd::ImageFolderLoader full(index, sd::ImageFolderOptions(options).dct_reducing_gap(0), eval_loader(1, 0));
   auto a = epoch_batches(scaled, 0)[0].images * 255;
   auto b = epoch_batches(full, 0)[0].images * 255;
-  auto expected = sd::eval_transform(sd::decode_image(index.paths[0]), 73, 64, {0, 0, 0}, {1.0 / 255, 1.0 / 255, 1.0 / 255});
+  auto expected = sd::eval_transform(sd::decode_image(index.paths[0]), 73, 64, {0, 0, 0}, {1.0 / 255, 1.0 / 255, 1.0 / 255},
+                                     sd::ResizeMode::kSquare);  // the default, paper recipe
   st::expect_close(b[0], expected, 1e-3);
   EXPECT_FALSE(torch::equal(a, b)) << "DCT scaling was used";
   EXPECT_LE((a - b).abs().mean().item<float>(), 0.5);
@@ -318,6 +323,11 @@ TEST(ImageFolder, OpenImageFolderDataBuildsBothStreams) {
   EXPECT_FALSE(bundle.small_images);
   EXPECT_EQ(bundle.preprocess.channels, 3);
   EXPECT_EQ(bundle.preprocess.resize, 36);  // int(32 / 0.875)
+  EXPECT_EQ(bundle.preprocess.resize_mode, sd::ResizeMode::kSquare);  // the paper's recipe by default
+  EXPECT_EQ(sd::open_image_folder_data(dir.file("train"), dir.file("val"),
+                                       sd::DataOptions(options).photo_recipe(sd::PhotoRecipe::kTorchvision))
+                .preprocess.resize_mode,
+            sd::ResizeMode::kShorterSide);
   EXPECT_EQ(bundle.preprocess.crop, 32);
   EXPECT_EQ(bundle.preprocess.mean, (std::vector<double>{0.485, 0.456, 0.406}));
   EXPECT_EQ(bundle.preprocess.std, (std::vector<double>{0.229, 0.224, 0.225}));
@@ -358,7 +368,9 @@ TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
       "tensor = T.Compose([T.PILToTensor(), T.Resize(256, antialias=True), T.CenterCrop(224),\n"
       "                    T.ConvertImageDtype(torch.float32), norm])\n"
       "pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])\n"
-      "for name, t in (('tensor', tensor), ('pil', pil)):\n"
+      "paper = T.Compose([T.PILToTensor(), T.Resize((256, 256), antialias=True), T.CenterCrop(224),\n"
+      "                   T.ConvertImageDtype(torch.float32), norm])\n"
+      "for name, t in (('tensor', tensor), ('pil', pil), ('paper', paper)):\n"
       "    ds = torchvision.datasets.ImageFolder(root, transform=t)\n"
       "    torch.stack([ds[i][0] for i in range(len(ds))]).numpy().tofile(out + '/' + name + '.f32')\n";
   st::write_file(dir.file("tv.py"), script);
@@ -369,9 +381,13 @@ TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
             0)
       << output;
   auto index = sd::list_image_folder(dir.file("data"));
-  sd::ImageFolderLoader loader(index, sd::ImageFolderOptions(), eval_loader(4, 2));
+  sd::ImageFolderLoader loader(index, sd::ImageFolderOptions().recipe(sd::PhotoRecipe::kTorchvision), eval_loader(4, 2));
   auto batches = epoch_batches(loader, 0);
   ASSERT_EQ(batches.size(), 1u);
+  // The paper's evaluation: Resize((256, 256)) + CenterCrop(224).
+  sd::ImageFolderLoader paper_loader(index, sd::ImageFolderOptions(), eval_loader(4, 2));
+  auto paper_batches = epoch_batches(paper_loader, 0);
+  ASSERT_EQ(paper_batches.size(), 1u);
   auto mean = torch::tensor({0.485, 0.456, 0.406}, torch::kFloat32).view({1, 3, 1, 1});
   auto std = torch::tensor({0.229, 0.224, 0.225}, torch::kFloat32).view({1, 3, 1, 1});
   auto levels = [&](const torch::Tensor& x) { return (x * std + mean) * 255; };
@@ -379,6 +395,8 @@ TEST(ImageFolder, EvalPipelineMatchesTorchvisionOnFiles) {
   auto pil_backend = st::read_raw(dir.file("pil.f32"), torch::kFloat32, {4, 3, 224, 224});
   st::expect_close(levels(batches[0].images), levels(tensor_backend), 0.5 + 5e-3);
   st::expect_close(levels(batches[0].images), levels(pil_backend), 1.5);
+  auto paper_backend = st::read_raw(dir.file("paper.f32"), torch::kFloat32, {4, 3, 224, 224});
+  st::expect_close(levels(paper_batches[0].images), levels(paper_backend), 0.5 + 5e-3);
 }
 
 TEST(ImageFolder, TrainRunsEndToEndThroughTheCli) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "image_writers.h"
 #include "support.h"
@@ -69,6 +70,55 @@ TEST(Transforms, ShorterSideResizeFollowsTorchvision) {
   EXPECT_EQ(spec.y.offset, 16);
   EXPECT_EQ(spec.x.count, 224);
   EXPECT_THROW(sd::resize_center_crop(500, 375, 200, 224), c10::Error);
+}
+
+// The paper's recipe (Section 4): the whole image to 256 x 256 (aspect not kept), a random
+// 224 x 224 window anywhere inside it plus a flip for training, the centre window for testing.
+TEST(Transforms, PaperRecipeResizesToASquareAndCropsInsideIt) {
+  auto eval = sd::resize_center_crop(500, 375, 256, 224, sd::ResizeMode::kSquare);
+  for (const auto* axis : {&eval.x, &eval.y}) {
+    EXPECT_EQ(axis->start, 0.0);
+    EXPECT_EQ(axis->resized, 256);
+    EXPECT_EQ(axis->offset, 16);  // round((256 - 224) / 2)
+    EXPECT_EQ(axis->count, 224);
+  }
+  EXPECT_EQ(eval.x.length, 500.0);
+  EXPECT_EQ(eval.y.length, 375.0);
+  EXPECT_FALSE(eval.flip);
+
+  std::mt19937_64 rng(7);
+  std::set<int64_t> lefts, tops;
+  int flips = 0;
+  const int draws = 4000;
+  for (int i = 0; i < draws; ++i) {
+    auto spec = sd::sample_square_resize_crop(640, 480, 256, 224, 0.5, rng);
+    ASSERT_EQ(spec.x.resized, 256);
+    ASSERT_EQ(spec.y.resized, 256);
+    ASSERT_EQ(spec.x.count, 224);
+    ASSERT_EQ(spec.y.length, 480.0);
+    lefts.insert(spec.x.offset);
+    tops.insert(spec.y.offset);
+    flips += spec.flip;
+  }
+  // Every position 0..32 on both axes is drawn (33 each), none outside.
+  EXPECT_EQ(lefts.size(), 33u);
+  EXPECT_EQ(*lefts.begin(), 0);
+  EXPECT_EQ(*lefts.rbegin(), 32);
+  EXPECT_EQ(tops.size(), 33u);
+  EXPECT_EQ(*tops.rbegin(), 32);
+  EXPECT_NEAR(flips / static_cast<double>(draws), 0.5, 0.05);
+  EXPECT_THROW(sd::square_resize_crop(640, 480, 256, 224, 33, 0, false), c10::Error);
+  EXPECT_THROW(sd::sample_square_resize_crop(640, 480, 200, 224, 0.5, rng), c10::Error);
+
+  // The transform resamples exactly that window of the square.
+  auto image = st::test_picture(3, 90, 120, 3);
+  auto out = sd::eval_transform(image, 64, 56, {0.0, 0.0, 0.0}, {1 / 255.0, 1 / 255.0, 1 / 255.0},
+                                sd::ResizeMode::kSquare);
+  auto expected = reference_resample(image, sd::square_resize_crop(120, 90, 64, 56, 4, 4, false));
+  st::expect_close(out, expected, 1e-3);
+  EXPECT_EQ(sd::parse_resize_mode(sd::to_string(sd::ResizeMode::kSquare)), sd::ResizeMode::kSquare);
+  EXPECT_EQ(sd::parse_photo_recipe("torchvision"), sd::PhotoRecipe::kTorchvision);
+  EXPECT_THROW(sd::parse_photo_recipe("autoaugment"), c10::Error);
 }
 
 TEST(Transforms, RandomResizedCropFollowsTorchvisionsRules) {

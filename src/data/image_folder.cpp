@@ -114,6 +114,7 @@ Preprocess image_folder_preprocess(const ImageFolderOptions& options) {
   Preprocess preprocess;
   preprocess.channels = options.channels();
   preprocess.resize = eval_resize(options);
+  preprocess.resize_mode = options.recipe() == PhotoRecipe::kPaper ? ResizeMode::kSquare : ResizeMode::kShorterSide;
   preprocess.crop = options.image_size();
   preprocess.mean = options.mean();
   preprocess.std = options.std();
@@ -137,7 +138,7 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
   val = subsample(val, options.limit_val());
 
   ImageFolderOptions folder;
-  folder.image_size(options.image_size());
+  folder.image_size(options.image_size()).recipe(options.photo_recipe());
   if (!options.mean().empty() || !options.std().empty()) {
     TORCH_CHECK(options.mean().size() == 3 && options.std().size() == 3, "image folders are RGB: the normalisation "
                 "given has ", options.mean().size(), " means and ", options.std().size(), " stds, expected 3 each");

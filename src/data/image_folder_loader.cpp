@@ -204,13 +204,20 @@ void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of
   read_file_bytes(path, state.bytes);
   ImageInfo info = state.decoder.open(state.bytes.data(), state.bytes.size(), path);
   ResampleSpec spec;
+  const bool paper = options.recipe() == PhotoRecipe::kPaper;
   if (loader.augment()) {
     std::mt19937_64 rng(sample_seed(loader.seed(), epoch_of_batch, sample));
-    PixelRect crop = sample_random_resized_crop(info.width, info.height, options.random_crop(), rng);
-    bool flip = uniform01(rng) < options.random_crop().flip_probability();
-    spec = crop_resample(crop, options.image_size(), flip);
+    if (paper) {
+      spec = sample_square_resize_crop(info.width, info.height, resize, options.image_size(),
+                                       options.random_crop().flip_probability(), rng);
+    } else {
+      PixelRect crop = sample_random_resized_crop(info.width, info.height, options.random_crop(), rng);
+      bool flip = uniform01(rng) < options.random_crop().flip_probability();
+      spec = crop_resample(crop, options.image_size(), flip);
+    }
   } else {
-    spec = resize_center_crop(info.width, info.height, resize, options.image_size());
+    spec = resize_center_crop(info.width, info.height, resize, options.image_size(),
+                              paper ? ResizeMode::kSquare : ResizeMode::kShorterSide);
   }
   DecodeOptions decode;
   decode.channels(options.channels())

@@ -120,6 +120,13 @@ DataSpec parse_data_spec(const std::string& text) {
   return spec;
 }
 
+DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess) {
+  options.augment(false).mean(preprocess.mean).std(preprocess.std);
+  options.photo_recipe(preprocess.resize_mode == ResizeMode::kSquare ? PhotoRecipe::kPaper : PhotoRecipe::kTorchvision);
+  if (preprocess.crop) options.image_size(*preprocess.crop);
+  return options;
+}
+
 DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
   if (spec.kind == "imagefolder") return open_image_folder_data(spec.train_path, spec.val_path, options);
   TORCH_CHECK(options.limit_train() >= 0 && options.limit_val() >= 0, "open_data: limit_train (",

@@ -198,9 +198,54 @@ std::pair<int64_t, int64_t> resized_shorter_side(int64_t height, int64_t width, 
   return width <= height ? std::make_pair(new_long, size) : std::make_pair(size, new_long);
 }
 
-ResampleSpec resize_center_crop(int64_t width, int64_t height, int64_t resize, int64_t crop) {
+std::string to_string(ResizeMode mode) { return mode == ResizeMode::kSquare ? "square" : "shorter"; }
+
+ResizeMode parse_resize_mode(const std::string& text) {
+  if (text == "shorter") return ResizeMode::kShorterSide;
+  if (text == "square") return ResizeMode::kSquare;
+  TORCH_CHECK(false, "unknown resize mode '", text, "': expected shorter or square");
+}
+
+std::string to_string(PhotoRecipe recipe) { return recipe == PhotoRecipe::kPaper ? "paper" : "torchvision"; }
+
+PhotoRecipe parse_photo_recipe(const std::string& text) {
+  if (text == "paper") return PhotoRecipe::kPaper;
+  if (text == "torchvision") return PhotoRecipe::kTorchvision;
+  TORCH_CHECK(false, "unknown photo recipe '", text, "': expected paper or torchvision");
+}
+
+ResampleSpec square_resize_crop(int64_t width, int64_t height, int64_t resize, int64_t crop, int64_t left,
+                                int64_t top, bool flip) {
+  TORCH_CHECK(width > 0 && height > 0, "square_resize_crop: empty image ", width, "x", height);
+  TORCH_CHECK(crop > 0 && resize >= crop, "square_resize_crop: resize (", resize, ") must be >= crop (", crop,
+              ") > 0");
+  TORCH_CHECK(left >= 0 && top >= 0 && left <= resize - crop && top <= resize - crop, "square_resize_crop: window (",
+              left, ", ", top, ") is outside [0, ", resize - crop, "]");
+  ResampleSpec spec;
+  spec.x = ResampleAxis{0.0, static_cast<double>(width), resize, left, crop};
+  spec.y = ResampleAxis{0.0, static_cast<double>(height), resize, top, crop};
+  spec.flip = flip;
+  return spec;
+}
+
+ResampleSpec sample_square_resize_crop(int64_t width, int64_t height, int64_t resize, int64_t crop,
+                                       double flip_probability, std::mt19937_64& rng) {
+  const int64_t room = resize - crop + 1;
+  TORCH_CHECK(room >= 1, "sample_square_resize_crop: resize (", resize, ") must be >= crop (", crop, ")");
+  // Integer draws from uniform01 (platform-independent, unlike std::uniform_int_distribution).
+  const auto top = std::min<int64_t>(room - 1, static_cast<int64_t>(uniform01(rng) * static_cast<double>(room)));
+  const auto left = std::min<int64_t>(room - 1, static_cast<int64_t>(uniform01(rng) * static_cast<double>(room)));
+  const bool flip = uniform01(rng) < flip_probability;
+  return square_resize_crop(width, height, resize, crop, left, top, flip);
+}
+
+ResampleSpec resize_center_crop(int64_t width, int64_t height, int64_t resize, int64_t crop, ResizeMode mode) {
   TORCH_CHECK(crop > 0 && resize >= crop, "resize_center_crop: resize (", resize, ") must be >= crop (", crop,
               ") > 0");
+  if (mode == ResizeMode::kSquare) {
+    const auto offset = round_half_even((resize - crop) / 2.0);
+    return square_resize_crop(width, height, resize, crop, offset, offset, false);
+  }
   auto [new_height, new_width] = resized_shorter_side(height, width, resize);
   ResampleSpec spec;
   spec.x = ResampleAxis{0.0, static_cast<double>(width), new_width, round_half_even((new_width - crop) / 2.0), crop};
@@ -376,11 +421,11 @@ torch::Tensor resample(const torch::Tensor& image, const ResampleSpec& spec) {
 }
 
 torch::Tensor eval_transform(const torch::Tensor& image, int64_t resize, int64_t crop,
-                             const std::vector<double>& mean, const std::vector<double>& std) {
+                             const std::vector<double>& mean, const std::vector<double>& std, ResizeMode mode) {
   TORCH_CHECK(image.dim() == 3, "eval_transform: expected [C, H, W], got ", image.sizes());
   TORCH_CHECK(static_cast<int64_t>(mean.size()) == image.size(0), "eval_transform: ", mean.size(),
               " mean values for ", image.size(0), " channels");
-  return resample_tensor(image, resize_center_crop(image.size(2), image.size(1), resize, crop),
+  return resample_tensor(image, resize_center_crop(image.size(2), image.size(1), resize, crop, mode),
                          normalization(mean, std));
 }
 

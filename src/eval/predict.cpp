@@ -38,7 +38,7 @@ torch::Tensor load_image(const std::string& path, const data::Preprocess& prepro
   if (preprocess.resize || preprocess.crop) {
     const int64_t crop = preprocess.crop.value_or(*preprocess.resize);
     const int64_t resize = preprocess.resize.value_or(crop);
-    return data::eval_transform(image, resize, crop, preprocess.mean, preprocess.std);
+    return data::eval_transform(image, resize, crop, preprocess.mean, preprocess.std, preprocess.resize_mode);
   }
   TORCH_CHECK(preprocess.size && *preprocess.size >= 1, path,
               ": the checkpoint's preprocessing records no resize, crop or size, so the input resolution is "

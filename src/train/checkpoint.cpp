@@ -149,6 +149,7 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
   j["width"] = o.width();
   j["preprocess"] = {{"channels", m.preprocess.channels},
                      {"resize", optional_int(m.preprocess.resize)},
+                     {"resize_mode", data::to_string(m.preprocess.resize_mode)},
                      {"crop", optional_int(m.preprocess.crop)},
                      {"size", optional_int(m.preprocess.size)},
                      {"mean", m.preprocess.mean},
@@ -191,6 +192,10 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
   m.preprocess.channels = field<int64_t>(p, "channels", source);
   // `size` is absent in checkpoints written before it was recorded.
   m.preprocess.resize = optional_size(p, "resize", source);
+  // Checkpoints from before the paper's recipe resized the shorter side.
+  m.preprocess.resize_mode = named(source, [&] {
+    return data::parse_resize_mode(optional_field<std::string>(p, "resize_mode", "shorter", source));
+  });
   m.preprocess.crop = optional_size(p, "crop", source);
   m.preprocess.size = optional_size(p, "size", source);
   m.preprocess.mean = field<std::vector<double>>(p, "mean", source);

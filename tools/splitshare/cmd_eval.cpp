@@ -33,8 +33,9 @@ int run_eval(int argc, char** argv) {
                 m.model.num_classes(), " classes but the data has ", probe.classes.size());
     TORCH_CHECK(m.preprocess.channels == probe.preprocess.channels, path, " expects ", m.preprocess.channels,
                 "-channel images but the data has ", probe.preprocess.channels);
-    // Normalised as the model was trained (its recorded statistics), not with this data's own.
-    auto bundle = data::open_data(spec, data::DataOptions(data_opts).mean(m.preprocess.mean).std(m.preprocess.std));
+    // Normalised, resized and cropped as the model was trained (what its checkpoint records),
+    // not with this data's own statistics.
+    auto bundle = data::open_data(spec, data::evaluation_options(data_opts, m.preprocess));
     members.push_back(eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1));
   }
   nlohmann::json out;

@@ -98,6 +98,10 @@ void add_data_options(cxxopts::Options& options) {
       ("workers", "image decoding threads (image folders; 0 = the training thread)",
        cxxopts::value<int64_t>()->default_value(text(data.workers())))
       ("seed", "seed of initialisation and data order", cxxopts::value<uint64_t>()->default_value(text(data.seed())))
+      ("augment", "photo folders: paper (resize to 256x256, random 224 crop, flip; evaluation: 256x256, centre "
+                  "224) | torchvision (RandomResizedCrop + flip; evaluation: shorter side 256, centre 224) | none. "
+                  "28/32-px data: pad-crop-flip unless none",
+       cxxopts::value<std::string>()->default_value(data::to_string(data.photo_recipe())))
       ("limit-train", "use only the first N training samples (0 = all)",
        cxxopts::value<int64_t>()->default_value(text(data.limit_train())))
       ("limit-val", "use only the first N validation samples (0 = all)",
@@ -116,7 +120,12 @@ data::DataOptions data_options(const cxxopts::ParseResult& args) {
   TORCH_CHECK(args["workers"].as<int64_t>() >= 0, "--workers must be >= 0, got ", args["workers"].as<int64_t>());
   TORCH_CHECK(args["limit-train"].as<int64_t>() >= 0 && args["limit-val"].as<int64_t>() >= 0,
               "--limit-train/--limit-val must be >= 0");
+  const auto augment = args["augment"].as<std::string>();
+  TORCH_CHECK(augment == "none" || augment == "paper" || augment == "torchvision",
+              "--augment: expected paper, torchvision or none, got '", augment, "'");
   return data::DataOptions()
+      .augment(augment != "none")
+      .photo_recipe(augment == "torchvision" ? data::PhotoRecipe::kTorchvision : data::PhotoRecipe::kPaper)
       .batch_size(batch)
       .eval_batch_size(eval_batch)
       .workers(args["workers"].as<int64_t>())

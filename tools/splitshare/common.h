@@ -17,7 +17,7 @@ void add_model_options(cxxopts::Options& options);
 nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t classes, int64_t channels,
                                     bool small_images);
 
-/// Registers --data, --batch-size, --workers, --seed, --limit-train, --limit-val, --image-size, --strict.
+/// Registers --data, --batch-size, --workers, --seed, --augment, --limit-train, --limit-val, --image-size, --strict.
 void add_data_options(cxxopts::Options& options);
 data::DataSpec data_spec(const cxxopts::ParseResult& args);
 data::DataOptions data_options(const cxxopts::ParseResult& args);

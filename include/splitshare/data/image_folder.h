@@ -45,12 +45,15 @@ ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit);
 struct ImageFolderOptions {
   /// Channels of the model: 3 (RGB) or 1 (luma).
   TORCH_ARG(int64_t, channels) = 3;
-  /// Training RandomResizedCrop size and evaluation centre-crop size.
+  /// Training and evaluation crop size.
   TORCH_ARG(int64_t, image_size) = 224;
-  /// Evaluation: shorter side resized to this before the centre crop;
+  /// Resize before the crop (the paper's recipe: the whole image to resize x resize, in
+  /// training and evaluation; torchvision's: evaluation resizes the shorter side to it);
   /// 0 = int(image_size / 0.875) (256 for 224).
   TORCH_ARG(int64_t, resize) = 0;
-  /// Training crop scale, ratio and flip probability (its size is image_size).
+  /// The paper's augmentation and evaluation transform, or torchvision's.
+  TORCH_ARG(PhotoRecipe, recipe) = PhotoRecipe::kPaper;
+  /// torchvision recipe: the crop's scale and ratio; both recipes: the flip probability.
   TORCH_ARG(RandomResizedCropOptions, random_crop) = {};
   /// Normalisation, [0, 1] scale, one value per channel (ImageNet's by default).
   TORCH_ARG(std::vector<double>, mean) = {kImageNetMean.begin(), kImageNetMean.end()};
@@ -79,8 +82,10 @@ Preprocess image_folder_preprocess(const ImageFolderOptions& options);
 /// (float [B, C, S, S], S = image_size, normalised) with up to prefetch_batches
 /// batches in flight.
 ///
-/// Training (augment): RandomResizedCrop(image_size) + horizontal flip; otherwise
-/// resize(shorter side to eval_resize) + centre crop(image_size). JPEGs are decoded
+/// Training (augment): with the paper's recipe, resize to eval_resize x eval_resize + a
+/// random image_size crop + horizontal flip; with torchvision's, RandomResizedCrop(image_size)
+/// + flip. Otherwise (evaluation) resize (the whole image to a square, or the shorter side,
+/// per the recipe) to eval_resize + centre crop(image_size). JPEGs are decoded
 /// cropped to the pixels the resample reads and, where allowed, DCT-scaled.
 ///
 /// Determinism: the per-epoch shuffle comes from (seed, epoch) and every sample's
@@ -119,8 +124,8 @@ std::unique_ptr<BatchStream> make_image_folder_loader(ImageFolderIndex index, Im
                                                       LoaderOptions loader);
 
 /// Opens an ImageNet-layout pair of folders (one sub-folder per class) as a DataBundle:
-/// a shuffled, drop_last training stream (RandomResizedCrop(image_size) + flip
-/// when options.augment) and a validation stream (resize to image_size / 0.875 +
+/// a shuffled, drop_last training stream (options.photo_recipe's augmentation when
+/// options.augment) and a validation stream (resize to image_size / 0.875 +
 /// centre crop), both normalised with ImageNet statistics, 3 channels. The
 /// validation classes must equal the training classes (an error names both roots).
 DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,

@@ -34,6 +34,9 @@ struct DataOptions {
   TORCH_ARG(int64_t, world_size) = 1;
   TORCH_ARG(bool, strict) = false;
   TORCH_ARG(bool, augment) = true;
+  /// Photo folders: the paper's augmentation and evaluation transform, or torchvision's
+  /// (28/32-px data always pads, crops and flips when augmenting).
+  TORCH_ARG(PhotoRecipe, photo_recipe) = PhotoRecipe::kPaper;
   TORCH_ARG(bool, channels_last) = false;
   /// Training crop size for photos (image folders); evaluation resizes to size/0.875 and centre-crops.
   TORCH_ARG(int64_t, image_size) = 224;
@@ -69,6 +72,10 @@ struct DataBundle {
 /// `preprocess` records.
 /// "imagefolder" is delegated to open_image_folder_data.
 DataBundle open_data(const DataSpec& spec, const DataOptions& options);
+
+/// `options` with the evaluation a model was trained for: its normalisation, photo recipe
+/// (resize mode) and crop size, and no augmentation (what `eval` and `gradcam` open data with).
+DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess);
 
 /// Where Debian's dataset-fashion-mnist puts its files.
 std::string default_fashion_mnist_dir();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/data/dataset.h>
 #include <splitshare/data/image_io.h>
 
 #include <torch/torch.h>
@@ -74,9 +75,21 @@ ResampleSpec crop_resample(const PixelRect& crop, int64_t size, bool flip);
 /// truncated like torchvision's Resize(int).
 std::pair<int64_t, int64_t> resized_shorter_side(int64_t height, int64_t width, int64_t size);
 
-/// The evaluation resample: shorter side resized to `resize`, then a centre crop of
-/// crop x crop (torchvision's Resize(resize) + CenterCrop(crop); needs resize >= crop).
-ResampleSpec resize_center_crop(int64_t width, int64_t height, int64_t resize, int64_t crop);
+/// The evaluation resample: resized to `resize` per `mode` (shorter side: torchvision's
+/// Resize(resize); square: the whole image to resize x resize), then a centre crop of
+/// crop x crop (CenterCrop(crop), offset round((resize - crop) / 2)); needs resize >= crop.
+ResampleSpec resize_center_crop(int64_t width, int64_t height, int64_t resize, int64_t crop,
+                                ResizeMode mode = ResizeMode::kShorterSide);
+
+/// The paper's training resample: the whole image resized to resize x resize, the
+/// crop x crop window at (left, top), both in [0, resize - crop], mirrored when `flip`.
+ResampleSpec square_resize_crop(int64_t width, int64_t height, int64_t resize, int64_t crop, int64_t left,
+                                int64_t top, bool flip);
+
+/// square_resize_crop at a random window (left and top uniform over [0, resize - crop], as
+/// torchvision's RandomCrop), mirrored with probability `flip_probability`.
+ResampleSpec sample_square_resize_crop(int64_t width, int64_t height, int64_t resize, int64_t crop,
+                                       double flip_probability, std::mt19937_64& rng);
 
 /// The full-resolution source pixels the resample reads (the union of its filter
 /// footprints): what to ask the decoder for (DecodeOptions::crop).
@@ -142,10 +155,11 @@ class Resampler {
 torch::Tensor resample(const torch::Tensor& image, const ResampleSpec& spec);
 
 /// The evaluation transform on a decoded image: uint8 [C, H, W] -> float
-/// [C, crop, crop], resized (shorter side to `resize`), centre-cropped and
+/// [C, crop, crop], resized (to `resize` per `mode`), centre-cropped and
 /// normalised with `mean`/`std` ([0, 1] scale, one value per channel).
 torch::Tensor eval_transform(const torch::Tensor& image, int64_t resize, int64_t crop,
-                             const std::vector<double>& mean, const std::vector<double>& std);
+                             const std::vector<double>& mean, const std::vector<double>& std,
+                             ResizeMode mode = ResizeMode::kShorterSide);
 
 /// The training transform on a decoded image: uint8 [C, H, W] -> float
 /// [C, size, size]: RandomResizedCrop + horizontal flip + normalisation.
