@@ -1,4 +1,5 @@
 #include <splitshare/bench/suite.h>
+#include <splitshare/train/build_info.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -12,11 +13,16 @@ std::vector<std::pair<std::string, Workload>> standard_workloads() {
   auto r50 = nn::ClassifierOptions().arch("resnet50").num_classes(1000);
   auto head = [&](nn::HeadOptions h) { return nn::ClassifierOptions(r50).head(h); };
   const auto ssm = nn::HeadOptions().kind(nn::HeadKind::kSSM);
+  const auto bf16 = train::Precision::kBFloat16;
   return {
       {"fashion-train", Workload().name("default model train, b128 28x28").model(fashion).batch(128)
                             .image_size(28).steps(10).repeats(5)},
+      {"fashion-train-bf16", Workload().name("default model train, b128 28x28").model(fashion).batch(128)
+                                 .image_size(28).steps(10).repeats(5).precision(bf16)},
       {"resnet50-ssm-train", Workload().name("ResNet-50+SSM train, b16 224").model(r50).batch(16).warmup(1)
                                  .steps(3)},
+      {"resnet50-ssm-train-bf16", Workload().name("ResNet-50+SSM train, b16 224").model(r50).batch(16).warmup(1)
+                                      .steps(3).precision(bf16)},
       {"resnet50-ssm-train-memory", Workload().name("ResNet-50+SSM train b16, peak RSS").model(r50).batch(16)
                                         .memory(true).warmup(1).steps(1).repeats(1)},
       // The GPU recipe (scripts/gpu-smoke: --device cuda --amp bf16|fp16); not in the default list.
@@ -24,8 +30,12 @@ std::vector<std::pair<std::string, Workload>> standard_workloads() {
                                       .warmup(5).steps(20).repeats(3)},
       {"resnet50-ssm-infer-b1", Workload().name("ResNet-50+SSM infer, b1 224").model(r50).batch(1)
                                     .task(Task::kInfer).steps(10)},
+      {"resnet50-ssm-infer-b1-bf16", Workload().name("ResNet-50+SSM infer, b1 224").model(r50).batch(1)
+                                         .task(Task::kInfer).steps(10).precision(bf16)},
       {"resnet50-ssm-infer-b64", Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)
                                      .task(Task::kInfer).warmup(1).steps(2)},
+      {"resnet50-ssm-infer-b64-bf16", Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)
+                                          .task(Task::kInfer).warmup(1).steps(2).precision(bf16)},
       {"head-ssm", Workload().name("SSM head fwd+bwd, b256 2048->1000").model(head(ssm)).batch(256)
                        .task(Task::kHead).steps(5).repeats(9)},
       {"head-ssm-reference", Workload().name("  same, straightforward (ours)").model(head(nn::HeadOptions(ssm)
@@ -88,6 +98,7 @@ std::map<std::string, Timing> measure_heads_in_turn(const std::vector<std::pair<
 Row measure_row(const std::string& name, const Workload& w, const std::map<std::string, Timing>& interleaved,
                 const SuiteOptions& options) {
   Row row;
+  row.key = name;
   row.workload = w;
   if (interleaved.count(name)) {
     row.ours = interleaved.at(name);
@@ -100,14 +111,10 @@ Row measure_row(const std::string& name, const Workload& w, const std::map<std::
     row.ours = measure(w);
   }
   if (!options.peers()) return row;
-  std::fprintf(stderr, "bench %s: PyTorch eager...\n", name.c_str());
-  row.peer = measure_peer(w, options.python(), options.peer_script(), options.threads(), /*channels_last=*/false);
-  row.has_peer = true;
-  if (!head_task(w)) {
-    std::fprintf(stderr, "bench %s: PyTorch eager, channels-last...\n", name.c_str());
-    row.peer_channels_last =
-        measure_peer(w, options.python(), options.peer_script(), options.threads(), /*channels_last=*/true);
-    row.has_peer_channels_last = true;
+  for (const auto& peer : options.peer_kinds()) {
+    if (head_task(w) && peer != "eager") continue;  // the head rows compare with our linear head
+    std::fprintf(stderr, "bench %s: PyTorch %s...\n", name.c_str(), peer.c_str());
+    row.peers[peer] = measure_peer(w, options.python(), options.peer_script(), options.threads(), peer);
   }
   return row;
 }
@@ -117,9 +124,21 @@ Row measure_row(const std::string& name, const Workload& w, const std::map<std::
 SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selected, const SuiteOptions& options) {
   const auto interleaved = measure_heads_in_turn(selected);
   SuiteResult result;
+  const bool compute_rows = std::any_of(selected.begin(), selected.end(), [](const auto& entry) {
+    return !entry.second.memory() && entry.second.device().is_cpu();
+  });
+  if (compute_rows) {
+    std::fprintf(stderr, "bench: matrix-product peaks (fp32, bf16)...\n");
+    result.peak_fp32_gflops = measure_peak_gflops(torch::kFloat);
+    result.peak_bf16_gflops = measure_peak_gflops(torch::kBFloat16);
+  }
   std::map<std::string, double> head_medians;
   for (const auto& [name, w] : selected) {
     result.rows.push_back(measure_row(name, w, interleaved, options));
+    if (w.device().is_cpu()) {
+      result.rows.back().peak_gflops =
+          w.precision() == train::Precision::kBFloat16 ? result.peak_bf16_gflops : result.peak_fp32_gflops;
+    }
     if (head_task(w)) head_medians[name] = result.rows.back().ours.median();
   }
   if (head_medians.count("head-linear")) {
@@ -137,7 +156,10 @@ SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selec
 }
 
 nlohmann::json to_json(const SuiteResult& result, int threads) {
-  nlohmann::json out = {{"threads", threads}, {"rows", to_json(result.rows)}};
+  nlohmann::json out = {{"threads", threads},
+                        {"libtorch", train::build_info().libtorch},
+                        {"peak_gflops", {{"fp32", result.peak_fp32_gflops}, {"bf16", result.peak_bf16_gflops}}},
+                        {"rows", to_json(result.rows)}};
   if (!result.head_time_over_linear.empty()) out["head_time_over_linear"] = result.head_time_over_linear;
   if (!result.fused_speedup.empty()) out["fused_head_speedup_over_straightforward"] = result.fused_speedup;
   return out;
@@ -146,6 +168,11 @@ nlohmann::json to_json(const SuiteResult& result, int threads) {
 std::string format_suite(const SuiteResult& result, const std::string& header) {
   std::string out = header + format_table(result.rows);
   char line[160];
+  if (result.peak_fp32_gflops > 0) {
+    std::snprintf(line, sizeof line, "matrix-product peak (n=2048): fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s\n",
+                  result.peak_fp32_gflops, result.peak_bf16_gflops);
+    out += line;
+  }
   for (const auto& [name, value] : result.head_time_over_linear.items()) {
     std::snprintf(line, sizeof line, "%s time / linear head time: %.2fx\n", name.c_str(), value.get<double>());
     out += line;

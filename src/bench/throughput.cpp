@@ -4,6 +4,7 @@
 #include <splitshare/train/trainer.h>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,28 +25,10 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-std::string cell(const Timing& t, bool memory) {
-  char text[64];
-  if (memory) {
-    std::snprintf(text, sizeof text, "%.0f MiB", t.peak_rss_mb);
-  } else {
-    std::snprintf(text, sizeof text, "%.1f / %.1f", t.min(), t.median());
-  }
-  return text;
-}
 
-// Ours over the peer for speed; the peer's peak memory over ours (above 1: we use less).
-double ratio(const Timing& ours, const Timing& peer, bool memory) {
-  if (memory) return peer.peak_rss_mb / std::max(1e-9, ours.peak_rss_mb);
-  return ours.median() / std::max(1e-9, peer.median());
-}
+}  // namespace
 
-nlohmann::json timing_json(const Timing& t) {
-  return {{"images_per_second", t.images_per_second}, {"median", t.median()}, {"min", t.min()},
-          {"max", t.max()},                           {"peak_rss_mb", t.peak_rss_mb}};
-}
-
-const char* task_name(Task task) {
+std::string to_string(Task task) {
   switch (task) {
     case Task::kTrain: return "train";
     case Task::kInfer: return "infer";
@@ -54,8 +37,6 @@ const char* task_name(Task task) {
   }
   return "?";
 }
-
-}  // namespace
 
 double Timing::median() const {
   if (images_per_second.empty()) return 0;
@@ -224,85 +205,71 @@ nlohmann::json run_json_command(const std::string& command) {
   }
 }
 
+std::vector<std::string> peer_names() { return {"eager", "eager_tuned", "compile"}; }
+
 std::string peer_command(const Workload& w, const std::string& python, const std::string& script, int threads,
-                         bool channels_last) {
+                         const std::string& peer) {
+  const auto names = peer_names();
+  TORCH_CHECK(std::find(names.begin(), names.end(), peer) != names.end(), "unknown PyTorch peer '", peer, "'");
+  TORCH_CHECK(w.precision() != train::Precision::kFloat16, "the PyTorch peers run fp32 or bf16 on the CPU, not fp16");
   const auto& m = w.model();
   std::ostringstream cmd;
-  cmd << shell_quote(python) << " " << shell_quote(script) << " --arch " << m.arch() << " --head "
-      << nn::to_string(m.head().kind()) << " --splits " << m.head().splits()
-      << " --ssm-norm " << (m.head().last_plain() ? "first" : "all") << " --k " << m.head().k()
-      << " --classes " << m.num_classes() << " --channels " << m.in_channels() << " --width " << m.width()
-      << " --stem " << nn::to_string(m.stem()) << " --batch " << w.batch() << " --size " << w.image_size()
-      << " --mode " << task_name(w.task()) << (channels_last ? " --channels-last" : "") << " --warmup " << w.warmup()
+  if (peer == "eager_tuned") {
+    // PyTorch's CPU performance tuning guide: a preloaded jemalloc with its suggested
+    // settings, and OpenMP threads pinned to cores (GNU OpenMP, as the wheel ships).
+    const char* jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if (access(jemalloc, R_OK) == 0) {
+      cmd << "LD_PRELOAD=" << jemalloc << " MALLOC_CONF=oversize_threshold:1,background_thread:true,"
+          << "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000 ";
+    }
+    cmd << "OMP_NUM_THREADS=" << threads << " OMP_PROC_BIND=close OMP_PLACES=cores ";
+  }
+  cmd << shell_quote(python) << " " << shell_quote(script) << " --peer " << peer << " --arch " << m.arch()
+      << " --head " << nn::to_string(m.head().kind()) << " --splits " << m.head().splits() << " --ssm-norm "
+      << (m.head().last_plain() ? "first" : "all") << " --k " << m.head().k() << " --classes " << m.num_classes()
+      << " --channels " << m.in_channels() << " --width " << m.width() << " --stem " << nn::to_string(m.stem())
+      << " --batch " << w.batch() << " --size " << w.image_size() << " --mode " << to_string(w.task()) << " --amp "
+      << (w.precision() == train::Precision::kBFloat16 ? "bf16" : "fp32") << " --warmup " << w.warmup()
       << " --steps " << w.steps() << " --repeats " << w.repeats() << " --threads " << threads;
   return cmd.str();
+}
+
+double measure_peak_gflops(torch::ScalarType type, int64_t n) {
+  torch::NoGradGuard no_grad;
+  const auto a = torch::randn({n, n}).to(type), b = torch::randn({n, n}).to(type);
+  auto c = torch::mm(a, b);  // warm-up (and oneDNN's first-call set-up for bf16)
+  double best = 0;
+  for (int repeat = 0; repeat < 5; ++repeat) {
+    const auto start = Clock::now();
+    c = torch::mm(a, b);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::max(best, 2.0 * static_cast<double>(n) * n * n / seconds / 1e9);
+  }
+  return best;
 }
 
 Timing timing_from_json(const nlohmann::json& json) {
   Timing timing;
   timing.images_per_second = json.at("images_per_second").get<std::vector<double>>();
   timing.peak_rss_mb = json.value("peak_rss_mb", 0.0);
+  if (json.contains("flops_per_item") && json["flops_per_item"].is_number()) {
+    timing.flops_per_item = json["flops_per_item"].get<double>();
+  }
+  if (json.contains("compile_seconds") && json["compile_seconds"].is_number()) {
+    timing.compile_seconds = json["compile_seconds"].get<double>();
+  }
   return timing;
 }
 
 Timing measure_peer(const Workload& w, const std::string& python, const std::string& script, int threads,
-                    bool channels_last) {
-  const auto command = peer_command(w, python, script, threads, channels_last);
+                    const std::string& peer) {
+  const auto command = peer_command(w, python, script, threads, peer);
   const auto json = run_json_command(command);
   try {
     return timing_from_json(json);
   } catch (const std::exception& e) {
     TORCH_CHECK(false, "the PyTorch peer printed no timings (", e.what(), "): ", command);
   }
-}
-
-std::string format_table(const std::vector<Row>& rows) {
-  std::ostringstream out;
-  char line[320];
-  const char* format = "%-38s %18s %18s %18s %7s %7s\n";
-  std::snprintf(line, sizeof line, format, "workload (items/s: min / median)", "splitshare", "eager", "eager+CL", "ratio",
-                "vs CL");
-  out << line;
-  for (const auto& r : rows) {
-    const bool memory = r.workload.memory();
-    std::string peer = "-", peer_cl = "-";
-    char ratio_text[32] = "-", ratio_cl[32] = "-";
-    if (r.has_peer) {
-      peer = cell(r.peer, memory);
-      std::snprintf(ratio_text, sizeof ratio_text, "%.2fx", ratio(r.ours, r.peer, memory));
-    }
-    if (r.has_peer_channels_last) {
-      peer_cl = cell(r.peer_channels_last, memory);
-      std::snprintf(ratio_cl, sizeof ratio_cl, "%.2fx", ratio(r.ours, r.peer_channels_last, memory));
-    }
-    std::snprintf(line, sizeof line, format, r.workload.name().c_str(), cell(r.ours, memory).c_str(), peer.c_str(),
-                  peer_cl.c_str(), ratio_text, ratio_cl);
-    out << line;
-  }
-  return out.str();
-}
-
-nlohmann::json to_json(const std::vector<Row>& rows) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : rows) {
-    const bool memory = r.workload.memory();
-    nlohmann::json row = {{"workload", r.workload.name()},
-                          {"task", task_name(r.workload.task())},
-                          {"memory", memory},
-                          {"batch", r.workload.batch()},
-                          {"image_size", r.workload.image_size()},
-                          {"ours", timing_json(r.ours)}};
-    if (r.has_peer) {
-      row["pytorch_eager"] = timing_json(r.peer);
-      row["ratio"] = ratio(r.ours, r.peer, memory);
-    }
-    if (r.has_peer_channels_last) {
-      row["pytorch_eager_channels_last"] = timing_json(r.peer_channels_last);
-      row["ratio_channels_last"] = ratio(r.ours, r.peer_channels_last, memory);
-    }
-    out.push_back(row);
-  }
-  return out;
 }
 
 }  // namespace splitshare::bench

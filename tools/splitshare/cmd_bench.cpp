@@ -22,8 +22,8 @@ std::string default_peer_script() {
 }  // namespace
 
 int run_bench(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Training/inference speed and memory of splitshare next to PyTorch eager, "
-                                    "same threads; one table");
+  cxxopts::Options options(argv[0], "Training/inference speed and memory of splitshare next to the venv's PyTorch "
+                                    "(eager, tuned eager, torch.compile), same threads and precision; one table");
   const auto table = bench::standard_workloads();
   std::string names, all;
   for (const auto& [name, _] : table) names += (names.empty() ? "" : ", ") + name;
@@ -33,23 +33,33 @@ int run_bench(int argc, char** argv) {
       ("repeats", "timed repeats per workload (0 = workload default)", cxxopts::value<int64_t>()->default_value("0"))
       ("steps", "timed steps per repeat (0 = workload default)", cxxopts::value<int64_t>()->default_value("0"))
       ("warmup", "untimed steps first (-1 = workload default)", cxxopts::value<int64_t>()->default_value("-1"))
-      ("no-peer", "skip the PyTorch eager peers")
+      ("no-peer", "skip the PyTorch peers")
+      ("peers", "comma-separated, from: eager, eager_tuned, compile",
+       cxxopts::value<std::vector<std::string>>()->default_value("eager,eager_tuned,compile"))
       ("python", "Python with torch + torchvision", cxxopts::value<std::string>()->default_value(SPLITSHARE_PYTHON))
       ("peer-script", "the peer script", cxxopts::value<std::string>()->default_value(default_peer_script()))
       ("nchw", "train our side in NCHW layout (default: channels-last)")
       ("device", "cpu | cuda | cuda:N (the PyTorch peer needs cpu; use --no-peer otherwise)",
        cxxopts::value<std::string>()->default_value("cpu"))
-      ("amp", "bf16 | fp16 | fp32 autocast of our side (--amp alone = bf16; the peer stays fp32, use --no-peer)",
-       cxxopts::value<std::string>()->default_value("fp32")->implicit_value("bf16"))
+      ("amp", "bf16 | fp16 | fp32 autocast for every workload chosen, ours and the peers' (default: each "
+              "workload's own; fp16 needs --device cuda --no-peer)",
+       cxxopts::value<std::string>()->implicit_value("bf16"))
       ("json", "print JSON");
   add_thread_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   const int threads = configure_threads(*args);
   const auto device = util::parse_device((*args)["device"].as<std::string>());
-  const auto precision = train::parse_precision((*args)["amp"].as<std::string>());
-  TORCH_CHECK(args->count("no-peer") || (device.is_cpu() && precision == train::Precision::kFloat32),
-              "the PyTorch peer measures fp32 on the CPU only; add --no-peer with --device cuda or --amp");
+  const bool amp = args->count("amp") > 0;
+  const auto precision = amp ? train::parse_precision((*args)["amp"].as<std::string>()) : train::Precision::kFloat32;
+  TORCH_CHECK(args->count("no-peer") || (device.is_cpu() && precision != train::Precision::kFloat16),
+              "the PyTorch peers run on the CPU in fp32 or bf16; add --no-peer with --device cuda or --amp fp16");
+  const auto peers = (*args)["peers"].as<std::vector<std::string>>();
+  for (const auto& peer : peers) {
+    const auto known = bench::peer_names();
+    TORCH_CHECK(std::find(known.begin(), known.end(), peer) != known.end(), "--peers: unknown peer '", peer,
+                "'; expected eager, eager_tuned or compile");
+  }
   std::vector<std::pair<std::string, bench::Workload>> selected;
   for (const auto& name : (*args)["workloads"].as<std::vector<std::string>>()) {
     auto it = std::find_if(table.begin(), table.end(), [&](const auto& entry) { return entry.first == name; });
@@ -58,12 +68,14 @@ int run_bench(int argc, char** argv) {
     if ((*args)["repeats"].as<int64_t>() > 0) w.repeats((*args)["repeats"].as<int64_t>());
     if ((*args)["steps"].as<int64_t>() > 0) w.steps((*args)["steps"].as<int64_t>());
     if ((*args)["warmup"].as<int64_t>() >= 0) w.warmup((*args)["warmup"].as<int64_t>());
-    w.channels_last(args->count("nchw") == 0).device(device).precision(precision);
+    w.channels_last(args->count("nchw") == 0).device(device);
+    if (amp) w.precision(precision);
     selected.emplace_back(name, w);
   }
   // Resolved here: inside popen's shell, /proc/self/exe would be the shell.
   const auto result = bench::run_suite(selected, bench::SuiteOptions()
                                                      .peers(args->count("no-peer") == 0)
+                                                     .peer_kinds(peers)
                                                      .python((*args)["python"].as<std::string>())
                                                      .peer_script((*args)["peer-script"].as<std::string>())
                                                      .threads(threads)
@@ -73,9 +85,9 @@ int run_bench(int argc, char** argv) {
   } else {
     char header[256];
     std::snprintf(header, sizeof header,
-                  "threads: %d, device %s, %s; ratio = ours / eager (default NCHW, as a Python user writes it), "
-                  "vs CL = ours / eager channels-last; memory rows: eager's peak / ours\n",
-                  threads, device.str().c_str(), train::to_string(precision).c_str());
+                  "threads: %d, device %s; ratio = ours / the best peer (memory rows: its peak / ours): above 1 "
+                  "we win; GFLOP/s from the eager peer's FLOP count, %%peak of a large matrix product\n",
+                  threads, device.str().c_str());
     std::printf("%s", bench::format_suite(result, header).c_str());
   }
   return 0;

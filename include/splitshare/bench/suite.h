@@ -18,8 +18,10 @@ std::vector<std::string> default_workload_names();
 
 /// How a suite is measured.
 struct SuiteOptions {
-  /// Compare with the PyTorch peers (eager, and eager channels-last for the model rows).
+  /// Compare with the PyTorch peers.
   TORCH_ARG(bool, peers) = true;
+  /// Which peers (peer_names()); the head rows use eager only.
+  TORCH_ARG(std::vector<std::string>, peer_kinds) = peer_names();
   TORCH_ARG(std::string, python) = "python3";
   TORCH_ARG(std::string, peer_script) = "bench/peer_pytorch.py";
   TORCH_ARG(int, threads) = 1;
@@ -30,6 +32,8 @@ struct SuiteOptions {
 /// A measured suite: one row per workload, and the head rows' ratios.
 struct SuiteResult {
   std::vector<Row> rows;
+  /// measure_peak_gflops in fp32 and bf16 (0 when no compute row was measured).
+  double peak_fp32_gflops = 0, peak_bf16_gflops = 0;
   /// Our SSM heads' time per sample over our linear head's ({"head-ssm": 2.5, …}; the FLOP ratio is 2.5).
   nlohmann::json head_time_over_linear = nlohmann::json::object();
   /// The fused SSM head's speed over the straightforward one ({"train": …, "inference": …}).
@@ -41,7 +45,8 @@ struct SuiteResult {
 /// Progress goes to stderr.
 SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selected, const SuiteOptions& options);
 
-/// {"threads", "rows", "head_time_over_linear"?, "fused_head_speedup_over_straightforward"?}.
+/// {"threads", "libtorch", "peak_gflops": {"fp32", "bf16"}, "rows", "head_time_over_linear"?,
+/// "fused_head_speedup_over_straightforward"?}.
 nlohmann::json to_json(const SuiteResult& result, int threads);
 
 /// The table and the ratio lines, after `header`.

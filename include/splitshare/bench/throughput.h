@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ enum class Task {
   /// The head alone in evaluation mode under InferenceMode: forward on random features [batch, C].
   kHeadInfer,
 };
+
+/// "train", "infer", "head", "head-infer" (the peer script's --mode).
+std::string to_string(Task task);
 
 /// One workload: a model, an input shape, and what to time.
 struct Workload {
@@ -49,6 +53,11 @@ struct Workload {
 struct Timing {
   std::vector<double> images_per_second;
   double peak_rss_mb = 0;
+  /// Floating-point operations per item (forward, and backward when training), as PyTorch's
+  /// FlopCounterMode counts them in the eager peer; 0 = not counted.
+  double flops_per_item = 0;
+  /// torch.compile's peer: seconds of its first (compiling) steps; 0 otherwise.
+  double compile_seconds = 0;
   double median() const;
   double max() const;
   double min() const;
@@ -69,29 +78,50 @@ double peak_rss_mb();
 /// returns that object; throws with the command's output when it fails.
 nlohmann::json run_json_command(const std::string& command);
 
-/// The command line that times `workload` in PyTorch eager through `python` running
-/// `script` (bench/peer_pytorch.py) with the same thread count; `channels_last` picks
-/// the peer's memory format.
+/// The PyTorch peers, in table order: "eager" (as a user writes it), "eager_tuned" (PyTorch's
+/// CPU tuning guide: jemalloc, OpenMP settings, channels-last, oneDNN-fused TorchScript for
+/// inference) and "compile" (torch.compile, inductor).
+std::vector<std::string> peer_names();
+
+/// The command line that times `workload` with PyTorch peer `peer` (one of peer_names())
+/// through `python` running `script` (bench/peer_pytorch.py), with the same thread count
+/// and precision (fp32 or bf16 autocast). The tuned peer's environment is part of the line.
 std::string peer_command(const Workload& workload, const std::string& python, const std::string& script, int threads,
-                         bool channels_last);
+                         const std::string& peer);
 
 /// Times the peer (peer_command through run_json_command).
 Timing measure_peer(const Workload& workload, const std::string& python, const std::string& script, int threads,
-                    bool channels_last);
+                    const std::string& peer);
 
-/// A row of the table: ours vs. PyTorch eager as written by default (NCHW) and with channels-last.
+/// GFLOP/s of a large matrix product through libtorch (n x n, fp32 or bf16) with the
+/// current threads, best of a few: the peak the rows' achieved GFLOP/s are compared with.
+double measure_peak_gflops(torch::ScalarType type, int64_t n = 2048);
+
+/// A row of the table: ours against each peer measured.
 struct Row {
+  /// The workload's key in standard_workloads() ("resnet50-ssm-train", …).
+  std::string key;
   Workload workload;
   Timing ours;
-  Timing peer;
-  Timing peer_channels_last;
-  bool has_peer = false;
-  bool has_peer_channels_last = false;
+  /// By peer name (peer_names()); empty with --no-peer.
+  std::map<std::string, Timing> peers;
+  /// The matrix-product peak of the row's precision (measure_peak_gflops); 0 = not measured.
+  double peak_gflops = 0;
 };
 
-/// Workload | ours min/median | eager min/median | eager channels-last min/median | ratio of
-/// medians (ours over eager; for memory rows, eager's peak over ours: above 1 means we use less).
+/// Ours over the peer for speed; the peer's peak memory over ours for memory rows: above 1
+/// always means we win.
+double ratio(const Timing& ours, const Timing& peer, bool memory);
+/// The peer with the highest throughput (or the lowest peak memory); empty without peers.
+std::string best_peer(const Row& row);
+/// Achieved GFLOP/s of our side (flops counted by the eager peer); 0 when not counted.
+double achieved_gflops(const Row& row);
+
+/// Workload | ours | each peer (min / median) | ours over the best peer | GFLOP/s | % of peak.
 std::string format_table(const std::vector<Row>& rows);
+/// [{"workload", "key", "unit", "precision", "ours", "peers", "best_peer", "ratio_vs_best_peer",
+///   "gflops", "peak_fraction"}, …]; "ours" and each peer: {"min", "median", "max",
+///   "images_per_second", "peak_rss_mb"}.
 nlohmann::json to_json(const std::vector<Row>& rows);
 /// A row from its to_json form (what a child `splitshare bench --json` prints).
 Timing timing_from_json(const nlohmann::json& json);
