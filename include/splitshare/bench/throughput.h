@@ -93,8 +93,9 @@ std::string peer_command(const Workload& workload, const std::string& python, co
 Timing measure_peer(const Workload& workload, const std::string& python, const std::string& script, int threads,
                     const std::string& peer);
 
-/// GFLOP/s of a large matrix product through libtorch (n x n, fp32 or bf16) with the
-/// current threads, best of a few: the peak the rows' achieved GFLOP/s are compared with.
+/// GFLOP/s of a large matrix product through libtorch (n x n x n, fp32 or bf16) with the
+/// current threads: the best of torch::mm and of the same product as a channels-last 1x1
+/// convolution (oneDNN), a few runs each; the peak the rows' GFLOP/s are compared with.
 double measure_peak_gflops(torch::ScalarType type, int64_t n = 2048);
 
 /// A row of the table: ours against each peer measured.
