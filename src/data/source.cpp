@@ -120,9 +120,12 @@ DataSpec parse_data_spec(const std::string& text) {
   return spec;
 }
 
+PhotoRecipe photo_recipe_of(const Preprocess& preprocess) {
+  return preprocess.resize_mode == ResizeMode::kSquare ? PhotoRecipe::kPaper : PhotoRecipe::kTorchvision;
+}
+
 DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess) {
-  options.augment(false).mean(preprocess.mean).std(preprocess.std);
-  options.photo_recipe(preprocess.resize_mode == ResizeMode::kSquare ? PhotoRecipe::kPaper : PhotoRecipe::kTorchvision);
+  options.augment(false).mean(preprocess.mean).std(preprocess.std).photo_recipe(photo_recipe_of(preprocess));
   if (preprocess.crop) options.image_size(*preprocess.crop);
   return options;
 }

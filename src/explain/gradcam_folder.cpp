@@ -66,8 +66,7 @@ ExplainInputs inputs_from_data(const std::string& spec_text, int64_t first, int6
       data::DataOptions().augment(false).limit_train(256).limit_val(first + count).eval_batch_size(first + count);
   if (metadata.preprocess.crop) options.image_size(*metadata.preprocess.crop);
   // Photos resized the way the model was evaluated (the paper's square or the shorter side).
-  options.photo_recipe(metadata.preprocess.resize_mode == data::ResizeMode::kSquare ? data::PhotoRecipe::kPaper
-                                                                                    : data::PhotoRecipe::kTorchvision);
+  options.photo_recipe(data::photo_recipe_of(metadata.preprocess));
   auto bundle = data::open_data(data::parse_data_spec(spec_text), options);
   TORCH_CHECK(bundle.preprocess.channels == metadata.preprocess.channels, spec_text, " has ",
               bundle.preprocess.channels, "-channel images but the checkpoint expects ", metadata.preprocess.channels);

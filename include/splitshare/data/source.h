@@ -73,6 +73,9 @@ struct DataBundle {
 /// "imagefolder" is delegated to open_image_folder_data.
 DataBundle open_data(const DataSpec& spec, const DataOptions& options);
 
+/// The photo recipe whose evaluation transform `preprocess` records (square resize: the paper's).
+PhotoRecipe photo_recipe_of(const Preprocess& preprocess);
+
 /// `options` with the evaluation a model was trained for: its normalisation, photo recipe
 /// (resize mode) and crop size, and no augmentation (what `eval` and `gradcam` open data with).
 DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess);
