@@ -5,6 +5,7 @@
 #include <splitshare/train/checkpoint.h>
 
 #include <cstdio>
+#include <optional>
 
 namespace splitshare::cli {
 
@@ -25,6 +26,12 @@ int run_eval(int argc, char** argv) {
   // Classes and channels, to check each checkpoint against before opening the data for it.
   const auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));
 
+  // Members that record the same evaluation (the usual ensemble: seeds of one recipe) share one opening.
+  auto same_evaluation = [](const data::Preprocess& a, const data::Preprocess& b) {
+    return a.mean == b.mean && a.std == b.std && a.resize_mode == b.resize_mode && a.crop == b.crop;
+  };
+  std::optional<data::Preprocess> opened_for;
+  data::DataBundle bundle;
   std::vector<eval::EvalResult> members;
   for (const auto& path : paths) {
     auto loaded = train::load_checkpoint(path);
@@ -35,7 +42,10 @@ int run_eval(int argc, char** argv) {
                 "-channel images but the data has ", probe.preprocess.channels);
     // Normalised, resized and cropped as the model was trained (what its checkpoint records),
     // not with this data's own statistics.
-    auto bundle = data::open_data(spec, data::evaluation_options(data_opts, m.preprocess));
+    if (!opened_for || !same_evaluation(*opened_for, m.preprocess)) {
+      bundle = data::open_data(spec, data::evaluation_options(data_opts, m.preprocess));
+      opened_for = m.preprocess;
+    }
     members.push_back(eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1));
   }
   nlohmann::json out;
