@@ -2,6 +2,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <unistd.h>
+
 #include <splitshare/data/source.h>
 #include <splitshare/nn/heads.h>
 #include <splitshare/train/trainer.h>
@@ -121,9 +123,11 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
 // (the same wheel the build takes its libtorch from).
 TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
   auto j = run_json("version --json");
-  for (const char* key : {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "threads"}) {
+  for (const char* key : {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "malloc", "threads"}) {
     EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
   }
+  // scripts/setup installs tcmalloc, and the tool links it when it is there (CMakeLists.txt).
+  if (access("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", R_OK) == 0) EXPECT_EQ(j["malloc"], "tcmalloc");
   EXPECT_EQ(j["libtorch"], TORCH_VERSION);
   EXPECT_GE(j["threads"].get<int>(), 1);
   EXPECT_TRUE(j["gloo"].get<bool>());
@@ -146,6 +150,7 @@ TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
   std::string text;
   ASSERT_EQ(run_command(kCli + " version", &text), 0);
   EXPECT_NE(text.find("libtorch " + j["libtorch"].get<std::string>()), std::string::npos) << text;
+  EXPECT_NE(text.find(", " + j["malloc"].get<std::string>() + ", "), std::string::npos) << text;
 }
 
 // --help shows the library structs' own defaults: the strings cannot drift from them.

@@ -101,3 +101,47 @@ TEST(InferenceModel, RejectsImagesWithTheWrongChannelCount) {
   const auto message = splitshare::testing::expect_error([&] { folded.forward(torch::randn({1, 1, 8, 8})); });
   EXPECT_NE(message.find("expected images [N, 3, H, W]"), std::string::npos) << message;
 }
+
+TEST(InferenceModel, PacksWeightsOncePerInputShapeAndLeavesTheImagesAlone) {
+  auto model = make("resnet10", ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(2), ss::Stem::kImageNet, 8);
+  model->eval();
+  const ss::InferenceModel folded(*model);
+  ASSERT_TRUE(folded.uses_mkldnn()) << "this libtorch should have oneDNN's fused convolutions";
+  const auto small = torch::randn({1, 3, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto large = torch::randn({5, 3, 40, 40});
+  const auto small_copy = small.clone();
+  const auto first = folded.forward(small).logits;
+  EXPECT_EQ(folded.packed_shapes(), 1u);
+  const auto other = folded.forward(large).logits;
+  EXPECT_EQ(folded.packed_shapes(), 2u);
+  // Packed weights cached for one shape give the same answer when that shape comes back,
+  // and the residual sums (written in place) never touch the caller's images.
+  expect_close(folded.forward(small).logits, first, 0, 0);
+  EXPECT_EQ(folded.packed_shapes(), 2u);
+  expect_close(small, small_copy, 0, 0);
+  torch::NoGradGuard no_grad;
+  expect_close(other, model->forward(large).logits, 1e-4 * other.abs().max().item<double>(), 1e-4);
+  for (int64_t n = 2; n <= 6; ++n) folded.forward(torch::randn({n, 3, 32, 32}));
+  EXPECT_EQ(folded.packed_shapes(), 4u) << "the cache keeps the last few shapes only";
+}
+
+TEST(InferenceModel, Bfloat16BackboneStaysCloseToFloat32) {
+  auto model = make("resnet10", ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4), ss::Stem::kSmall, 16);
+  model->eval();
+  const auto images = torch::randn({16, 3, 16, 16});
+  const auto exact = ss::InferenceModel(*model).forward(images);
+  for (bool mkldnn : {true, false}) {
+    SCOPED_TRACE(mkldnn ? "mkldnn" : "dense");
+    const ss::InferenceModel half(*model, ss::InferenceOptions().dtype(torch::kBFloat16).mkldnn(mkldnn));
+    const auto out = half.forward(images);
+    ASSERT_EQ(out.logits.scalar_type(), torch::kFloat);
+    // bf16 keeps 8 bits of mantissa: a few parts in a thousand per layer.
+    const double scale = exact.logits.abs().max().item<double>();
+    expect_close(out.logits, exact.logits, 0.05 * scale, 0.05);
+    EXPECT_GT((out.logits - exact.logits).abs().max().item<double>(), 0) << "bf16 should round somewhere";
+    ASSERT_EQ(out.head_logits.size(), 4u);
+  }
+  const auto message = splitshare::testing::expect_error(
+      [&] { ss::InferenceModel(*model, ss::InferenceOptions().dtype(torch::kHalf)); });
+  EXPECT_NE(message.find("dtype must be float32 or bfloat16"), std::string::npos) << message;
+}

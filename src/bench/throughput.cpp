@@ -119,11 +119,12 @@ Runner::Runner(const Workload& workload)
     case Task::kInfer: {
       model->eval();
       images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()}).to(w.device());
-      if (w.device().is_cpu() && w.precision() == train::Precision::kFloat32) {
-        folded.emplace(*model);
+      if (w.device().is_cpu() && w.precision() != train::Precision::kFloat16) {
+        const auto dtype = w.precision() == train::Precision::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+        folded.emplace(*model, nn::InferenceOptions().dtype(dtype));
         step = [this] { folded->forward(images); };
       } else {
-        // The folded oneDNN model is CPU float32; elsewhere the module runs under InferenceMode.
+        // The folded model is for CPUs; elsewhere the module runs under InferenceMode and autocast.
         if (w.channels_last()) {
           train::to_channels_last(*model);
           images = images.contiguous(torch::MemoryFormat::ChannelsLast);

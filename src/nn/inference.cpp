@@ -1,6 +1,34 @@
 #include <splitshare/nn/inference.h>
 
+#include <mutex>
+#include <utility>
+
 namespace splitshare::nn {
+
+// Packed weights per input shape [N, C, H, W], oldest first. A shape's packs are complete
+// and read-only once stored, so concurrent forwards share them without a lock.
+struct InferenceModel::PackCache {
+  static constexpr size_t kShapes = 4;
+  std::mutex mutex;
+  std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<const Packs>>> entries;
+
+  std::shared_ptr<const Packs> find(const std::vector<int64_t>& sizes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& e : entries) {
+      if (e.first == sizes) return e.second;
+    }
+    return nullptr;
+  }
+  void store(std::vector<int64_t> sizes, std::shared_ptr<const Packs> packs) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& e : entries) {
+      if (e.first == sizes) return;
+    }
+    if (entries.size() == kShapes) entries.erase(entries.begin());
+    entries.emplace_back(std::move(sizes), std::move(packs));
+  }
+};
+
 namespace {
 
 std::vector<int64_t> to_vector(at::IntArrayRef values) { return values.vec(); }
@@ -51,11 +79,15 @@ std::vector<InferenceModel::HeadPart> fold_head(torch::nn::Module& head, double&
 
 }  // namespace
 
-InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options) : options_(std::move(options)) {
+InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options)
+    : options_(std::move(options)), cache_(std::make_shared<PackCache>()) {
   torch::NoGradGuard no_grad;
   const auto device = model.backbone->conv1->weight.device();
-  const auto dtype = model.backbone->conv1->weight.scalar_type();
-  mkldnn_ = options_.mkldnn() && device.is_cpu() && dtype == torch::kFloat && at::hasMKLDNN();
+  TORCH_CHECK(options_.dtype() == torch::kFloat || options_.dtype() == torch::kBFloat16,
+              "InferenceModel: dtype must be float32 or bfloat16, got ", options_.dtype());
+  TORCH_CHECK(model.backbone->conv1->weight.scalar_type() == torch::kFloat,
+              "InferenceModel: expected a float32 model, got ", model.backbone->conv1->weight.scalar_type());
+  mkldnn_ = options_.mkldnn() && device.is_cpu() && fused_conv_available();
   auto& net = *model.backbone;
   imagenet_stem_ = net.options.stem() == Stem::kImageNet;
   stem_ = fold(*net.conv1, *net.bn1);
@@ -79,54 +111,77 @@ InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options) 
   head_ = fold_head(*model.head.ptr(), head_scale_);
 }
 
-InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, BatchNormImpl& bn) const {
+InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, BatchNormImpl& bn) {
   const auto& o = conv.options;
   const auto dilation = to_vector(o.dilation());
   TORCH_CHECK(dilation[0] == 1 && dilation[1] == 1, "InferenceModel: dilated convolutions are not supported");
   auto [scale, shift] = bn_affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.options.eps());
   Conv c;
-  c.stride = to_vector(o.stride());
+  c.index = convs_++;
+  c.spec.stride = to_vector(o.stride());
   // Every convolution of our ResNets pads kernel/2 (as torchvision's); reading the padding
   // option would need c10::variant in libtorch 1.x and std::variant in 2.x.
-  for (auto k : to_vector(o.kernel_size())) c.padding.push_back(k / 2);
-  c.groups = o.groups();
-  auto weight = conv.weight.detach() * scale.view({-1, 1, 1, 1});
-  c.bias = conv.bias.defined() ? conv.bias.detach() * scale + shift : shift;
-  if (mkldnn_) {
-    c.weight = at::mkldnn_reorder_conv2d_weight(weight.contiguous().to_mkldnn(), c.padding, c.stride, {1, 1},
-                                                c.groups);
-  } else {
-    c.weight = options_.channels_last() ? weight.contiguous(torch::MemoryFormat::ChannelsLast) : weight.contiguous();
-  }
+  for (auto k : to_vector(o.kernel_size())) c.spec.padding.push_back(k / 2);
+  c.spec.groups = o.groups();
+  const auto weight = (conv.weight.detach() * scale.view({-1, 1, 1, 1})).to(options_.dtype());
+  c.bias = (conv.bias.defined() ? conv.bias.detach() * scale + shift : shift).to(options_.dtype());
+  const bool nhwc = mkldnn_ || options_.channels_last();
+  c.weight = weight.contiguous(nhwc ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
   return c;
 }
 
-torch::Tensor InferenceModel::conv(const Conv& c, const torch::Tensor& x) const {
-  if (mkldnn_) return at::mkldnn_convolution(x, c.weight, c.bias, c.padding, c.stride, {1, 1}, c.groups);
-  return torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, {1, 1}, c.groups);
+size_t InferenceModel::packed_shapes() const {
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  return cache_->entries.size();
+}
+
+const torch::Tensor& InferenceModel::packed(const Conv& c, const torch::Tensor& x, Packs& packs) const {
+  auto& p = packs[c.index];
+  if (!p.defined()) p = pack_conv_weight(c.weight, c.spec, x.sizes());
+  return p;
+}
+
+torch::Tensor InferenceModel::conv(const Conv& c, const torch::Tensor& x, Packs& packs, bool relu) const {
+  if (mkldnn_) return fused_conv(x, packed(c, x, packs), c.bias, c.spec, relu);
+  auto y = torch::conv2d(x, c.weight, c.bias, c.spec.stride, c.spec.padding, {1, 1}, c.spec.groups);
+  return relu ? y.relu_() : y;
+}
+
+torch::Tensor InferenceModel::conv_add_relu(const Conv& c, const torch::Tensor& x, torch::Tensor residual,
+                                            Packs& packs) const {
+  if (mkldnn_) return fused_conv_add_relu_(residual, x, packed(c, x, packs), c.bias, c.spec);
+  return conv(c, x, packs, false).add_(residual).relu_();
+}
+
+// x [N, C, H, W] in the compute dtype and layout -> features [N, F] float32.
+torch::Tensor InferenceModel::backbone(torch::Tensor x, Packs& packs) const {
+  x = conv(stem_, x, packs, true);
+  if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
+  for (const auto& b : blocks_) {
+    // The fused sum writes into the residual: the block's input when there is no
+    // downsample, which nothing reads afterwards.
+    auto residual = b.has_downsample ? conv(b.downsample, x, packs, false) : x;
+    auto y = conv(b.conv1, x, packs, true);
+    if (b.bottleneck) y = conv(b.conv2, y, packs, true);
+    x = conv_add_relu(b.bottleneck ? b.conv3 : b.conv2, y, std::move(residual), packs);
+  }
+  return x.mean({2, 3}).to(torch::kFloat);
 }
 
 HeadOutput InferenceModel::forward(const torch::Tensor& images) const {
-  TORCH_CHECK(images.dim() == 4 && images.size(1) == stem_.weight.size(1) * stem_.groups,
-              "InferenceModel: expected images [N, ", stem_.weight.size(1) * stem_.groups, ", H, W], got ",
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == stem_.weight.size(1) * stem_.spec.groups,
+              "InferenceModel: expected images [N, ", stem_.weight.size(1) * stem_.spec.groups, ", H, W], got ",
               images.sizes());
   torch::InferenceMode guard;
-  torch::Tensor x;
-  if (mkldnn_) {
-    x = images.to(torch::kFloat).contiguous().to_mkldnn();
-  } else {
-    x = options_.channels_last() ? images.contiguous(torch::MemoryFormat::ChannelsLast) : images.contiguous();
-  }
-  x = conv(stem_, x).relu_();
-  if (imagenet_stem_) x = mkldnn_ ? at::mkldnn_max_pool2d(x, {3, 3}, {2, 2}, {1, 1}) : torch::max_pool2d(x, 3, 2, 1);
-  for (const auto& b : blocks_) {
-    auto y = conv(b.conv1, x).relu_();
-    y = conv(b.conv2, y);
-    if (b.bottleneck) y = conv(b.conv3, y.relu_());
-    y.add_(b.has_downsample ? conv(b.downsample, x) : x);
-    x = y.relu_();
-  }
-  const auto features = mkldnn_ ? at::mkldnn_adaptive_avg_pool2d(x, {1, 1}).to_dense().flatten(1) : x.mean({2, 3});
+  const bool nhwc = mkldnn_ || options_.channels_last();
+  // The fused sums write only into tensors the backbone made, never into the images.
+  auto x = images.to(options_.dtype())
+               .contiguous(nhwc ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
+  const auto sizes = images.sizes().vec();
+  auto shared = mkldnn_ ? cache_->find(sizes) : nullptr;
+  auto packs = shared ? *shared : Packs(convs_);
+  const auto features = backbone(std::move(x), packs);
+  if (mkldnn_ && !shared) cache_->store(sizes, std::make_shared<const Packs>(std::move(packs)));
 
   HeadOutput out;
   std::vector<torch::Tensor> inputs, weights, biases;

@@ -1,5 +1,7 @@
 #include <splitshare/train/build_info.h>
 
+#include <splitshare/util/runtime.h>
+
 #include <splitshare/train/distributed.h>
 
 #include <ATen/Parallel.h>
@@ -55,6 +57,7 @@ BuildInfo build_info() {
   info.nccl = nccl_compiled() && setting_on(build_setting(config, "USE_NCCL"));
   info.gloo = setting_on(build_setting(config, "USE_GLOO"));
   info.blas = build_setting(config, "BLAS_INFO");
+  info.malloc = util::malloc_name();
   info.threads = at::get_num_threads();
   return info;
 }
@@ -63,7 +66,8 @@ nlohmann::json to_json(const BuildInfo& info) {
   auto optional = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
   return {{"splitshare", info.splitshare}, {"libtorch", info.libtorch}, {"cuda", optional(info.cuda)},
           {"cudnn", optional(info.cudnn)},   {"nccl", info.nccl},         {"gloo", info.gloo},
-          {"blas", info.blas},               {"threads", info.threads}};
+          {"blas", info.blas},               {"malloc", info.malloc},
+          {"threads", info.threads}};
 }
 
 std::string to_string(const BuildInfo& info) {
@@ -73,7 +77,7 @@ std::string to_string(const BuildInfo& info) {
   if (info.nccl) line += ", NCCL";
   if (info.gloo) line += ", Gloo";
   line += ", BLAS " + (info.blas.empty() ? std::string("unknown") : info.blas);
-  return line + ", " + std::to_string(info.threads) + " threads";
+  return line + ", " + info.malloc + ", " + std::to_string(info.threads) + " threads";
 }
 
 }  // namespace splitshare::train

@@ -10,6 +10,7 @@
 #endif
 
 #include <algorithm>
+#include <string>
 #include <thread>
 
 namespace splitshare::util {
@@ -62,8 +63,16 @@ int configure_threads(int requested) {
   return torch::get_num_threads();
 }
 
+const char* malloc_name() {
+  if (dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr) return "tcmalloc";
+  if (dlsym(RTLD_DEFAULT, "mallctl") != nullptr) return "jemalloc";
+  return "libc";
+}
+
 void configure_allocator() {
 #if defined(__GLIBC__)
+  // Only glibc's own malloc reads these; tcmalloc or jemalloc would ignore them anyway.
+  if (std::string(malloc_name()) != "libc") return;
   // glibc refuses mmap thresholds above 32 MiB on 64-bit systems.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);

@@ -27,4 +27,8 @@ bool set_blas_threads(int n);
 /// another C library.
 void configure_allocator();
 
+/// The malloc this process runs on: "tcmalloc" (the CLI links it where Debian's
+/// libtcmalloc-minimal4 is installed), "jemalloc" (preloaded) or "libc".
+const char* malloc_name();
+
 }  // namespace splitshare::util
