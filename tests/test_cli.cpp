@@ -64,6 +64,7 @@ TEST(Cli, RefusesBadValuesWithAClearMessage) {
   expect_failure("info --arch resnet51 --json", "unknown architecture 'resnet51'");
   expect_failure("info --arch resnet50 --splits 3 --json", "must be divisible by splits (3)");
   expect_failure("train --head mlp", "unknown head 'mlp'");
+  expect_failure("eval --checkpoint x.pt --amp fp16", "inference takes --amp fp32 or --amp bf16");
   expect_failure("train --data nowhere:/x", "nowhere");
   expect_failure("eval --checkpoint /nonexistent/ck.pt", "not found");
   expect_failure("frobnicate", "unknown command");
@@ -111,6 +112,12 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   // images here, not the whole set's), so it reproduces the run's own figures.
   EXPECT_NEAR(single["top1"].get<double>(), metrics["val"]["top1"].get<double>(), 1e-9);
   EXPECT_NEAR(single["loss"].get<double>(), metrics["val"]["loss"].get<double>(), 1e-6);
+  // --amp bf16: the backbone in bfloat16 gives nearly the same answers, not the same bits.
+  auto bf16 = run_json("eval --checkpoint " + out + "/checkpoint.pt --limit-val 256 --amp bf16 --json");
+  EXPECT_EQ(bf16["samples"], 256);
+  EXPECT_NEAR(bf16["top1"].get<double>(), single["top1"].get<double>(), 0.03);
+  EXPECT_NEAR(bf16["loss"].get<double>(), single["loss"].get<double>(), 0.05 * single["loss"].get<double>());
+  EXPECT_NE(bf16["loss"].get<double>(), single["loss"].get<double>());
 
   auto pair = run_json("eval --checkpoint " + out + "/checkpoint.pt --checkpoint " + out +
                        "/best.pt --limit-val 256 --json");

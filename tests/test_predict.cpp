@@ -166,6 +166,25 @@ TEST(Predict, TopkIsCappedAndTheTableIsReadable) {
   EXPECT_NE(table.find(percent), std::string::npos) << table;
 }
 
+TEST(Predict, Bfloat16BackboneGivesNearlyTheSameProbabilities) {
+  TempDir dir;
+  const auto paths = write_images(dir);
+  save_model(dir.file("ck.pt"), 3, ss::Stem::kImageNet, photo_preprocess());
+  const auto args = "--checkpoint " + dir.file("ck.pt") + " --topk 6 --json " + paths[3];
+  auto exact = run_predict(args);
+  auto half = run_predict(args + " --amp bf16");
+  const auto& a = exact["predictions"][0]["logits"];
+  const auto& b = half["predictions"][0]["logits"];
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(a[i].get<double>() - b[i].get<double>()));
+    scale = std::max(scale, std::abs(a[i].get<double>()));
+  }
+  EXPECT_LT(worst, 0.05 * scale + 0.05) << "bf16 logits " << b.dump() << " against " << a.dump();
+  EXPECT_GT(worst, 0) << "--amp bf16 should round somewhere";
+}
+
 TEST(Predict, ImagesAtTheModelSizeAreOnlyNormalised) {
   // A 28 x 28 grey PNG for a 28-px model: no resampling, just (v / 255 - mean) / std.
   TempDir dir;

@@ -28,10 +28,11 @@ std::vector<std::pair<std::string, Workload>> standard_workloads() {
       // The GPU recipe (scripts/gpu-smoke: --device cuda --amp bf16|fp16); not in the default list.
       {"resnet50-ssm-train-b256", Workload().name("ResNet-50+SSM train, b256 224").model(r50).batch(256)
                                       .warmup(5).steps(20).repeats(3)},
+      // Batch 1 steps are short (20-30 ms) and their first repeats noisy: more warm-up, more repeats.
       {"resnet50-ssm-infer-b1", Workload().name("ResNet-50+SSM infer, b1 224").model(r50).batch(1)
-                                    .task(Task::kInfer).steps(10)},
+                                    .task(Task::kInfer).warmup(5).steps(10).repeats(7)},
       {"resnet50-ssm-infer-b1-bf16", Workload().name("ResNet-50+SSM infer, b1 224").model(r50).batch(1)
-                                         .task(Task::kInfer).steps(10).precision(bf16)},
+                                         .task(Task::kInfer).warmup(5).steps(10).repeats(7).precision(bf16)},
       {"resnet50-ssm-infer-b64", Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)
                                      .task(Task::kInfer).warmup(1).steps(2)},
       {"resnet50-ssm-infer-b64-bf16", Workload().name("ResNet-50+SSM infer, b64 224").model(r50).batch(64)

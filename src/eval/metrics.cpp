@@ -88,9 +88,9 @@ void Accumulator::reduce(const Reducer& sum) {
 }
 
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
-                    torch::Device device, const Reducer& reduce) {
+                    torch::Device device, const Reducer& reduce, torch::Dtype dtype) {
   // Folded from the current weights on every call, so the trainer's validation sees each epoch's.
-  const nn::InferenceModel folded(model);
+  const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(dtype));
   Accumulator acc;
   acc.keep_probabilities(keep_probabilities);
   {

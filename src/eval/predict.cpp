@@ -49,7 +49,7 @@ torch::Tensor load_image(const std::string& path, const data::Preprocess& prepro
 std::vector<Prediction> predict(nn::ClassifierImpl& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options) {
   model.eval();
-  return predict(nn::InferenceModel(model), images, classes, options);
+  return predict(nn::InferenceModel(model, nn::InferenceOptions().dtype(options.dtype())), images, classes, options);
 }
 
 std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Tensor& images,
@@ -84,7 +84,7 @@ std::vector<Prediction> predict_files(nn::ClassifierImpl& model, const data::Pre
   TORCH_CHECK(options.batch_size() >= 1, "predict: batch_size must be positive, got ", options.batch_size());
   std::vector<Prediction> predictions;
   model.eval();
-  const nn::InferenceModel folded(model);
+  const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(options.dtype()));
   const auto batch = static_cast<size_t>(options.batch_size());
   for (size_t start = 0; start < paths.size(); start += batch) {
     const size_t end = std::min(paths.size(), start + batch);

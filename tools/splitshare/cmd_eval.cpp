@@ -16,10 +16,12 @@ int run_eval(int argc, char** argv) {
       ("json", "print JSON");
   add_data_options(options);
   add_thread_option(options);
+  add_inference_precision_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   TORCH_CHECK(args->count("checkpoint"), "--checkpoint is required");
   configure_threads(*args);
+  const auto dtype = inference_dtype(*args);
   const auto paths = (*args)["checkpoint"].as<std::vector<std::string>>();
   auto data_opts = data_options(*args).augment(false);
   auto spec = data_spec(*args);
@@ -46,7 +48,8 @@ int run_eval(int argc, char** argv) {
       bundle = data::open_data(spec, data::evaluation_options(data_opts, m.preprocess));
       opened_for = m.preprocess;
     }
-    members.push_back(eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1));
+    members.push_back(eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1,
+                                     torch::kCPU, nullptr, dtype));
   }
   nlohmann::json out;
   if (members.size() == 1) {

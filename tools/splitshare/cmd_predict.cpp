@@ -44,6 +44,7 @@ int run_predict(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("json", "print JSON");
   add_thread_option(options);
+  add_inference_precision_option(options);
   options.parse_positional({"images"});
   options.positional_help("IMAGE...");
   auto args = parse(options, argc, argv);
@@ -51,6 +52,7 @@ int run_predict(int argc, char** argv) {
   TORCH_CHECK(args->count("checkpoint"), "--checkpoint is required");
   TORCH_CHECK(args->count("images"), "no image files given");
   configure_threads(*args);
+  const auto dtype = inference_dtype(*args);
   const auto topk = (*args)["topk"].as<int64_t>();
   TORCH_CHECK(topk >= 1, "--topk must be positive, got ", topk);
   const auto batch = (*args)["batch-size"].as<int64_t>();
@@ -63,7 +65,7 @@ int run_predict(int argc, char** argv) {
   if (size > 0) preprocess.size = size;
   const auto predictions = eval::predict_files(
       *loaded.model, preprocess, loaded.metadata.classes, (*args)["images"].as<std::vector<std::string>>(),
-      eval::PredictOptions().topk(topk).batch_size(batch).keep_inputs(args->count("dump-inputs") > 0));
+      eval::PredictOptions().topk(topk).batch_size(batch).keep_inputs(args->count("dump-inputs") > 0).dtype(dtype));
   if (args->count("dump-inputs")) write_inputs(predictions, (*args)["dump-inputs"].as<std::string>());
 
   if (args->count("json")) {

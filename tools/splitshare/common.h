@@ -55,6 +55,11 @@ void add_thread_option(cxxopts::Options& options);
 /// `processes_per_machine` > 1 divides the default (all cores) between local ranks.
 int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_machine = 1);
 
+/// Registers --amp for inference commands (eval, predict): fp32, or bf16 for a bfloat16 backbone.
+void add_inference_precision_option(cxxopts::Options& options);
+/// The backbone dtype --amp asks for (torch::kFloat or torch::kBFloat16); rejects fp16.
+torch::Dtype inference_dtype(const cxxopts::ParseResult& args);
+
 /// Parses argv; prints help and returns nullopt for --help.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
 

@@ -59,8 +59,10 @@ class Accumulator {
 /// Runs `model` in evaluation mode over one epoch of `stream`, through an nn::InferenceModel
 /// folded from its current weights (BatchNorm folded into the convolutions, oneDNN on CPU).
 /// With `reduce`, the counts of all ranks' shards are summed (shards must not overlap).
+/// `dtype`: the backbone's arithmetic, torch::kFloat or torch::kBFloat16 (InferenceOptions).
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities = false,
-                    torch::Device device = torch::kCPU, const Reducer& reduce = nullptr);
+                    torch::Device device = torch::kCPU, const Reducer& reduce = nullptr,
+                    torch::Dtype dtype = torch::kFloat);
 
 /// Top-1 of the mean of the members' probabilities; members must come from the same
 /// ordered dataset (same labels).

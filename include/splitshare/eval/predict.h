@@ -29,6 +29,8 @@ struct PredictOptions {
   /// Keep each preprocessed image in Prediction::input (for checks against other tools).
   TORCH_ARG(bool, keep_inputs) = false;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// The backbone's arithmetic (nn::InferenceOptions::dtype): torch::kFloat or torch::kBFloat16.
+  TORCH_ARG(torch::Dtype, dtype) = torch::kFloat;
 };
 
 /// One class of a top-k list.
