@@ -120,8 +120,7 @@ Runner::Runner(const Workload& workload)
       model->eval();
       images = torch::randn({w.batch(), w.model().in_channels(), w.image_size(), w.image_size()}).to(w.device());
       if (w.device().is_cpu() && w.precision() != train::Precision::kFloat16) {
-        const auto dtype = w.precision() == train::Precision::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-        folded.emplace(*model, nn::InferenceOptions().dtype(dtype));
+        folded.emplace(*model, nn::InferenceOptions().dtype(train::dtype_of(w.precision())));
         step = [this] { folded->forward(images); };
       } else {
         // The folded model is for CPUs; elsewhere the module runs under InferenceMode and autocast.

@@ -34,6 +34,15 @@ Precision parse_precision(const std::string& text) {
   TORCH_CHECK(false, "unknown precision '", text, "': expected bf16, fp16 or fp32");
 }
 
+torch::Dtype dtype_of(Precision precision) {
+  switch (precision) {
+    case Precision::kBFloat16: return torch::kBFloat16;
+    case Precision::kFloat16: return torch::kHalf;
+    case Precision::kFloat32: break;
+  }
+  return torch::kFloat;
+}
+
 AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {
   if (precision == Precision::kFloat32) return;
   TORCH_CHECK(device.is_cpu() || device.is_cuda(), "autocast: unsupported device ", device);
@@ -42,7 +51,7 @@ AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {
   device_type_ = device.type();
   previous_enabled_ = autocast_enabled(device_type_);
   previous_dtype_ = autocast_dtype(device_type_);
-  set_autocast(device_type_, true, precision == Precision::kBFloat16 ? torch::kBFloat16 : torch::kHalf);
+  set_autocast(device_type_, true, dtype_of(precision));
   at::autocast::increment_nesting();
   active_ = true;
 }

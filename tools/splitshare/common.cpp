@@ -294,7 +294,7 @@ torch::Dtype inference_dtype(const cxxopts::ParseResult& args) {
   const auto precision = train::parse_precision(args["amp"].as<std::string>());
   TORCH_CHECK(precision != train::Precision::kFloat16,
               "--amp fp16 is a training recipe for GPUs; inference takes --amp fp32 or --amp bf16");
-  return precision == train::Precision::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+  return train::dtype_of(precision);
 }
 
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv) {

@@ -21,6 +21,8 @@ enum class Precision {
 std::string to_string(Precision precision);
 /// Accepts fp32|off, bf16, fp16; throws naming the text otherwise.
 Precision parse_precision(const std::string& text);
+/// The tensor type of `precision`: kFloat, kBFloat16 or kHalf.
+torch::Dtype dtype_of(Precision precision);
 
 /// Autocast to `precision` on `device`'s type for the guard's lifetime (forward pass and
 /// loss; not backward). Restores the previous state; float32 does nothing. Throws for
