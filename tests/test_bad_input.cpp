@@ -207,13 +207,13 @@ TEST(BadInput, ImageFoldersWithoutImagesOrWithEmptyClassesAreRefused) {
     sd::open_image_folder_data(dir.file("train"), dir.file("val"), sd::DataOptions().image_size(8));
   });
   EXPECT_TRUE(contains(message, dir.file("train"))) << message;
-  EXPECT_TRUE(contains(message, "class folders without .jpg/.jpeg/.png images: [bee]")) << message;
+  EXPECT_TRUE(contains(message, "class folders without images (.jpg/.png/.bmp/.ppm/.pgm/.webp): [bee]")) << message;
 
   fs::create_directories(dir.path() / "nothing" / "a");
   st::write_file(dir.file("nothing/a/readme.txt"), "text");
   message = expect_error([&] { sd::list_image_folder(dir.file("nothing")); });
   EXPECT_TRUE(contains(message, dir.file("nothing"))) << message;
-  EXPECT_TRUE(contains(message, "has no .jpg/.jpeg/.png images")) << message;
+  EXPECT_TRUE(contains(message, "has no images (.jpg/.png/.bmp/.ppm/.pgm/.webp)")) << message;
 }
 
 TEST(BadInput, CheckpointMetadataFieldsAreChecked) {
@@ -340,7 +340,7 @@ TEST(BadInput, CommandsOnBadFilesFailCleanlyAndWriteNothing) {
                    st::encode_png(st::test_picture(3, 8, 8)));
   }
   expect_cli_refusal("train --data imagefolder:" + dir.file("photos") + " --epochs 1 --no-progress --out " + out,
-                     {"class folders without .jpg/.jpeg/.png images: [empty]"});
+                     {"class folders without images (.jpg/.png/.bmp/.ppm/.pgm/.webp): [empty]"});
   EXPECT_FALSE(fs::exists(out));
 
   // Checkpoints: truncated, and one that does not match the data.

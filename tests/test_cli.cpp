@@ -192,4 +192,8 @@ TEST(Cli, HelpDefaultsAreTheOptionStructsDefaults) {
   expect_default("ssm-norm", "first");
   expect_default("individual-reduction", "sum");
   expect_default("schedule", splitshare::train::to_string(train.schedule()));
+  expect_default("opt", splitshare::train::to_string(train.optimizer()));
+  expect_default("accum-steps", std::to_string(train.accum_steps()));
+  expect_default("val-split", "0.1");
+  EXPECT_DOUBLE_EQ(data.val_split(), 0.1);
 }

@@ -223,7 +223,7 @@ TEST(Resume, StoppedAndResumedRunEndsBitwiseEqual) {
   EXPECT_EQ(state->epoch, 1);
   EXPECT_EQ(state->consumed, 160);
   EXPECT_EQ(state->global_step, 20);
-  EXPECT_FALSE(state->momentum.empty());
+  EXPECT_FALSE(state->optimizer_state.empty());
   EXPECT_EQ(state->config["train"]["lr"], 0.05);
   // The model's tensors are still exactly what Python's state_dict() sees: no extra entries.
   EXPECT_EQ(st::read_archive_tensors(checkpoint).size(), ss::named_state(*ss::make_classifier(tiny_model())).size());

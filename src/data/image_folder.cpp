@@ -1,7 +1,6 @@
 #include <splitshare/data/image_folder.h>
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <sstream>
 #include <utility>
@@ -10,12 +9,6 @@ namespace splitshare::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool has_image_extension(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
 
 std::string join(const std::vector<std::string>& names, size_t limit = 8) {
   std::ostringstream out;
@@ -37,7 +30,7 @@ std::vector<std::string> list_class_images(const fs::path& folder, int64_t& igno
     TORCH_CHECK(!error, "cannot list class folder ", folder.string(), ": ", error.message());
     std::error_code kind_error;
     if (!it->is_regular_file(kind_error)) continue;
-    if (has_image_extension(it->path())) {
+    if (has_image_extension(it->path().string())) {
       files.emplace_back(it->path().parent_path().string(), it->path().filename().string());
     } else {
       ++ignored;
@@ -60,7 +53,8 @@ void check_no_empty_classes(const ImageFolderIndex& index) {
   for (size_t c = 0; c < counts.size(); ++c) {
     if (counts[c] == 0) empty.push_back(index.classes[c]);
   }
-  TORCH_CHECK(empty.empty(), "training folder ", index.root, " has class folders without .jpg/.jpeg/.png images: ",
+  TORCH_CHECK(empty.empty(), "training folder ", index.root,
+              " has class folders without images (.jpg/.png/.bmp/.ppm/.pgm/.webp): ",
               join(empty), " (add images or remove the folders)");
 }
 
@@ -85,7 +79,8 @@ ImageFolderIndex list_image_folder(const std::string& root) {
       index.labels.push_back(static_cast<int64_t>(label));
     }
   }
-  TORCH_CHECK(!index.paths.empty(), "image folder ", root, " has no .jpg/.jpeg/.png images in class sub-folders (",
+  TORCH_CHECK(!index.paths.empty(), "image folder ", root,
+              " has no images (.jpg/.png/.bmp/.ppm/.pgm/.webp) in class sub-folders (",
               index.classes.size(), " class folders; expected ROOT/<class>/<image>)");
   return index;
 }
@@ -121,6 +116,27 @@ Preprocess image_folder_preprocess(const ImageFolderOptions& options) {
   return preprocess;
 }
 
+namespace {
+
+// The index in the class map's order and names, when one is given.
+ImageFolderIndex mapped(const ImageFolderIndex& index, const DataOptions& options) {
+  if (options.class_map().empty()) return index;
+  return apply_class_map(index, read_class_map(options.class_map()), options.class_map());
+}
+
+// Per-sample weights of the balanced sampler: 1 / (samples of the sample's class).
+std::vector<double> balanced_weights(const ImageFolderIndex& index) {
+  const auto counts = class_counts(index);
+  std::vector<double> weights;
+  weights.reserve(index.labels.size());
+  for (int64_t label : index.labels) weights.push_back(1.0 / static_cast<double>(counts[static_cast<size_t>(label)]));
+  return weights;
+}
+
+DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options);
+
+}  // namespace
+
 DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,
                                   const DataOptions& options) {
   ImageFolderIndex train = list_image_folder(train_root);
@@ -134,16 +150,44 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
                 train_root, " has ", join(train.classes), " (first difference at position ",
                 mismatch.first - train.classes.begin(), ": '", train_class, "' vs '", val_class, "')");
   }
+  return image_folder_bundle(mapped(train, options), mapped(val, options), options);
+}
+
+DataBundle open_image_folder_split(const std::string& root, const DataOptions& options) {
+  ImageFolderIndex all = list_image_folder(root);
+  check_no_empty_classes(all);
+  auto split = options.val_files().empty() ? split_image_folder(all, options.val_split(), options.seed())
+                                           : split_image_folder(all, options.val_files());
+  TORCH_CHECK(!split.val.paths.empty(), "image folder ", root, ": the validation split is empty (every class has "
+              "fewer than 2 images); add images or give imagefolder:TRAIN,VAL");
+  auto bundle = image_folder_bundle(mapped(split.train, options), mapped(split.val, options), options);
+  bundle.val_files = std::move(split.val_files);
+  return bundle;
+}
+
+namespace {
+
+DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options) {
   train = subsample(train, options.limit_train());
   val = subsample(val, options.limit_val());
 
   ImageFolderOptions folder;
-  folder.image_size(options.image_size()).recipe(options.photo_recipe());
+  folder.image_size(options.image_size())
+      .recipe(options.photo_recipe())
+      .auto_augment(options.auto_augment())
+      .random_erase(options.random_erase());
   if (!options.mean().empty() || !options.std().empty()) {
     TORCH_CHECK(options.mean().size() == 3 && options.std().size() == 3, "image folders are RGB: the normalisation "
                 "given has ", options.mean().size(), " means and ", options.std().size(), " stds, expected 3 each");
     folder.mean(options.mean()).std(options.std());
   }
+  TORCH_CHECK(options.crop_scale().size() == 2 && options.crop_ratio().size() == 2,
+              "crop scale and ratio take two values each (MIN,MAX)");
+  folder.random_crop(folder.random_crop()
+                         .min_scale(options.crop_scale()[0])
+                         .max_scale(options.crop_scale()[1])
+                         .min_ratio(options.crop_ratio()[0])
+                         .max_ratio(options.crop_ratio()[1]));
   LoaderOptions train_loader;
   train_loader.batch_size(options.batch_size())
       .shuffle(true)
@@ -158,13 +202,18 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
   LoaderOptions val_loader = train_loader;
   val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false);
 
+  LoaderOptions balanced = train_loader;
+  if (options.balanced_sampler()) balanced.sample_weights(balanced_weights(train));
   DataBundle bundle;
   bundle.classes = train.classes;
+  bundle.class_counts = class_counts(train);
   bundle.preprocess = image_folder_preprocess(folder);
   bundle.small_images = false;
-  bundle.train = make_image_folder_loader(std::move(train), folder, train_loader);
+  bundle.train = make_image_folder_loader(std::move(train), folder, balanced);
   bundle.val = make_image_folder_loader(std::move(val), folder, val_loader);
   return bundle;
 }
+
+}  // namespace
 
 }  // namespace splitshare::data

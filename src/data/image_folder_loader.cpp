@@ -9,6 +9,10 @@
 #include <set>
 #include <thread>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace splitshare::data {
 namespace {
 
@@ -26,11 +30,37 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t sample) {
   return mix(mix(mix(seed ^ 0x5851f42d4c957f2dULL) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(sample));
 }
 
+// While it lives, libtorch's operators run on the calling thread alone (OpenMP's team size
+// is a per-thread setting). The decoding threads are the loader's parallelism: an OpenMP team
+// per worker would oversubscribe the cores, and one thread makes the augmentation's
+// reductions sum in the same order for any number of workers.
+class SingleThreadedOps {
+ public:
+  SingleThreadedOps() {
+#ifdef _OPENMP
+    torch::empty({1}).fill_(0);  // libtorch sets a thread's team size on its first kernel: let it do so now
+    previous_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+  }
+  ~SingleThreadedOps() {
+#ifdef _OPENMP
+    omp_set_num_threads(previous_);
+#endif
+  }
+  SingleThreadedOps(const SingleThreadedOps&) = delete;
+  SingleThreadedOps& operator=(const SingleThreadedOps&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
 // What one decoding thread keeps between samples.
 struct WorkerState {
   ImageDecoder decoder;
   Resampler resampler;
   std::vector<uint8_t> bytes;
+  torch::Tensor scratch;  // float [C, S, S] on the [0, 255] scale, for auto_augment
 };
 
 // A batch being decoded. Slots are filled in any order; `remaining` reaches 0 when
@@ -54,6 +84,8 @@ struct ImageFolderLoader::Impl {
   ImageFolderOptions options;
   LoaderOptions loader;
   ChannelMap map;
+  torch::Tensor channel_scale;  // map as float [C, 1, 1] tensors
+  torch::Tensor channel_bias;
   int64_t resize = 0;
   int64_t per_rank = 0;
 
@@ -86,6 +118,8 @@ struct ImageFolderLoader::Impl {
   torch::Tensor batch_tensor(int64_t count);   // mutex held
   void decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample, torch::Tensor& images,
                      int64_t slot);
+  void auto_augment_into(WorkerState& state, const DecodedRegion& region, const ResampleSpec& spec,
+                         std::mt19937_64& rng, torch::Tensor slot_image) const;
   void run_slot(WorkerState& state, PendingBatch& pending, int64_t slot);
   void worker_loop();
   std::optional<Batch> finish(PendingBatch& pending);
@@ -110,7 +144,13 @@ ImageFolderLoader::Impl::Impl(ImageFolderIndex index_in, ImageFolderOptions opti
               options.prefetch_batches());
   TORCH_CHECK(loader.world_size() >= 1 && loader.rank() >= 0 && loader.rank() < loader.world_size(),
               "ImageFolderLoader: rank ", loader.rank(), " is outside world_size ", loader.world_size());
+  TORCH_CHECK(options.random_erase() >= 0 && options.random_erase() <= 1,
+              "ImageFolderLoader: random_erase is a probability in [0, 1], got ", options.random_erase());
   map = normalization(options.mean(), options.std());
+  channel_scale = torch::tensor(std::vector<float>(map.scale.begin(), map.scale.begin() + options.channels()))
+                      .view({options.channels(), 1, 1});
+  channel_bias = torch::tensor(std::vector<float>(map.bias.begin(), map.bias.begin() + options.channels()))
+                     .view({options.channels(), 1, 1});
   resize = eval_resize(options);
   options.random_crop().size(options.image_size());
   const int64_t n = index.size();
@@ -133,7 +173,10 @@ void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t start) {
   const int64_t n = index.size();
   std::vector<int64_t> all(static_cast<size_t>(n));
   std::iota(all.begin(), all.end(), 0);
-  if (loader.shuffle()) {
+  if (loader.shuffle() && !loader.sample_weights().empty()) {
+    std::mt19937_64 rng(shuffle_seed(loader.seed(), new_epoch));
+    all = weighted_draws(loader.sample_weights(), n, rng);
+  } else if (loader.shuffle()) {
     // Fisher-Yates with an explicit engine: the same order on every platform.
     std::mt19937_64 rng(shuffle_seed(loader.seed(), new_epoch));
     for (int64_t i = n - 1; i > 0; --i) {
@@ -205,8 +248,8 @@ void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of
   ImageInfo info = state.decoder.open(state.bytes.data(), state.bytes.size(), path);
   ResampleSpec spec;
   const bool paper = options.recipe() == PhotoRecipe::kPaper;
+  std::mt19937_64 rng(sample_seed(loader.seed(), epoch_of_batch, sample));
   if (loader.augment()) {
-    std::mt19937_64 rng(sample_seed(loader.seed(), epoch_of_batch, sample));
     if (paper) {
       spec = sample_square_resize_crop(info.width, info.height, resize, options.image_size(),
                                        options.random_crop().flip_probability(), rng);
@@ -225,9 +268,33 @@ void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of
       .min_scale(options.dct_reducing_gap() > 0 ? min_decode_scale(spec, options.dct_reducing_gap()) : 1.0)
       .max_pixels(options.max_pixels());
   const DecodedRegion& region = state.decoder.decode(decode);
-  OutputPlanes planes{images.data_ptr<float>() + slot * images.stride(0), images.stride(1), images.stride(2),
-                      images.stride(3)};
-  state.resampler.run(region, spec, map, planes);
+  if (loader.augment() && options.auto_augment() != AutoAugmentKind::kNone) {
+    auto_augment_into(state, region, spec, rng, images.select(0, slot));
+  } else {
+    OutputPlanes planes{images.data_ptr<float>() + slot * images.stride(0), images.stride(1), images.stride(2),
+                        images.stride(3)};
+    state.resampler.run(region, spec, map, planes);
+  }
+  if (loader.augment() && options.random_erase() > 0) {
+    random_erase_(images.select(0, slot), RandomErasingOptions().probability(options.random_erase()), rng);
+  }
+}
+
+// torchvision's uint8 pipeline: the resized crop rounded to uint8, the policy, then
+// ToTensor + Normalize into the batch slot.
+void ImageFolderLoader::Impl::auto_augment_into(WorkerState& state, const DecodedRegion& region,
+                                                const ResampleSpec& spec, std::mt19937_64& rng,
+                                                torch::Tensor slot_image) const {
+  const int64_t size = options.image_size();
+  SingleThreadedOps single_thread;
+  if (!state.scratch.defined() || state.scratch.size(0) != options.channels() || state.scratch.size(1) != size) {
+    state.scratch = torch::empty({options.channels(), size, size}, torch::kFloat32);
+  }
+  OutputPlanes planes{state.scratch.data_ptr<float>(), size * size, size, 1};
+  state.resampler.run(region, spec, ChannelMap{}, planes);
+  auto pixels = state.scratch.round().clamp_(0, 255).to(torch::kUInt8);
+  auto augmented = auto_augment(pixels, options.auto_augment(), rng).to(torch::kFloat32);
+  slot_image.copy_(augmented.mul_(channel_scale).add_(channel_bias));
 }
 
 void ImageFolderLoader::Impl::run_slot(WorkerState& state, PendingBatch& pending, int64_t slot) {

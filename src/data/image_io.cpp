@@ -1,5 +1,6 @@
 #include <splitshare/data/image_io.h>
 
+#include "image_formats.h"
 #include "pixel_rows.h"
 
 #include <fcntl.h>
@@ -329,7 +330,7 @@ void ImageDecoder::Impl::decode_png(const DecodePlan& plan) {
 ImageFormat detect_image_format(const uint8_t* data, size_t size) {
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::kJpeg;
   if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return ImageFormat::kPng;
-  return ImageFormat::kUnknown;
+  return detail::detect_other_format(data, size);
 }
 
 ImageDecoder::ImageDecoder() : impl_(std::make_unique<Impl>()) {}
@@ -347,13 +348,15 @@ ImageInfo ImageDecoder::open(const uint8_t* data, size_t size, const std::string
   TORCH_CHECK(size > 0, "image ", name, " is empty (0 bytes)");
   s.info.format = detect_image_format(data, size);
   TORCH_CHECK(s.info.format != ImageFormat::kUnknown, "image ", name,
-              " is neither a JPEG nor a PNG file (first bytes: ", first_bytes_hex(data, size), ")");
+              " is neither a JPEG nor a PNG, BMP, PNM or WebP file (first bytes: ", first_bytes_hex(data, size), ")");
   if (s.info.format == ImageFormat::kJpeg) {
     s.ensure_jpeg();
     TORCH_CHECK(s.jpeg_open(), "cannot read JPEG ", name, ": ", s.jpeg_error.message);
     s.info.width = s.jpeg.image_width;
     s.info.height = s.jpeg.image_height;
     s.info.stored_channels = s.jpeg.num_components;
+  } else if (s.info.format != ImageFormat::kPng) {
+    s.info = detail::read_other_info(s.info.format, data, size, name);
   } else {
     if (!s.png_open()) {
       std::string message = s.png_source.message;
@@ -410,8 +413,11 @@ const DecodedRegion& ImageDecoder::decode(const DecodeOptions& options) {
       }
     }
     s.decode_jpeg(plan);
-  } else {
+  } else if (s.info.format == ImageFormat::kPng) {
     s.decode_png(plan);
+  } else {
+    detail::decode_other(s.info.format, s.data, s.size, s.name, plan.channels,
+                         PixelRect{plan.x0, plan.y0, plan.x1 - plan.x0, plan.y1 - plan.y0}, s.pixels, s.region);
   }
   s.region.image_width = width;
   s.region.image_height = height;
@@ -466,7 +472,7 @@ torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& 
   int64_t x1 = std::min(hi(crop.x + crop.width, info.width) - region.x, region.width);
   int64_t y1 = std::min(hi(crop.y + crop.height, info.height) - region.y, region.height);
   auto hwc = torch::from_blob(const_cast<uint8_t*>(region.pixels), {region.height, region.width, region.channels},
-                              torch::kUInt8);
+                              {region.row_stride, region.channels, 1}, torch::kUInt8);
   // clone: the pixels live in the decoder, which dies here.
   return hwc.slice(0, y0, y1).slice(1, x0, x1).permute({2, 0, 1}).clone(torch::MemoryFormat::Contiguous);
 }

@@ -109,6 +109,7 @@ DataSpec parse_data_spec(const std::string& text) {
   }
   const size_t comma = path.find(',');
   if (comma == std::string::npos) {
+    spec.root = path;
     spec.train_path = (fs::path(path) / "train").string();
     spec.val_path = (fs::path(path) / "val").string();
   } else {
@@ -131,7 +132,11 @@ DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess
 }
 
 DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
-  if (spec.kind == "imagefolder") return open_image_folder_data(spec.train_path, spec.val_path, options);
+  if (spec.kind == "imagefolder") {
+    std::error_code error;
+    if (!spec.root.empty() && !fs::exists(spec.train_path, error)) return open_image_folder_split(spec.root, options);
+    return open_image_folder_data(spec.train_path, spec.val_path, options);
+  }
   TORCH_CHECK(options.limit_train() >= 0 && options.limit_val() >= 0, "open_data: limit_train (",
               options.limit_train(), ") and limit_val (", options.limit_val(), ") must be >= 0");
   TORCH_CHECK(options.world_size() > 0, "open_data: world_size is ", options.world_size());
@@ -148,8 +153,18 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
     stats.std = options.std();
   }
 
+  TORCH_CHECK(options.class_map().empty(), "a class map applies to image folders, not to ", spec.kind);
+  TORCH_CHECK(options.auto_augment() == AutoAugmentKind::kNone && options.random_erase() == 0,
+              "automatic augmentation and random erasing apply to photo folders, not to ", spec.kind);
   DataBundle bundle;
   bundle.classes = train.classes;
+  const auto counts = torch::bincount(train.labels.to(torch::kInt64), {}, static_cast<int64_t>(train.classes.size()));
+  bundle.class_counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
+  std::vector<double> weights;
+  if (options.balanced_sampler()) {
+    const auto per_sample = 1.0 / counts.to(torch::kFloat64).index_select(0, train.labels.to(torch::kInt64));
+    weights.assign(per_sample.data_ptr<double>(), per_sample.data_ptr<double>() + per_sample.numel());
+  }
   bundle.preprocess.channels = train.images.size(1);
   bundle.preprocess.resize = std::nullopt;
   bundle.preprocess.crop = std::nullopt;
@@ -170,7 +185,8 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
                                  .seed(options.seed())
                                  .rank(options.rank())
                                  .world_size(options.world_size())
-                                 .channels_last(options.channels_last());
+                                 .channels_last(options.channels_last())
+                                 .sample_weights(weights);
   const auto val_options = LoaderOptions()
                                .batch_size(options.eval_batch_size())
                                .rank(options.rank())

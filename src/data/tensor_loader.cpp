@@ -142,7 +142,9 @@ class TensorLoader final : public BatchStream {
     std::mt19937_64 rng = epoch_generator(options_.seed(), epoch);
     std::vector<int64_t> permutation(static_cast<size_t>(n));
     std::iota(permutation.begin(), permutation.end(), int64_t{0});
-    if (options_.shuffle()) {
+    if (options_.shuffle() && !options_.sample_weights().empty()) {
+      permutation = weighted_draws(options_.sample_weights(), n, rng);
+    } else if (options_.shuffle()) {
       for (int64_t i = n - 1; i > 0; --i) {
         std::swap(permutation[i], permutation[uniform_below(rng, static_cast<uint64_t>(i + 1))]);
       }

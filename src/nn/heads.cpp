@@ -91,13 +91,36 @@ IndividualReduction parse_individual_reduction(const std::string& text) {
   TORCH_CHECK(false, "unknown individual-loss reduction '", text, "': expected sum or mean");
 }
 
+namespace {
+
+torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, const LossOptions& options) {
+  TORCH_CHECK(options.label_smoothing() >= 0 && options.label_smoothing() < 1,
+              "label smoothing must be in [0, 1), got ", options.label_smoothing());
+  // Soft targets: in float32 with the logits (autocast may give bf16 logits, and the
+  // targets must share their type).
+  const bool soft = targets.is_floating_point();
+  const auto x = soft ? logits.to(torch::kFloat32) : logits;
+  const auto t = soft ? targets.to(torch::kFloat32) : targets;
+  TORCH_CHECK(!soft || t.sizes() == x.sizes(), "soft targets must be [N, K] like the logits ", x.sizes(), ", got ",
+              t.sizes());
+  auto o = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing());
+  if (options.class_weights().defined()) {
+    TORCH_CHECK(options.class_weights().numel() == x.size(-1), "class weights: ", options.class_weights().numel(),
+                " values for ", x.size(-1), " classes");
+    o.weight(options.class_weights().to(x.device(), x.scalar_type()));
+  }
+  return torch::nn::functional::cross_entropy(x, t, o);
+}
+
+}  // namespace
+
 torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind,
-                        IndividualReduction reduction) {
-  if (kind == LossKind::kJoint) return torch::nn::functional::cross_entropy(output.logits, targets);
+                        IndividualReduction reduction, const LossOptions& options) {
+  if (kind == LossKind::kJoint) return cross_entropy(output.logits, targets, options);
   TORCH_CHECK(!output.head_logits.empty(), "head_loss: the head returned no sub-classifier logits");
-  auto loss = torch::nn::functional::cross_entropy(output.head_logits[0], targets);
+  auto loss = cross_entropy(output.head_logits[0], targets, options);
   for (size_t i = 1; i < output.head_logits.size(); ++i) {
-    loss = loss + torch::nn::functional::cross_entropy(output.head_logits[i], targets);
+    loss = loss + cross_entropy(output.head_logits[i], targets, options);
   }
   if (reduction == IndividualReduction::kMean) loss = loss / static_cast<double>(output.head_logits.size());
   return loss;

@@ -349,12 +349,15 @@ std::map<std::string, std::string> training_state_files(const TrainingState& sta
                       {"amp", state.amp}};
   c10::List<at::Tensor> tensors;
   tensors.push_back(state.cpu_rng.defined() ? state.cpu_rng : torch::empty({0}, torch::kUInt8));
-  std::vector<std::string> names;
-  for (const auto& [name, tensor] : state.momentum) {
-    names.push_back(name);
-    tensors.push_back(tensor.detach().to(torch::kCPU).contiguous());
+  // "momentum" keeps the key of checkpoints that held SGD momentum only.
+  for (const auto& [key, map] : {std::pair{"momentum", &state.optimizer_state}, std::pair{"ema", &state.ema}}) {
+    std::vector<std::string> names;
+    for (const auto& [name, tensor] : *map) {
+      names.push_back(name);
+      tensors.push_back(tensor.detach().to(torch::kCPU).contiguous());
+    }
+    j[key] = names;
   }
-  j["momentum"] = names;
   const auto bytes = torch::pickle_save(c10::IValue(tensors));
   return {{kStateFile, j.dump(1)}, {kStateTensorsFile, std::string(bytes.begin(), bytes.end())}};
 }
@@ -381,11 +384,14 @@ std::optional<TrainingState> read_training_state(const std::string& path) {
     state.epoch_progress = j.at("epoch_progress");
     state.amp = j.value("amp", nlohmann::json::object());
     const auto names = j.at("momentum").get<std::vector<std::string>>();
+    const auto ema_names = j.value("ema", std::vector<std::string>());
     auto tensors = torch::pickle_load(std::vector<char>(bytes->begin(), bytes->end())).toTensorList();
-    TORCH_CHECK(tensors.size() == names.size() + 1, path, ": ", kStateTensorsFile, " holds ", tensors.size(),
-                " tensors, expected ", names.size() + 1);
+    const size_t expected = 1 + names.size() + ema_names.size();
+    TORCH_CHECK(tensors.size() == expected, path, ": ", kStateTensorsFile, " holds ", tensors.size(),
+                " tensors, expected ", expected);
     state.cpu_rng = tensors.get(0);
-    for (size_t i = 0; i < names.size(); ++i) state.momentum[names[i]] = tensors.get(i + 1);
+    for (size_t i = 0; i < names.size(); ++i) state.optimizer_state[names[i]] = tensors.get(i + 1);
+    for (size_t i = 0; i < ema_names.size(); ++i) state.ema[ema_names[i]] = tensors.get(1 + names.size() + i);
   } catch (const nlohmann::json::exception& e) {
     TORCH_CHECK(false, path, ": training state ", kStateFile, " is malformed: ", e.what());
   }

@@ -1,5 +1,7 @@
 #include <splitshare/nn/batch_norm.h>
 #include <splitshare/train/build_info.h>
+#include <splitshare/train/ema.h>
+#include <splitshare/train/mix.h>
 #include <splitshare/train/trainer.h>
 #include <splitshare/util/device.h>
 #include <splitshare/util/files.h>
@@ -120,18 +122,18 @@ class FitRun {
       auto dist = dist_;
       nn::convert_sync_batch_norm(*model_, [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
     }
-    schedule_.base_lr(options_.lr() > 0 ? options_.lr() : 0.1 * static_cast<double>(batch_size_) / 256.0)
+    // The linear rule on the batch of one optimizer step (micro-batches x accumulation).
+    const int64_t step_batch = batch_size_ * options_.accum_steps();
+    schedule_.base_lr(options_.lr() > 0 ? options_.lr() : default_base_lr(options_.optimizer(), step_batch))
         .kind(options_.schedule())
         .epochs(options_.epochs())
         .milestones(options_.milestones())
         .warmup_epochs(options_.warmup_epochs());
     groups_ = detail::parameter_groups(*model_, schedule_.base_lr(), options_);
-    optimizer_ = std::make_unique<torch::optim::SGD>(groups_.groups, torch::optim::SGDOptions(schedule_.base_lr())
-                                                                         .momentum(options_.momentum())
-                                                                         .weight_decay(options_.weight_decay())
-                                                                         .nesterov(options_.nesterov()));
+    optimizer_ = make_optimizer(groups_, detail::optimizer_options(options_), schedule_.base_lr());
+    set_up_loss();
     // After parameter_groups(): a frozen backbone's parameters no longer require gradients.
-    if (dist_ && options_.overlap_gradients()) {
+    if (dist_ && options_.overlap_gradients() && options_.accum_steps() == 1) {
       averager_ = std::make_unique<GradientAverager>(dist_, model_->parameters());
     }
     state_.world_size = world_;
@@ -142,7 +144,9 @@ class FitRun {
   // Where the checkpoint stopped: optimizer, random state, loss scaler, history, metrics.jsonl.
   void restore() {
     const auto& r = *resumed_;
-    detail::restore_momentum(*model_, *optimizer_, r.momentum, context_.resume_from());
+    restore_optimizer_state(detail::checkpoint_named_parameters(*model_), *optimizer_, options_.optimizer(),
+                            r.optimizer_state, context_.resume_from());
+    if (ema_) ema_->load_state(r.ema, context_.resume_from() + " (EMA)");
     if (r.cpu_rng.numel() > 0) set_cpu_rng_state(r.cpu_rng);
     state_.epoch = r.epoch;
     state_.consumed = r.consumed;
@@ -171,7 +175,9 @@ class FitRun {
     state_.best_top1 = result_.best_top1;
     state_.best_epoch = result_.best_epoch;
     state_.cpu_rng = cpu_rng_state();
-    state_.momentum = detail::momentum_by_name(*model_, *optimizer_);
+    state_.optimizer_state = optimizer_state_by_name(detail::checkpoint_named_parameters(*model_), *optimizer_,
+                                                     options_.optimizer());
+    state_.ema = ema_ ? ema_->state() : std::map<std::string, torch::Tensor>();
     state_.amp = scaler_.enabled() ? scaler_.state() : nlohmann::json::object();
     save_checkpoint(*model_, metadata_, out_ + "/checkpoint.pt", training_state_files(state_));
   }
@@ -182,47 +188,85 @@ class FitRun {
     progress_from_json(state_.epoch_progress, record, totals);
   }
 
-  // Every group follows the schedule, scaled by its own base rate.
-  void set_lr(double lr) {
-    auto& param_groups = optimizer_->param_groups();
-    for (size_t i = 0; i < param_groups.size(); ++i) {
-      static_cast<torch::optim::SGDOptions&>(param_groups[i].options()).lr(lr * groups_.lr_factors[i]);
+
+  // The loss's options, the number of classes (for soft targets) and the weight EMA.
+  void set_up_loss() {
+    TORCH_CHECK(options_.accum_steps() >= 1, "accum_steps must be >= 1, got ", options_.accum_steps());
+    TORCH_CHECK(options_.clip_grad_norm() >= 0, "clip_grad_norm must be >= 0, got ", options_.clip_grad_norm());
+    num_classes_ = metadata_.model.num_classes();
+    loss_options_.label_smoothing(options_.label_smoothing());
+    if (!options_.class_weights().empty()) {
+      TORCH_CHECK(static_cast<int64_t>(options_.class_weights().size()) == num_classes_, "class weights: ",
+                  options_.class_weights().size(), " values for ", num_classes_, " classes");
+      loss_options_.class_weights(torch::tensor(options_.class_weights(), torch::kFloat32));
+    }
+    if (options_.ema_decay() > 0) {
+      auto named = detail::checkpoint_named_parameters(*model_);
+      for (const auto& item : model_->named_buffers()) named.emplace_back(nn::export_name(item.key()), item.value());
+      ema_ = std::make_unique<WeightEma>(std::move(named), options_.ema_decay());
     }
   }
 
-  // One optimizer step on `batch`; returns the loss.
-  double train_step(const data::Batch& batch, int64_t epoch, int64_t step, EpochRecord& record, EpochTotals& totals) {
-    const int64_t positions_per_epoch = steps_per_epoch_ * batch_size_ * world_;
-    // (consumed / positions_per_epoch is step / steps_per_epoch at the run's own world size.)
-    const double lr = learning_rate(
-        schedule_, epoch + static_cast<double>(state_.consumed) / static_cast<double>(positions_per_epoch));
-    set_lr(lr);
-    record.lr = lr;
+  // The images and targets the loss sees: mixed with soft targets, or as they come.
+  std::pair<torch::Tensor, torch::Tensor> prepare_batch(const data::Batch& batch) {
     auto images = util::to_device(batch.images, context_.device());
-    auto labels = util::to_device(batch.labels, context_.device());
-    if (options_.channels_last()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
-    nn::HeadOutput output;
-    torch::Tensor loss;
-    {
-      AutocastGuard autocast(context_.device(), options_.precision());
-      output = model_->forward(images);
-      loss = nn::head_loss(output, labels, options_.loss(), options_.individual_reduction());
+    auto targets = util::to_device(batch.labels, context_.device());
+    if (options_.mixup() > 0 || options_.cutmix() > 0) {
+      auto mixed = mix_batch(images, targets, num_classes_, options_.mixup(), options_.cutmix());
+      images = mixed.images;
+      targets = mixed.targets;
     }
-    clear_gradients(*optimizer_);
-    if (averager_) averager_->prepare();
-    scaler_.scale(loss).backward();
+    if (options_.channels_last()) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+    return {images, targets};
+  }
+
+  // After the last micro-batch of a step: gradients averaged over ranks, clipped, applied, averaged into the EMA.
+  void optimizer_step() {
     if (averager_) {
       averager_->finish();
     } else if (dist_) {
       dist_->average_gradients(*model_);
     }
+    if (options_.clip_grad_norm() > 0) {
+      scaler_.unscale(*optimizer_);
+      torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad_norm());
+    }
     scaler_.step(*optimizer_);
     scaler_.update();
+    if (ema_) ema_->update();
+  }
+
+  // One micro-batch (forward, backward); the optimizer steps after the last of each group of
+  // accum_steps (or of the epoch). Returns the loss.
+  double train_step(const data::Batch& batch, int64_t epoch, int64_t step, EpochRecord& record, EpochTotals& totals) {
+    const int64_t positions_per_epoch = steps_per_epoch_ * batch_size_ * world_;
+    // (consumed / positions_per_epoch is step / steps_per_epoch at the run's own world size.)
+    const double lr = learning_rate(
+        schedule_, epoch + static_cast<double>(state_.consumed) / static_cast<double>(positions_per_epoch));
+    set_learning_rates(*optimizer_, groups_, lr);
+    record.lr = lr;
+    const int64_t accum = options_.accum_steps();
+    const int64_t group_start = step - step % accum;
+    // A short group at the epoch's end is averaged over its own micro-batches (as timm does).
+    const int64_t group_size = std::min(accum, steps_per_epoch_ - group_start);
+    auto [images, targets] = prepare_batch(batch);
+    nn::HeadOutput output;
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(context_.device(), options_.precision());
+      output = model_->forward(images);
+      loss = nn::head_loss(output, targets, options_.loss(), options_.individual_reduction(), loss_options_);
+    }
+    if (step == group_start) clear_gradients(*optimizer_);
+    if (averager_) averager_->prepare();
+    scaler_.scale(group_size > 1 ? loss / static_cast<double>(group_size) : loss).backward();
+    if (step + 1 == group_start + group_size) optimizer_step();
     const double loss_value = loss.item<double>();
     TORCH_CHECK(std::isfinite(loss_value), "training diverged: loss is ", loss_value, " at epoch ", epoch + 1,
                 ", step ", step + 1, " (lr ", lr, "); lower --lr or check the data",
                 out_.empty() ? std::string()
                              : "; the last good checkpoint (" + out_ + "/checkpoint.pt) is kept as it was");
+    const auto labels = util::to_device(batch.labels, context_.device());
     const int64_t n = labels.size(0);
     totals.loss_sum += loss_value * n;
     totals.correct += output.logits.argmax(1).eq(labels).sum().item<int64_t>();
@@ -232,7 +276,9 @@ class FitRun {
 
   // A stop request (agreed by every rank) or --checkpoint-every: checkpoint mid-epoch.
   // Returns the stop signal, or 0.
-  int maybe_checkpoint(int64_t epoch, const EpochRecord& record, const EpochTotals& totals) {
+  int maybe_checkpoint(int64_t epoch, int64_t step, const EpochRecord& record, const EpochTotals& totals) {
+    // Only between optimizer steps: gradients accumulated so far are not checkpointed.
+    if (step % options_.accum_steps() != 0 && step != steps_per_epoch_) return 0;
     const int stop = context_.stop_requested() ? detail::agree_on_stop(context_.stop_requested()(), dist_) : 0;
     const bool periodic = context_.checkpoint_every() > 0 && state_.global_step % context_.checkpoint_every() == 0;
     if (stop || periodic) {
@@ -282,7 +328,7 @@ class FitRun {
       ++state_.global_step;
       state_.consumed += positions_per_step;
       record.compute_seconds += seconds_since(compute_start);
-      const int stop = maybe_checkpoint(epoch, record, totals);
+      const int stop = maybe_checkpoint(epoch, step, record, totals);
       report_step(epoch, step, record, totals, seconds_since(epoch_start), stop != 0 || step == steps_per_epoch_);
       if (stop) {
         result_.stopped_by = stop;
@@ -309,10 +355,16 @@ class FitRun {
       reduce = [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); };
     }
     record.val = eval::evaluate(*model_, *data_.val, false, context_.device(), reduce);
+    if (ema_) {
+      EmaSwapGuard with_ema(ema_.get());
+      record.ema_val = eval::evaluate(*model_, *data_.val, false, context_.device(), reduce);
+    }
     if (observer_.on_epoch) observer_.on_epoch(record);
-    const bool best = record.val.top1 > result_.best_top1 || epoch == 0;
+    const bool from_ema = ema_ && options_.ema_best();
+    const double top1 = from_ema ? record.ema_val->top1 : record.val.top1;
+    const bool best = top1 > result_.best_top1 || epoch == 0;
     if (best) {
-      result_.best_top1 = record.val.top1;
+      result_.best_top1 = top1;
       result_.best_epoch = epoch + 1;
     }
     result_.history.push_back(record);
@@ -327,9 +379,20 @@ class FitRun {
     metadata_.extra["metrics"] = eval::to_json(record.val);
     // best.pt before checkpoint.pt: a kill between the two repeats this epoch on resume,
     // which rewrites the same best.pt.
-    if (best) save_checkpoint(*model_, metadata_, out_ + "/best.pt");
+    if (best) save_best(record);
     save_checkpoint_pt();
     util::append_to_file(out_ + "/metrics.jsonl", to_json(record).dump() + "\n");
+  }
+
+  // best.pt: the raw weights, or the EMA's (metadata "weights" says which, "metrics" are theirs).
+  void save_best(const EpochRecord& record) {
+    auto metadata = metadata_;
+    if (!ema_) return save_checkpoint(*model_, metadata, out_ + "/best.pt");
+    metadata.extra["weights"] = options_.ema_best() ? "ema" : "raw";
+    if (!options_.ema_best()) return save_checkpoint(*model_, metadata, out_ + "/best.pt");
+    metadata.extra["metrics"] = eval::to_json(*record.ema_val);
+    EmaSwapGuard with_ema(ema_.get());
+    save_checkpoint(*model_, metadata, out_ + "/best.pt");
   }
 
   void write_summary() const {
@@ -360,8 +423,11 @@ class FitRun {
   int64_t steps_per_epoch_ = 0;
   std::optional<TrainingState> resumed_;
   ScheduleOptions schedule_;
-  detail::ParameterGroups groups_;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::vector<ParameterGroup> groups_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  nn::LossOptions loss_options_;
+  int64_t num_classes_ = 0;
+  std::unique_ptr<WeightEma> ema_;
   std::unique_ptr<GradientAverager> averager_;
   GradScaler scaler_;
   // Where the run stands; a checkpoint.pt records exactly this.

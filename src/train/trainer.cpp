@@ -38,60 +38,35 @@ void prepare_out_dir(const std::string& dir, torch::nn::Module& model) {
   }
 }
 
-ParameterGroups parameter_groups(nn::ClassifierImpl& model, double base_lr, const TrainOptions& options) {
+std::vector<ParameterGroup> parameter_groups(nn::ClassifierImpl& model, double base_lr, const TrainOptions& options) {
   TORCH_CHECK(options.head_lr() >= 0, "head_lr must be >= 0, got ", options.head_lr());
   const double head_lr = options.head_lr() > 0 ? options.head_lr() : base_lr;
-  ParameterGroups out;
+  std::vector<ParameterGroup> groups;
   auto backbone = model.backbone->parameters();
   if (options.freeze_backbone()) {
     for (auto& p : backbone) p.set_requires_grad(false);
   } else {
-    out.groups.emplace_back(backbone);
-    out.lr_factors.push_back(1.0);
+    groups.push_back({backbone, 1.0, true});
   }
-  out.groups.emplace_back(model.head.ptr()->parameters());
-  out.lr_factors.push_back(head_lr / base_lr);
+  groups.push_back({model.head.ptr()->parameters(), head_lr / base_lr, true});
+  return options.no_decay_bn_bias() ? split_no_decay(groups) : groups;
+}
+
+OptimizerOptions optimizer_options(const TrainOptions& o) {
+  return OptimizerOptions()
+      .kind(o.optimizer())
+      .momentum(o.momentum())
+      .nesterov(o.nesterov())
+      .weight_decay(o.weight_decay())
+      .betas(o.betas())
+      .eps(o.eps());
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_named_parameters(nn::ClassifierImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_parameters()) out.emplace_back(nn::export_name(item.key()), item.value());
   return out;
 }
-
-namespace {
-
-// The key of a parameter in the optimizer's state map.
-void* state_key(const torch::Tensor& parameter) { return parameter.unsafeGetTensorImpl(); }
-
-}  // namespace
-
-std::map<std::string, torch::Tensor> momentum_by_name(nn::ClassifierImpl& model, torch::optim::SGD& optimizer) {
-  std::map<std::string, torch::Tensor> out;
-  auto& state = optimizer.state();
-  for (const auto& item : model.named_parameters()) {
-    auto it = state.find(state_key(item.value()));
-    if (it == state.end()) continue;
-    const auto& buffer = static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
-    if (buffer.defined()) out[nn::export_name(item.key())] = buffer;
-  }
-  return out;
-}
-
-void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
-                      const std::map<std::string, torch::Tensor>& momentum, const std::string& source) {
-  size_t restored = 0;
-  for (const auto& item : model.named_parameters()) {
-    auto it = momentum.find(nn::export_name(item.key()));
-    if (it == momentum.end()) continue;
-    const auto& parameter = item.value();
-    TORCH_CHECK(it->second.sizes() == parameter.sizes(), source, ": momentum of ", it->first, " has shape ",
-                it->second.sizes(), ", the parameter ", parameter.sizes());
-    auto buffer = torch::empty_like(parameter).copy_(it->second);  // the parameter's device and layout
-    auto param_state = std::make_unique<torch::optim::SGDParamState>();
-    param_state->momentum_buffer(buffer);
-    optimizer.state()[state_key(parameter)] = std::move(param_state);
-    ++restored;
-  }
-  TORCH_CHECK(restored == momentum.size(), source, ": ", momentum.size() - restored,
-              " momentum buffers name no parameter of the model");
-}
-
 
 // Refuses to continue a run under different settings (except a longer one).
 void check_resumable(const TrainingState& state, const TrainOptions& options, const std::string& path) {
@@ -139,11 +114,23 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"channels_last", o.channels_last()},
           {"precision", to_string(o.precision())},
           {"sync_batch_norm", o.sync_batch_norm()},
+          {"optimizer", to_string(o.optimizer())},
+          {"betas", o.betas()},
+          {"eps", o.eps()},
+          {"no_decay_bn_bias", o.no_decay_bn_bias()},
+          {"label_smoothing", o.label_smoothing()},
+          {"class_weights", o.class_weights()},
+          {"mixup", o.mixup()},
+          {"cutmix", o.cutmix()},
+          {"ema_decay", o.ema_decay()},
+          {"ema_best", o.ema_best()},
+          {"clip_grad_norm", o.clip_grad_norm()},
+          {"accum_steps", o.accum_steps()},
           {"batch_size", o.batch_size()}};
 }
 
 nlohmann::json to_json(const EpochRecord& r) {
-  return {{"epoch", r.epoch},
+  nlohmann::json j = {{"epoch", r.epoch},
           {"lr", r.lr},
           {"train_loss", r.train_loss},
           {"train_top1", r.train_top1},
@@ -151,6 +138,8 @@ nlohmann::json to_json(const EpochRecord& r) {
           {"data_seconds", r.data_seconds},
           {"compute_seconds", r.compute_seconds},
           {"val", eval::to_json(r.val)}};
+  if (r.ema_val) j["ema_val"] = eval::to_json(*r.ema_val);
+  return j;
 }
 
 FitObserver progress_printer(const std::string& label) {
@@ -180,6 +169,7 @@ FitObserver progress_printer(const std::string& label) {
       for (auto h : r.val.head_top1) std::fprintf(stderr, " %.2f", 100 * h);
       std::fprintf(stderr, " oracle %.2f%%", 100 * r.val.oracle);
     }
+    if (r.ema_val) std::fprintf(stderr, "; EMA top1 %.2f%%", 100 * r.ema_val->top1);
     std::fprintf(stderr, "\n");
   };
   observer.on_note = [label](const std::string& text) { std::fprintf(stderr, "%s: %s\n", label.c_str(), text.c_str()); };
@@ -196,6 +186,7 @@ EpochRecord epoch_record_from_json(const nlohmann::json& j) {
   r.data_seconds = j.at("data_seconds").get<double>();
   r.compute_seconds = j.at("compute_seconds").get<double>();
   r.val = eval::from_json(j.at("val"));
+  if (j.contains("ema_val")) r.ema_val = eval::from_json(j.at("ema_val"));
   return r;
 }
 

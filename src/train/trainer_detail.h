@@ -21,20 +21,16 @@ double seconds_since(Clock::time_point start);
 /// Checks that `dir` can take the run's checkpoints and removes temporary files a killed run left.
 void prepare_out_dir(const std::string& dir, torch::nn::Module& model);
 
-/// The SGD parameter groups (backbone, head; without options of their own, so they take the
-/// optimizer's momentum and weight decay) and each group's rate relative to the schedule's.
+/// The parameter groups (backbone, head; each split into decayed and not decayed parameters
+/// with TrainOptions::no_decay_bn_bias) with each group's rate relative to the schedule's.
 /// A frozen backbone gets no group and no gradients.
-struct ParameterGroups {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  std::vector<double> lr_factors;
-};
-ParameterGroups parameter_groups(nn::ClassifierImpl& model, double base_lr, const TrainOptions& options);
+std::vector<ParameterGroup> parameter_groups(nn::ClassifierImpl& model, double base_lr, const TrainOptions& options);
 
-/// SGD momentum buffers by checkpoint name, and back (throws naming `source` on a mismatch).
-std::map<std::string, torch::Tensor> momentum_by_name(nn::ClassifierImpl& model, torch::optim::SGD& optimizer);
-void restore_momentum(nn::ClassifierImpl& model, torch::optim::SGD& optimizer,
-                      const std::map<std::string, torch::Tensor>& momentum, const std::string& source);
+/// The optimizer settings of `options`.
+OptimizerOptions optimizer_options(const TrainOptions& options);
 
+/// The model's parameters by checkpoint name (what the optimizer state and the EMA are keyed by).
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_named_parameters(nn::ClassifierImpl& model);
 
 /// Refuses to continue a run under different settings (except a longer one).
 void check_resumable(const TrainingState& state, const TrainOptions& options, const std::string& path);

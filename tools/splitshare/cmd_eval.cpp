@@ -25,6 +25,7 @@ int run_eval(int argc, char** argv) {
   const auto paths = (*args)["checkpoint"].as<std::vector<std::string>>();
   auto data_opts = data_options(*args).augment(false);
   auto spec = data_spec(*args);
+  follow_run_data(paths[0], data_opts);
   // Classes and channels, to check each checkpoint against before opening the data for it.
   const auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));
 

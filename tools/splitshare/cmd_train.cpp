@@ -1,6 +1,7 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/data/image_folder.h>
 #include <splitshare/explain/run_figures.h>
 #include <splitshare/report/html.h>
 #include <splitshare/train/build_info.h>
@@ -115,14 +116,29 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(model)),
                static_cast<long long>(bundle.train->size()), threads);
-  std::fprintf(stderr, "splitshare train: SGD lr %s, momentum %g, weight decay %g, %s schedule, %lld epochs of batch %lld\n",
-               train.lr() > 0 ? std::to_string(train.lr()).c_str() : "0.1 x batch/256", train.momentum(),
-               train.weight_decay(), train::to_string(train.schedule()).c_str(), static_cast<long long>(train.epochs()),
-               static_cast<long long>(train.batch_size()));
+  const int64_t step_batch = train.batch_size() * train.accum_steps();
+  std::fprintf(stderr, "splitshare train: %s lr %g, momentum %g, weight decay %g%s, %s schedule, %lld epochs of batch "
+               "%lld%s\n", train::to_string(train.optimizer()).c_str(),
+               train.lr() > 0 ? train.lr() : train::default_base_lr(train.optimizer(), step_batch), train.momentum(),
+               train.weight_decay(), train.no_decay_bn_bias() ? " (not on BatchNorm and biases)" : "",
+               train::to_string(train.schedule()).c_str(), static_cast<long long>(train.epochs()),
+               static_cast<long long>(train.batch_size()),
+               train.accum_steps() > 1 ? (" x " + std::to_string(train.accum_steps()) + " accumulated").c_str() : "");
+  if (!bundle.val_files.empty()) {
+    std::fprintf(stderr, "splitshare train: validation split: %zu files held out (listed in val_files.txt)\n",
+                 bundle.val_files.size());
+  }
   if (!context.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
     std::fprintf(stderr, "splitshare train: device %s, %s%s\n", context.device().str().c_str(),
                  train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");
   }
+}
+
+// A single-root image folder's split, recorded for --resume and eval.
+void write_val_files(const data::DataBundle& bundle, const std::string& out_dir) {
+  if (out_dir.empty() || bundle.val_files.empty()) return;
+  std::filesystem::create_directories(out_dir);
+  data::write_val_files(bundle.val_files, out_dir + "/" + data::kValFilesName);
 }
 
 // Rank 0 after fit: how to resume an interrupted run, or the final figures and the report.
@@ -163,6 +179,7 @@ int run_train(int argc, char** argv) {
   add_model_options(options);
   add_data_options(options);
   add_train_options(options, TrainDefaults{});
+  add_recipe_options(options);
   add_finetune_options(options);
   add_thread_option(options);
   options.add_options("Distributed")
@@ -187,17 +204,23 @@ int run_train(int argc, char** argv) {
   const int threads = configure_threads(*args, job ? job->local_world_size() : 1);
   auto train = train_options(*args);
   apply_finetune_options(*args, train);
+  apply_recipe_options(*args, train);
   auto context = run_context(*args);
   TORCH_CHECK((*args)["checkpoint-every"].as<int64_t>() >= 0, "--checkpoint-every must be >= 0");
   context.checkpoint_every((*args)["checkpoint-every"].as<int64_t>())
       .stop_requested([&signals] { return signals.pending(); });
   if (!resume_dir.empty()) context.resume_from(resume_dir + "/checkpoint.pt");
   auto data_opts = data_options(*args);
+  apply_data_recipe(*args, data_opts);
+  // A resumed (or re-run) split run keeps the validation files it recorded.
+  const auto recorded = (*args)["out"].as<std::string>() + "/" + data::kValFilesName;
+  if (!resume_dir.empty() && std::filesystem::exists(recorded)) data_opts.val_files(data::read_val_files(recorded));
   // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
   const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), context.device());
   if (job) join_job(*job, backend, context, data_opts);
   auto bundle = data::open_data(data_spec(*args), data_opts);
   apply_weight_decay(*args, bundle.small_images, train);
+  apply_class_weights(*args, bundle, train);
   torch::manual_seed(data_opts.seed());
   nn::ClassifierOptions model_opts;
   auto model = build_model(*args, context, bundle, model_opts);
@@ -205,6 +228,7 @@ int run_train(int argc, char** argv) {
   metadata.extra["config"] = run_config(*args, train, data_opts, threads);
   const bool main_rank = !job || job->rank() == 0;
   if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
+  if (main_rank) write_val_files(bundle, context.out_dir());
   const auto result = train::fit(model, bundle, train, context, metadata);
   if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;
   return finish(result, *model, bundle, context.out_dir());

@@ -11,9 +11,6 @@
 #include <iostream>
 
 namespace splitshare::cli {
-namespace {
-
-// A default as --help shows it, taken from the options struct so the two cannot drift.
 std::string text(int64_t value) { return std::to_string(value); }
 std::string text(uint64_t value) { return std::to_string(value); }
 std::string text(double value) {
@@ -21,8 +18,6 @@ std::string text(double value) {
   std::snprintf(buffer, sizeof buffer, "%g", value);
   return buffer;
 }
-
-}  // namespace
 
 void add_model_options(cxxopts::Options& options) {
   options.add_options("Model")
@@ -204,7 +199,8 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
 void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, train::TrainOptions& train) {
   const auto text_value = args["weight-decay"].as<std::string>();
   if (text_value == "auto") {
-    train.weight_decay(train::default_weight_decay(small_images));
+    train.weight_decay(train.optimizer() == train::OptimizerKind::kAdamW ? train::kAdamWWeightDecay
+                                                                         : train::default_weight_decay(small_images));
     return;
   }
   double wd = -1;

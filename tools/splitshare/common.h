@@ -10,6 +10,11 @@
 
 namespace splitshare::cli {
 
+/// A default as --help shows it, taken from the options struct so the two cannot drift.
+std::string text(int64_t value);
+std::string text(uint64_t value);
+std::string text(double value);
+
 /// Registers --arch, --head, --splits, --k, --ssm-norm (--last-plain), --width, --stem.
 void add_model_options(cxxopts::Options& options);
 /// The model the flags describe, for data with `classes` classes of `channels`
@@ -36,6 +41,20 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
 train::TrainOptions train_options(const cxxopts::ParseResult& args);
 /// Sets `train`'s weight decay from --weight-decay (auto: default_weight_decay(small_images)).
 void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, train::TrainOptions& train);
+/// Registers the training recipe's flags (optimizer, regularisation, augmentation, EMA,
+/// clipping, accumulation, imbalance, validation split, class map): recipe.cpp.
+void add_recipe_options(cxxopts::Options& options);
+/// Sets `train`'s recipe from those flags (class weights come later: apply_class_weights).
+void apply_recipe_options(const cxxopts::ParseResult& args, train::TrainOptions& train);
+/// Sets the data side of the recipe (augmentation, crops, split, class map, sampler).
+void apply_data_recipe(const cxxopts::ParseResult& args, data::DataOptions& data);
+/// --class-weights auto|FILE, once the data (and its class counts) is open.
+void apply_class_weights(const cxxopts::ParseResult& args, const data::DataBundle& bundle, train::TrainOptions& train);
+
+/// What `eval` and the other commands reading a trained run need to see its data as it did:
+/// the validation split recorded next to `checkpoint` (val_files.txt) and the run's --class-map.
+void follow_run_data(const std::string& checkpoint, data::DataOptions& data);
+
 /// The run's context the training flags give: --out, --device, --no-progress.
 train::RunContext run_context(const cxxopts::ParseResult& args);
 

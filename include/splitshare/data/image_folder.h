@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/data/augment.h>
 #include <splitshare/data/dataset.h>
 #include <splitshare/data/image_io.h>
 #include <splitshare/data/loader.h>
@@ -30,14 +31,58 @@ struct ImageFolderIndex {
 };
 
 /// Lists an image folder. Class folders are the sub-folders of `root` whose names do
-/// not start with '.'; images are files ending in .jpg, .jpeg or .png in any case
-/// (other files are counted in ignored_files). Empty class folders are kept (a
-/// class without images); a root without any image is an error naming the root.
+/// not start with '.'; images are the files has_image_extension accepts (.jpg, .jpeg,
+/// .png, .bmp, .ppm, .pgm, .pbm, .pnm, .webp, in any case; other files are counted in
+/// ignored_files). Empty class folders are kept (a class without images); a root without
+/// any image is an error naming the root.
 ImageFolderIndex list_image_folder(const std::string& root);
 
 /// Keeps `limit` samples spread evenly over the index (every class keeps its share,
 /// unlike the first `limit` paths, which would be one class); 0 or >= size keeps all.
 ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit);
+
+/// A class-per-folder root divided into training and validation files.
+struct ImageFolderSplit {
+  ImageFolderIndex train;
+  ImageFolderIndex val;
+  /// The validation files, relative to the root ("class/file.jpg"), in index order: what a
+  /// run records (val_files.txt) so that resuming and evaluating see the same split.
+  std::vector<std::string> val_files;
+};
+
+/// Splits `index` per class: round(fraction * n) of each class's n files (at least 1 when
+/// n >= 2, never all of them) go to validation, chosen by a shuffle seeded from `seed` and
+/// the class name, so adding a class does not move the others' files. fraction in (0, 1).
+ImageFolderSplit split_image_folder(const ImageFolderIndex& index, double fraction, uint64_t seed);
+
+/// The split whose validation files are `val_files` (relative to the root, as
+/// ImageFolderSplit::val_files); a listed file missing from the index is an error naming it.
+ImageFolderSplit split_image_folder(const ImageFolderIndex& index, const std::vector<std::string>& val_files);
+
+/// The file in a run folder listing its validation files (one relative path per line).
+inline constexpr const char* kValFilesName = "val_files.txt";
+/// Writes / reads such a list (atomically; reading errors name the file).
+void write_val_files(const std::vector<std::string>& files, const std::string& path);
+std::vector<std::string> read_val_files(const std::string& path);
+
+/// A class map: the class order (label = line number) and display names.
+struct ClassMap {
+  /// Folder names, in label order.
+  std::vector<std::string> folders;
+  /// Display names (the folder name unless the line gives one).
+  std::vector<std::string> names;
+};
+
+/// Reads a class map: one class per line, "FOLDER" or "FOLDER<TAB>NAME"; blank lines and
+/// lines starting with '#' are skipped. Errors name the file and line (duplicates, empty).
+ClassMap read_class_map(const std::string& path);
+
+/// `index` relabelled in the map's order with its display names. Every class folder must be
+/// in the map and every map entry must be a folder of the index (errors name them).
+ImageFolderIndex apply_class_map(const ImageFolderIndex& index, const ClassMap& map, const std::string& source);
+
+/// Samples per class of `index` ([K]).
+std::vector<int64_t> class_counts(const ImageFolderIndex& index);
 
 /// How an image-folder loader turns files into tensors.
 ///
@@ -55,6 +100,12 @@ struct ImageFolderOptions {
   TORCH_ARG(PhotoRecipe, recipe) = PhotoRecipe::kPaper;
   /// torchvision recipe: the crop's scale and ratio; both recipes: the flip probability.
   TORCH_ARG(RandomResizedCropOptions, random_crop) = {};
+  /// Training: torchvision's automatic augmentation on the resized crop, as on a uint8 image
+  /// (the crop is rounded to uint8 first, as torchvision's uint8 pipeline would be).
+  TORCH_ARG(AutoAugmentKind, auto_augment) = AutoAugmentKind::kNone;
+  /// Training: probability of torchvision's RandomErasing (scale 0.02..0.33, ratio 0.3..3.3,
+  /// value 0) on the normalised image, after the automatic augmentation; 0 = off.
+  TORCH_ARG(double, random_erase) = 0.0;
   /// Normalisation, [0, 1] scale, one value per channel (ImageNet's by default).
   TORCH_ARG(std::vector<double>, mean) = {kImageNetMean.begin(), kImageNetMean.end()};
   TORCH_ARG(std::vector<double>, std) = {kImageNetStd.begin(), kImageNetStd.end()};
@@ -87,9 +138,11 @@ Preprocess image_folder_preprocess(const ImageFolderOptions& options);
 /// + flip. Otherwise (evaluation) resize (the whole image to a square, or the shorter side,
 /// per the recipe) to eval_resize + centre crop(image_size). JPEGs are decoded
 /// cropped to the pixels the resample reads and, where allowed, DCT-scaled.
+/// Training then follows torchvision's order: the crop (+ flip), auto_augment on it as
+/// uint8, normalisation, RandomErasing (random_erase). Evaluation never augments.
 ///
 /// Determinism: the per-epoch shuffle comes from (seed, epoch) and every sample's
-/// crop and flip from (seed, epoch, sample index), so batches are identical for
+/// crop, flip, policy and erasing from (seed, epoch, sample index), so batches are identical for
 /// any number of workers. Sharding (rank, world_size) takes every world_size-th
 /// sample of the shared shuffle; with drop_last all ranks get the same count.
 ///
@@ -130,5 +183,10 @@ std::unique_ptr<BatchStream> make_image_folder_loader(ImageFolderIndex index, Im
 /// validation classes must equal the training classes (an error names both roots).
 DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,
                                   const DataOptions& options);
+
+/// Opens a single class-per-folder root split into training and validation: by
+/// options.val_files() when given, else split_image_folder(root, val_split, seed); otherwise
+/// as open_image_folder_data. The bundle's val_files records the split.
+DataBundle open_image_folder_split(const std::string& root, const DataOptions& options);
 
 }  // namespace splitshare::data

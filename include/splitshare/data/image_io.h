@@ -15,16 +15,17 @@ namespace splitshare::data {
 constexpr int64_t kDefaultMaxPixels = 178956970;
 
 /// The encodings the decoders understand. The format is detected from the
-/// file's first bytes, never from its extension.
-enum class ImageFormat { kUnknown, kJpeg, kPng };
+/// file's first bytes, never from its extension. kPnm covers the netpbm family
+/// (PBM, PGM, PPM; plain and raw); kWebp needs a build with libwebp (can_decode).
+enum class ImageFormat { kUnknown, kJpeg, kPng, kBmp, kPnm, kWebp };
 
 /// What a file's header says, read without decoding any pixels.
 struct ImageInfo {
   ImageFormat format = ImageFormat::kUnknown;
   int64_t width = 0;
   int64_t height = 0;
-  /// Components stored in the file: 1 (grey), 2 (grey + alpha), 3 (RGB / YCbCr,
-  /// or a palette), 4 (RGBA, CMYK or YCCK).
+  /// Components stored in the file: 1 (grey, also PBM/PGM), 2 (grey + alpha), 3 (RGB /
+  /// YCbCr, or a palette), 4 (RGBA, CMYK or YCCK; BMP bit fields or WebP with alpha).
   int64_t stored_channels = 0;
 };
 
@@ -42,11 +43,14 @@ struct PixelRect {
 struct DecodeOptions {
   /// Output channels: 3 (RGB) or 1 (luma). Grey, grey + alpha, palette, RGBA,
   /// CMYK/YCCK and 16-bit images are all converted (alpha is dropped like
-  /// PIL's convert("RGB"); 16-bit samples keep their high byte).
+  /// PIL's convert("RGB"); 16-bit PNG samples keep their high byte, PNM samples
+  /// are scaled as round(v / maxval * 255), BMP bit fields as v * 255 / max).
+  /// PIL differs on one of these: it clips 16-bit PGMs (mode "I") to 255.
   TORCH_ARG(int64_t, channels) = 3;
   /// Decode only this rectangle (clipped to the image). JPEGs use libjpeg-turbo's
   /// jpeg_crop_scanline / jpeg_skip_scanlines, so the IDCT, upsampling and colour
   /// conversion run only on the iMCU columns and rows that hold the rectangle.
+  /// BMP, PNM and WebP images are decoded whole and the crop cut out of them.
   TORCH_ARG(std::optional<PixelRect>, crop) = std::nullopt;
   /// DCT-domain downscaling: a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size,
   /// the smallest of these factors that is still >= min_scale (1 = full size,
@@ -61,7 +65,8 @@ struct DecodeOptions {
 /// Pixels produced by an ImageDecoder: an interleaved (HWC) uint8 region of the
 /// image scaled by `scale`, valid until the decoder's next call.
 struct DecodedRegion {
-  /// Row-major, `channels` interleaved samples per pixel, `row_stride` bytes per row.
+  /// Row-major, `channels` interleaved samples per pixel, `row_stride` bytes per row (more
+  /// than width * channels for BMP, PNM and WebP crops: a window into the whole image).
   const uint8_t* pixels = nullptr;
   int64_t width = 0;
   int64_t height = 0;
@@ -80,10 +85,20 @@ struct DecodedRegion {
   int64_t image_height = 0;
 };
 
-/// Detects JPEG (FF D8 FF) and PNG (the 8-byte signature) from the first bytes.
+/// Detects JPEG (FF D8 FF), PNG (the 8-byte signature), BMP ("BM"), PNM ("P1" ... "P6"
+/// and a whitespace) and WebP ("RIFF", size, "WEBP") from the first bytes.
 ImageFormat detect_image_format(const uint8_t* data, size_t size);
 
-/// A reusable decoder for JPEG (libjpeg-turbo) and PNG (libpng); one per thread.
+/// True when this build decodes `format`: all but kUnknown, and kWebp only with libwebp
+/// (CMake's SPLITSHARE_WEBP); without it WebP files are refused by name like corrupt ones.
+bool can_decode(ImageFormat format);
+
+/// True when `path` ends in an image extension the image folders list, in any case:
+/// .jpg .jpeg .png .bmp .ppm .pgm .pbm .pnm .webp. The decoders ignore extensions.
+bool has_image_extension(const std::string& path);
+
+/// A reusable decoder for JPEG (libjpeg-turbo), PNG (libpng), BMP, PNM and WebP
+/// (libwebp); one per thread.
 /// Decoding is two calls so that a caller can choose the crop after seeing the
 /// image size:
 ///

@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <optional>
+#include <random>
+#include <vector>
 
 namespace splitshare::data {
 
@@ -47,7 +49,15 @@ struct LoaderOptions {
   TORCH_ARG(bool, strict) = false;
   /// Output memory format: channels-last batches feed oneDNN convolutions faster.
   TORCH_ARG(bool, channels_last) = false;
+  /// With shuffle: each epoch draws its samples with replacement, sample i with probability
+  /// sample_weights[i] / sum (weighted_draws), instead of a permutation; one weight per
+  /// sample of the dataset. Empty = a permutation.
+  TORCH_ARG(std::vector<double>, sample_weights) = {};
 };
+
+/// `count` sample indices drawn with replacement, index i with probability weights[i] / sum
+/// (weights >= 0, sum > 0), from `rng`: the same on every platform.
+std::vector<int64_t> weighted_draws(const std::vector<double>& weights, int64_t count, std::mt19937_64& rng);
 
 /// A source of mini-batches, epoch by epoch. Implementations: in-memory tensors
 /// (Fashion-MNIST, CIFAR) and image folders.

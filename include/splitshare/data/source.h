@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/data/augment.h>
 #include <splitshare/data/dataset.h>
 #include <splitshare/data/loader.h>
 
@@ -13,11 +14,14 @@ namespace splitshare::data {
 ///   "fashion-mnist" (Debian's dataset-fashion-mnist, the default),
 ///   "fashion-mnist:DIR" or "mnist:DIR" (idx files, plain or .gz),
 ///   "cifar10:DIR", "cifar100:DIR" (the binary versions),
-///   "imagefolder:DIR" (DIR/train + DIR/val) or "imagefolder:TRAIN,VAL".
+///   "imagefolder:DIR" (DIR/train + DIR/val, or, without DIR/train, DIR/<class>/* split into
+///   training and validation by DataOptions::val_split) or "imagefolder:TRAIN,VAL".
 struct DataSpec {
   std::string kind;
   std::string train_path;
   std::string val_path;
+  /// "imagefolder:DIR": DIR (a single class-per-folder root when DIR/train does not exist).
+  std::string root;
 };
 
 /// Parses `--data`; throws (TORCH_CHECK) naming the text when it is not one of the forms above.
@@ -37,6 +41,24 @@ struct DataOptions {
   /// Photo folders: the paper's augmentation and evaluation transform, or torchvision's
   /// (28/32-px data always pads, crops and flips when augmenting).
   TORCH_ARG(PhotoRecipe, photo_recipe) = PhotoRecipe::kPaper;
+  /// Photo folders, training: torchvision's automatic augmentation (RandAugment,
+  /// TrivialAugmentWide, AutoAugment) and RandomErasing probability (see ImageFolderOptions).
+  TORCH_ARG(AutoAugmentKind, auto_augment) = AutoAugmentKind::kNone;
+  TORCH_ARG(double, random_erase) = 0.0;
+  /// Photo folders, torchvision recipe: RandomResizedCrop's scale and ratio ranges.
+  TORCH_ARG(std::vector<double>, crop_scale) = {0.08, 1.0};
+  TORCH_ARG(std::vector<double>, crop_ratio) = {3.0 / 4.0, 4.0 / 3.0};
+  /// imagefolder:DIR with one class-per-folder root (no DIR/train): the validation share,
+  /// split per class (split_image_folder, seeded by `seed`).
+  TORCH_ARG(double, val_split) = 0.1;
+  /// The validation files of an earlier split (relative to the root) to use instead of
+  /// splitting again: what a run records in val_files.txt. Empty = split.
+  TORCH_ARG(std::vector<std::string>, val_files) = {};
+  /// Image folders: a class map file (read_class_map) fixing the class order and names.
+  TORCH_ARG(std::string, class_map) = "";
+  /// Training: draw samples with replacement, each with probability inversely proportional
+  /// to its class's size (balanced classes per epoch; deterministic for a seed, sharded).
+  TORCH_ARG(bool, balanced_sampler) = false;
   TORCH_ARG(bool, channels_last) = false;
   /// Training crop size for photos (image folders); evaluation resizes to size/0.875 and centre-crops.
   TORCH_ARG(int64_t, image_size) = 224;
@@ -59,6 +81,10 @@ struct DataBundle {
   Preprocess preprocess;
   /// True for 28x28 / 32x32 data: selects the small-image stem by default.
   bool small_images = false;
+  /// Training samples per class ([K], before sharding): for class weights.
+  std::vector<int64_t> class_counts;
+  /// A single-root image folder split: its validation files (relative to the root).
+  std::vector<std::string> val_files;
 };
 
 /// Opens the dataset `spec` names.
@@ -79,6 +105,14 @@ PhotoRecipe photo_recipe_of(const Preprocess& preprocess);
 /// `options` with the evaluation a model was trained for: its normalisation, photo recipe
 /// (resize mode) and crop size, and no augmentation (what `eval` and `gradcam` open data with).
 DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess);
+
+/// Loss weights for imbalanced classes, sklearn's "balanced": N / (K * n_k) for a class of
+/// n_k of the N samples (1 for every class when balanced); a class without samples gets 0.
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts);
+
+/// Reads `classes` non-negative class weights from a text file (numbers separated by
+/// whitespace, commas or new lines; '#' starts a comment); errors name the file and the problem.
+std::vector<double> read_class_weights(const std::string& path, int64_t classes);
 
 /// Where Debian's dataset-fashion-mnist puts its files.
 std::string default_fashion_mnist_dir();

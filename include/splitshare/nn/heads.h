@@ -101,9 +101,19 @@ enum class IndividualReduction {
 std::string to_string(IndividualReduction reduction);
 IndividualReduction parse_individual_reduction(const std::string& text);
 
-/// Cross-entropy of `output` against int64 targets [N], per `kind` (`reduction` combines
-/// the per-head losses of kIndividual); a scalar.
+/// How each cross-entropy term of head_loss is computed.
+struct LossOptions {
+  /// Label smoothing in [0, 1): the target puts 1 - s on the label and s / K on every class.
+  TORCH_ARG(double, label_smoothing) = 0.0;
+  /// Per-class weights, float [K]; undefined = none. With int64 targets the mean is weighted
+  /// (divided by the weights of the targets), with soft targets divided by N (PyTorch's rule).
+  TORCH_ARG(torch::Tensor, class_weights) = {};
+};
+
+/// Cross-entropy of `output` against int64 targets [N] or soft targets, float [N, K] (rows
+/// summing to 1: mixup, CutMix), per `kind` (`reduction` combines the per-head losses of
+/// kIndividual: every head takes the same targets); a scalar.
 torch::Tensor head_loss(const HeadOutput& output, const torch::Tensor& targets, LossKind kind,
-                        IndividualReduction reduction = IndividualReduction::kSum);
+                        IndividualReduction reduction = IndividualReduction::kSum, const LossOptions& options = {});
 
 }  // namespace splitshare::nn

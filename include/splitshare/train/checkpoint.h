@@ -98,9 +98,12 @@ struct TrainingState {
   nlohmann::json amp = nlohmann::json::object();
   /// torch's default CPU generator state (uint8 [N]).
   torch::Tensor cpu_rng;
-  /// SGD momentum buffers by checkpoint parameter name (independent of the parameter
-  /// groups' layout); parameters without a buffer (no step yet, frozen) are absent.
-  std::map<std::string, torch::Tensor> momentum;
+  /// The optimizer's state by checkpoint parameter name (optimizer_state_by_name: SGD's
+  /// momentum under the name itself, other tensors as "<name>#<field>"); parameters without
+  /// state (no step yet, frozen) are absent.
+  std::map<std::string, torch::Tensor> optimizer_state;
+  /// The weight EMA by checkpoint tensor name (parameters and buffers); empty without one.
+  std::map<std::string, torch::Tensor> ema;
 };
 
 /// The extra files save_checkpoint stores for `state`.

@@ -6,12 +6,14 @@
 #include <splitshare/train/amp.h>
 #include <splitshare/train/checkpoint.h>
 #include <splitshare/train/distributed.h>
+#include <splitshare/train/optimizer.h>
 #include <splitshare/train/schedule.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,12 +35,38 @@ struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 8;
   /// Samples per step on each rank; the data's training stream must deliver batches of it.
   TORCH_ARG(int64_t, batch_size) = data::kDefaultBatchSize;
-  /// Base learning rate; 0 = 0.1 * batch_size / 256 (the paper's rate, scaled linearly).
+  /// Base learning rate; 0 = default_base_lr(optimizer, batch_size * accum_steps) (SGD: the
+  /// paper's 0.1 * batch / 256).
   TORCH_ARG(double, lr) = 0.0;
   TORCH_ARG(double, momentum) = 0.9;
   /// The paper's ImageNet value; default_weight_decay gives the per-data default the CLI uses.
   TORCH_ARG(double, weight_decay) = kPaperWeightDecay;
   TORCH_ARG(bool, nesterov) = false;
+  /// The update rule; momentum serves SGD and RMSprop, betas and eps AdamW (eps also RMSprop).
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kSgd;
+  TORCH_ARG(std::vector<double>, betas) = {0.9, 0.999};
+  TORCH_ARG(double, eps) = 1e-8;
+  /// No weight decay on BatchNorm and bias parameters (1-d tensors); the CLI turns it on for
+  /// AdamW (default_no_decay_bn_bias).
+  TORCH_ARG(bool, no_decay_bn_bias) = false;
+  /// Label smoothing of the cross-entropy (every loss term of every head).
+  TORCH_ARG(double, label_smoothing) = 0.0;
+  /// Per-class loss weights ([K]; empty = none), e.g. class_weights_from_counts for imbalanced data.
+  TORCH_ARG(std::vector<double>, class_weights) = {};
+  /// Mixup / CutMix Beta(alpha, alpha) parameters (0 = off). With both, each step picks one of
+  /// them with probability 1/2 (timm's switch). Targets become soft; every head's loss takes them.
+  TORCH_ARG(double, mixup) = 0.0;
+  TORCH_ARG(double, cutmix) = 0.0;
+  /// Exponential moving average of the weights and BatchNorm statistics after every optimizer
+  /// step (0 = off): ema = decay * ema + (1 - decay) * weights. Evaluated every epoch.
+  TORCH_ARG(double, ema_decay) = 0.0;
+  /// With ema_decay: best.pt holds the EMA weights, chosen by the EMA's top-1 (else the raw ones).
+  TORCH_ARG(bool, ema_best) = true;
+  /// Rescale the gradients to this global L2 norm when larger (0 = off), before the step.
+  TORCH_ARG(double, clip_grad_norm) = 0.0;
+  /// Micro-batches per optimizer step: the global batch is batch_size * accum_steps * world
+  /// size; the schedule counts optimizer steps; BatchNorm sees micro-batches.
+  TORCH_ARG(int64_t, accum_steps) = 1;
   TORCH_ARG(nn::LossKind, loss) = nn::LossKind::kJoint;
   /// How the individual loss combines the heads' losses (the paper does not say).
   TORCH_ARG(nn::IndividualReduction, individual_reduction) = nn::IndividualReduction::kSum;
@@ -77,6 +105,8 @@ struct EpochRecord {
   double data_seconds = 0;
   double compute_seconds = 0;
   eval::EvalResult val;
+  /// The weight EMA's evaluation (TrainOptions::ema_decay > 0).
+  std::optional<eval::EvalResult> ema_val;
 };
 
 nlohmann::json to_json(const EpochRecord& record);
