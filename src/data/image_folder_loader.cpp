@@ -354,7 +354,7 @@ std::optional<Batch> ImageFolderLoader::Impl::finish(PendingBatch& pending) {
     if (!bad_samples.insert(sample).second) continue;
     if (static_cast<int64_t>(reports.size()) < options.report_limit()) {
       reports.push_back(error);
-      std::cerr << "splitshare: skipping unreadable image: " << error << "\n";
+      if (options.report_to_stderr()) std::cerr << "splitshare: skipping unreadable image: " << error << "\n";
     }
   }
   if (keep.empty()) return std::nullopt;
@@ -376,7 +376,7 @@ std::optional<Batch> ImageFolderLoader::Impl::finish(PendingBatch& pending) {
 }
 
 void ImageFolderLoader::Impl::report_epoch_end() {
-  if (skipped_this_epoch == 0) return;
+  if (skipped_this_epoch == 0 || !options.report_to_stderr()) return;
   std::cerr << "splitshare: " << skipped_this_epoch << " unreadable image(s) skipped in epoch " << epoch << " of "
             << index.root << " (" << bad_samples.size() << " distinct file(s) so far";
   if (static_cast<int64_t>(bad_samples.size()) > static_cast<int64_t>(reports.size())) {

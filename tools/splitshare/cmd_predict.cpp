@@ -5,7 +5,12 @@
 #include <splitshare/train/checkpoint.h>
 #include <splitshare/util/files.h>
 
+#include <splitshare/util/progress.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 
 namespace splitshare::cli {
 namespace {
@@ -29,51 +34,126 @@ void print_table(const std::vector<eval::Prediction>& predictions) {
   }
 }
 
+// Unreadable images skipped: a count and their names on stderr.
+void report_skipped(const eval::PredictRun& run) {
+  if (!run.skipped) return;
+  std::fprintf(stderr, "splitshare predict: skipped %lld unreadable image(s):\n", static_cast<long long>(run.skipped));
+  for (const auto& r : run.skipped_reports) std::fprintf(stderr, "  %s\n", r.c_str());
+  if (run.skipped > static_cast<int64_t>(run.skipped_reports.size())) std::fprintf(stderr, "  ...\n");
+}
+
+// Where --output goes: CSV or JSON lines by the file's extension, one row per image as it comes.
+class OutputFile {
+ public:
+  OutputFile(const std::string& path, int64_t topk, int64_t heads, const std::vector<std::string>& classes)
+      : path_(path + ".tmp"), final_(path), classes_(classes) {
+    const auto dot = path.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+    TORCH_CHECK(ext == ".csv" || ext == ".jsonl", "--output ", path, ": expected a .csv or .jsonl file name");
+    csv_ = ext == ".csv";
+    out_.open(path_);
+    TORCH_CHECK(out_, "--output ", path, ": cannot write ", path_);
+    if (csv_) out_ << eval::csv_header(topk, heads) << "\n";
+  }
+  void write(const eval::Prediction& p) {
+    out_ << (csv_ ? eval::csv_row(p, classes_) : eval::to_json(p).dump()) << "\n";
+  }
+  // The finished file replaces any older one at once.
+  void close() {
+    out_.close();
+    TORCH_CHECK(out_, "--output ", final_, ": writing ", path_, " failed (disk full?)");
+    std::filesystem::rename(path_, final_);
+  }
+
+ private:
+  std::string path_, final_;
+  std::vector<std::string> classes_;
+  bool csv_ = true;
+  std::ofstream out_;
+};
+
+eval::PredictOptions predict_options(const cxxopts::ParseResult& args) {
+  const auto topk = args["topk"].as<int64_t>();
+  TORCH_CHECK(topk >= 1, "--topk must be positive, got ", topk);
+  const auto batch = args["batch-size"].as<int64_t>();
+  TORCH_CHECK(batch >= 1, "--batch-size must be positive, got ", batch);
+  const auto workers = args["workers"].as<int64_t>();
+  TORCH_CHECK(workers >= 0, "--workers must be >= 0, got ", workers);
+  return eval::PredictOptions().topk(topk).batch_size(batch).workers(workers).strict(args.count("strict") > 0)
+      .keep_inputs(args.count("dump-inputs") > 0).dtype(inference_dtype(args)).flip_tta(tta_flip(args));
+}
+
 }  // namespace
 
 int run_predict(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Classify image files (JPEG, PNG) with a checkpoint and its own preprocessing");
+  cxxopts::Options options(argv[0], "Classify images (files, folders, @LIST files) with a checkpoint and its own "
+                                    "preprocessing");
   options.add_options()
       ("checkpoint", "checkpoint file", cxxopts::value<std::string>())
-      ("images", "image files", cxxopts::value<std::vector<std::string>>())
+      ("images", "image files, folders (recursive, sorted) or @LIST (a file listing them)",
+       cxxopts::value<std::vector<std::string>>())
       ("topk", "classes listed per image", cxxopts::value<int64_t>()->default_value("5"))
       ("batch-size", "images classified together", cxxopts::value<int64_t>()->default_value("16"))
+      ("workers", "decoding threads (0 = the main thread)", cxxopts::value<int64_t>()->default_value("2"))
+      ("output", "write one row per image to FILE.csv or FILE.jsonl (JSON lines: the --json record)",
+       cxxopts::value<std::string>())
+      ("strict", "stop at the first unreadable image instead of skipping it")
       ("size", "input side for checkpoints that record no resize, crop or size (0 = from the checkpoint)",
        cxxopts::value<int64_t>()->default_value("0"))
       ("dump-inputs", "also write the preprocessed images [N, C, H, W] to this file (Python: torch.load)",
        cxxopts::value<std::string>())
+      ("no-progress", "no progress bar")
       ("json", "print JSON");
   add_thread_option(options);
   add_inference_precision_option(options);
+  add_tta_option(options);
   options.parse_positional({"images"});
-  options.positional_help("IMAGE...");
+  options.positional_help("IMAGE|FOLDER|@LIST...");
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   TORCH_CHECK(args->count("checkpoint"), "--checkpoint is required");
   TORCH_CHECK(args->count("images"), "no image files given");
   configure_threads(*args);
-  const auto dtype = inference_dtype(*args);
-  const auto topk = (*args)["topk"].as<int64_t>();
-  TORCH_CHECK(topk >= 1, "--topk must be positive, got ", topk);
-  const auto batch = (*args)["batch-size"].as<int64_t>();
-  TORCH_CHECK(batch >= 1, "--batch-size must be positive, got ", batch);
+  const auto popts = predict_options(*args);
   const auto size = (*args)["size"].as<int64_t>();
   TORCH_CHECK(size >= 0, "--size must be >= 0, got ", size);
+  const auto paths = eval::expand_image_arguments((*args)["images"].as<std::vector<std::string>>());
 
   auto loaded = train::load_checkpoint((*args)["checkpoint"].as<std::string>());
   auto preprocess = loaded.metadata.preprocess;
   if (size > 0) preprocess.size = size;
-  const auto predictions = eval::predict_files(
-      *loaded.model, preprocess, loaded.metadata.classes, (*args)["images"].as<std::vector<std::string>>(),
-      eval::PredictOptions().topk(topk).batch_size(batch).keep_inputs(args->count("dump-inputs") > 0).dtype(dtype));
-  if (args->count("dump-inputs")) write_inputs(predictions, (*args)["dump-inputs"].as<std::string>());
-
+  const auto& classes = loaded.metadata.classes;
+  std::optional<OutputFile> output;
+  std::vector<eval::Prediction> kept;
+  const bool keep = !args->count("output") || args->count("json") || args->count("dump-inputs");
+  util::ProgressBar bar("predict", static_cast<int64_t>(paths.size()), !args->count("no-progress") && paths.size() > 64);
+  const auto run = eval::predict_paths(
+      *loaded.model, preprocess, classes, paths, popts,
+      [&](std::vector<eval::Prediction>& batch) {
+        for (auto& p : batch) {
+          if (args->count("output")) {
+            if (!output) output.emplace((*args)["output"].as<std::string>(), popts.topk(),
+                                        static_cast<int64_t>(p.head_logits.size()), classes);
+            output->write(p);
+          }
+          if (keep) kept.push_back(std::move(p));
+        }
+      },
+      [&](int64_t done, int64_t total) { bar.update(done, std::to_string(done) + "/" + std::to_string(total)); });
+  bar.finish(std::to_string(run.predicted) + " images");
+  if (output) output->close();
+  report_skipped(run);
+  TORCH_CHECK(run.predicted > 0 || paths.empty(), "no image could be read (", run.skipped, " skipped",
+              run.skipped_reports.empty() ? std::string() : ", first: " + run.skipped_reports[0], ")");
+  if (args->count("dump-inputs") && !kept.empty()) write_inputs(kept, (*args)["dump-inputs"].as<std::string>());
   if (args->count("json")) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& p : predictions) list.push_back(eval::to_json(p));
-    std::printf("%s\n", nlohmann::json{{"predictions", list}}.dump(2).c_str());
-  } else {
-    print_table(predictions);
+    for (const auto& p : kept) list.push_back(eval::to_json(p));
+    nlohmann::json out = {{"predictions", list}};
+    if (run.skipped) out["skipped"] = run.skipped_reports;
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (!args->count("output")) {
+    print_table(kept);
   }
   return 0;
 }

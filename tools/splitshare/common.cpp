@@ -293,6 +293,17 @@ torch::Dtype inference_dtype(const cxxopts::ParseResult& args) {
   return train::dtype_of(precision);
 }
 
+void add_tta_option(cxxopts::Options& options) {
+  options.add_options()("tta", "test-time augmentation: none | flip (mean logits of each image and its mirror)",
+                        cxxopts::value<std::string>()->default_value("none"));
+}
+
+bool tta_flip(const cxxopts::ParseResult& args) {
+  const auto value = args["tta"].as<std::string>();
+  TORCH_CHECK(value == "none" || value == "flip", "--tta: expected none or flip, got '", value, "'");
+  return value == "flip";
+}
+
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv) {
   options.add_options()("h,help", "show this help");
   // cxxopts needs two characters for a long option; the documented `--k K` is spelled

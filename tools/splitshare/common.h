@@ -79,6 +79,10 @@ void add_inference_precision_option(cxxopts::Options& options);
 /// The backbone dtype --amp asks for (torch::kFloat or torch::kBFloat16); rejects fp16.
 torch::Dtype inference_dtype(const cxxopts::ParseResult& args);
 
+/// Registers --tta none|flip (eval, predict); tta_flip reads it (refusing other values by name).
+void add_tta_option(cxxopts::Options& options);
+bool tta_flip(const cxxopts::ParseResult& args);
+
 /// Parses argv; prints help and returns nullopt for --help.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
 

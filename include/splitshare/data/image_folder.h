@@ -120,6 +120,8 @@ struct ImageFolderOptions {
   TORCH_ARG(int64_t, prefetch_batches) = 2;
   /// Unreadable files reported on stderr one by one; later ones are only counted.
   TORCH_ARG(int64_t, report_limit) = 10;
+  /// Print those reports and the per-epoch count on stderr (off: only skipped_reports()).
+  TORCH_ARG(bool, report_to_stderr) = true;
 };
 
 /// The resize a loader uses for evaluation: options.resize() or int(image_size / 0.875).

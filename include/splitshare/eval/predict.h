@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,13 @@ struct PredictOptions {
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   /// The backbone's arithmetic (nn::InferenceOptions::dtype): torch::kFloat or torch::kBFloat16.
   TORCH_ARG(torch::Dtype, dtype) = torch::kFloat;
+  /// Test-time augmentation: the mean of the logits (combined and per head) of each image and
+  /// its left-right mirror.
+  TORCH_ARG(bool, flip_tta) = false;
+  /// predict_paths: decoding threads (0 = the calling thread), and whether an unreadable file
+  /// stops the run (otherwise it is skipped, counted and named).
+  TORCH_ARG(int64_t, workers) = 0;
+  TORCH_ARG(bool, strict) = false;
 };
 
 /// One class of a top-k list.
@@ -68,6 +76,34 @@ std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Te
 std::vector<Prediction> predict_files(nn::ClassifierImpl& model, const data::Preprocess& preprocess,
                                       const std::vector<std::string>& classes, const std::vector<std::string>& paths,
                                       const PredictOptions& options = {});
+
+/// Image paths from command-line arguments, in the order given: a file as is, a folder as
+/// its image files (has_image_extension) found recursively, sorted by path, and "@LIST" as
+/// the paths listed in the file LIST (one per line; blank lines and '#' comments skipped;
+/// folders allowed). A missing path, an empty folder or an unreadable list is an error naming it.
+std::vector<std::string> expand_image_arguments(const std::vector<std::string>& arguments);
+
+/// What predict_paths did besides predicting.
+struct PredictRun {
+  int64_t predicted = 0;
+  /// Unreadable files skipped (without PredictOptions::strict) and their messages (the first 10).
+  int64_t skipped = 0;
+  std::vector<std::string> skipped_reports;
+};
+
+/// Predicts `paths` batch by batch through the image-folder loader (PredictOptions::workers
+/// decoding threads, the checkpoint's evaluation transform with full-size decoding, so the
+/// inputs equal load_image's) and hands each batch's predictions to `on_batch` in input
+/// order, so a large folder is never held in memory. `on_progress(done, total)` after each batch.
+PredictRun predict_paths(nn::ClassifierImpl& model, const data::Preprocess& preprocess,
+                         const std::vector<std::string>& classes, const std::vector<std::string>& paths,
+                         const PredictOptions& options, const std::function<void(std::vector<Prediction>&)>& on_batch,
+                         const std::function<void(int64_t, int64_t)>& on_progress = nullptr);
+
+/// A CSV header and row for a prediction: path, the top-k classes and probabilities
+/// (label_1, prob_1, ...), then each head's top-1 label (head_1, ...).
+std::string csv_header(int64_t topk, int64_t heads);
+std::string csv_row(const Prediction& prediction, const std::vector<std::string>& classes);
 
 /// {"path", "topk": [{"class", "label", "prob"}], "logits": [K], "head_logits": [[K] per split]}.
 nlohmann::json to_json(const Prediction& prediction);
