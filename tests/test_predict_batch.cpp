@@ -1,5 +1,7 @@
 // Batch predict (issue #18 item 2 and 4): folders and @LIST files, the loader's workers,
 // CSV/JSONL output, skipped files, and flip test-time augmentation.
+#include <splitshare/data/loader.h>
+#include <splitshare/eval/metrics.h>
 #include <splitshare/eval/predict.h>
 #include <splitshare/train/checkpoint.h>
 
@@ -178,4 +180,23 @@ TEST(PredictCli, CsvAndJsonlOutputsMatchTheJsonRecords) {
   out.clear();
   EXPECT_NE(run_command(base + " --tta mirror 2>&1", &out), 0);
   EXPECT_NE(out.find("--tta"), std::string::npos) << out;
+}
+
+TEST(EvalTta, FlipMakesEvaluationMirrorInvariant) {
+  TempDir dir;
+  auto loaded = photo_model(dir.file("ck.pt"));
+  torch::manual_seed(4);
+  const auto images = torch::randint(0, 256, {10, 3, 32, 32}, torch::kInt64).to(torch::kUInt8);
+  const auto labels = torch::arange(10) % 4;
+  const std::vector<std::string> classes = {"a", "b", "c", "d"};
+  auto evaluate = [&](const torch::Tensor& x, bool flip) {
+    auto stream = sd::make_tensor_loader({x, labels, classes}, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25},
+                                         sd::LoaderOptions().batch_size(4));
+    return se::evaluate(*loaded.model, *stream, false, torch::kCPU, nullptr, torch::kFloat, flip);
+  };
+  const auto mirrored = images.flip(3).contiguous();
+  // With flip TTA an image and its mirror give the same logits, so the same loss; without, not.
+  EXPECT_NEAR(evaluate(images, true).loss, evaluate(mirrored, true).loss, 1e-5);
+  EXPECT_GT(std::abs(evaluate(images, false).loss - evaluate(mirrored, false).loss), 1e-6);
+  EXPECT_EQ(evaluate(images, true).samples, 10);
 }

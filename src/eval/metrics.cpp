@@ -1,5 +1,6 @@
 #include <splitshare/eval/metrics.h>
 
+#include <splitshare/eval/per_class.h>
 #include <splitshare/nn/inference.h>
 
 #include <cmath>
@@ -19,16 +20,31 @@ void Accumulator::add(const nn::HeadOutput& output, const torch::Tensor& labels)
   auto hits = topk.eq(target.unsqueeze(1));
   top1_ += hits.select(1, 0).sum().item<int64_t>();
   top5_ += hits.any(1).sum().item<int64_t>();
+  const int64_t classes = logits.size(1);
+  auto add_counts = [&](torch::Tensor& sum, const torch::Tensor& predictions) {
+    auto counts = confusion_matrix(target, predictions, classes);
+    if (sum.defined()) {
+      sum.add_(counts);
+    } else {
+      sum = counts;
+    }
+  };
+  add_counts(confusion_, topk.select(1, 0));
 
   const auto& heads = output.head_logits;
-  if (head_correct_.empty()) head_correct_.assign(heads.size(), 0);
+  if (head_correct_.empty()) {
+    head_correct_.assign(heads.size(), 0);
+    head_confusion_.assign(heads.size(), torch::Tensor());
+  }
   TORCH_CHECK(head_correct_.size() == heads.size(), "Accumulator: head count changed between batches");
   auto any_right = torch::zeros({n}, torch::TensorOptions().dtype(torch::kBool).device(logits.device()));
   std::vector<torch::Tensor> head_probs;
   for (size_t h = 0; h < heads.size(); ++h) {
     auto head = heads[h].detach().to(torch::kFloat);
-    auto right = head.argmax(1).eq(target);
+    auto predictions = head.argmax(1);
+    auto right = predictions.eq(target);
     head_correct_[h] += right.sum().item<int64_t>();
+    add_counts(head_confusion_[h], predictions);
     any_right = any_right.logical_or(right);
     head_probs.push_back(head.softmax(1));
   }
@@ -61,6 +77,8 @@ EvalResult Accumulator::result() const {
   r.most_confident = most_confident_ / n;
   r.confidence_weighted = weighted_ / n;
   for (auto c : head_correct_) r.head_top1.push_back(c / n);
+  if (confusion_.defined()) r.confusion = confusion_.cpu();
+  for (const auto& c : head_confusion_) r.head_confusion.push_back(c.cpu());
   if (keep_) {
     r.probabilities = torch::cat(probabilities_);
     r.labels = torch::cat(labels_);
@@ -75,7 +93,16 @@ void Accumulator::reduce(const Reducer& sum) {
                                 static_cast<double>(most_confident_), static_cast<double>(weighted_)};
   for (auto c : head_correct_) counts.push_back(static_cast<double>(c));
   std::vector<torch::Tensor> packed{torch::tensor(counts, torch::kDouble)};
+  // The confusion matrices travel as they are (int64), so large counts stay exact.
+  if (confusion_.defined()) {
+    packed.push_back(confusion_);
+    for (const auto& c : head_confusion_) packed.push_back(c);
+  }
   sum(packed);
+  if (confusion_.defined()) {
+    confusion_ = packed[1];
+    for (size_t h = 0; h < head_confusion_.size(); ++h) head_confusion_[h] = packed[2 + h];
+  }
   auto* v = packed[0].data_ptr<double>();
   samples_ = std::llround(v[0]);
   loss_sum_ = v[1];
@@ -87,8 +114,18 @@ void Accumulator::reduce(const Reducer& sum) {
   for (size_t h = 0; h < head_correct_.size(); ++h) head_correct_[h] = std::llround(v[7 + h]);
 }
 
+nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::Tensor& images) {
+  auto output = model.forward(images);
+  const auto mirrored = model.forward(images.flip(3));
+  output.logits = (output.logits + mirrored.logits) / 2;
+  for (size_t h = 0; h < output.head_logits.size(); ++h) {
+    output.head_logits[h] = (output.head_logits[h] + mirrored.head_logits[h]) / 2;
+  }
+  return output;
+}
+
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
-                    torch::Device device, const Reducer& reduce, torch::Dtype dtype) {
+                    torch::Device device, const Reducer& reduce, torch::Dtype dtype, bool flip_tta) {
   // Folded from the current weights on every call, so the trainer's validation sees each epoch's.
   const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(dtype));
   Accumulator acc;
@@ -97,7 +134,8 @@ EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool k
     torch::InferenceMode guard;
     stream.reset(0);
     while (auto batch = stream.next()) {
-      acc.add(folded.forward(batch->images.to(device)), batch->labels.to(device));
+      const auto images = batch->images.to(device);
+      acc.add(flip_tta ? flip_mean_forward(folded, images) : folded.forward(images), batch->labels.to(device));
     }
   }
   acc.reduce(reduce);

@@ -1,5 +1,7 @@
 #include <splitshare/eval/predict.h>
 
+#include <splitshare/eval/metrics.h>
+
 #include <splitshare/data/image_io.h>
 #include <splitshare/data/transforms.h>
 
@@ -56,14 +58,8 @@ std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Te
                                 const std::vector<std::string>& classes, const PredictOptions& options) {
   TORCH_CHECK(images.dim() == 4, "predict: expected images [N, C, H, W], got ", images.sizes());
   TORCH_CHECK(options.topk() >= 1, "predict: topk must be positive, got ", options.topk());
-  auto output = model.forward(images.to(options.device()));
-  if (options.flip_tta()) {
-    const auto mirrored = model.forward(images.flip(3).to(options.device()));
-    output.logits = (output.logits + mirrored.logits) / 2;
-    for (size_t h = 0; h < output.head_logits.size(); ++h) {
-      output.head_logits[h] = (output.head_logits[h] + mirrored.head_logits[h]) / 2;
-    }
-  }
+  const auto input = images.to(options.device());
+  const auto output = options.flip_tta() ? flip_mean_forward(model, input) : model.forward(input);
   auto logits = output.logits.to(torch::kCPU, torch::kFloat);
   const int64_t k = std::min(options.topk(), logits.size(1));
   auto [top_probabilities, top_indices] = torch::softmax(logits, 1).topk(k, 1);

@@ -1,4 +1,5 @@
 #include <splitshare/report/html.h>
+#include <splitshare/report/per_class.h>
 #include <splitshare/util/files.h>
 
 #include <algorithm>
@@ -191,6 +192,7 @@ std::string train_body(const ReportData& data) {
   const auto m = final_metrics(run);
   std::string out = model_section(run) + metrics_section(run, m) + heads_section(run, m) +
                     curves_section(run, m.head_top1.size());
+  if (run.per_class) out += per_class_section(*run.per_class);
   if (!run.gradcam_png.empty()) {
     out += "<h2>Grad-CAM per split</h2><p>" + std::string(kGradCamNote) + "</p>" +
            image_figure(run.gradcam_png, run.name);

@@ -45,6 +45,14 @@ RunRecord load_run(const std::string& name, const fs::path& dir) {
     run.summary = train::summary_from_json(parse_json_file(path), "report: " + path.string());
   }
   if (fs::exists(dir / "gradcam.png")) run.gradcam_png = util::read_file(dir / "gradcam.png", "report input");
+  if (fs::exists(dir / "per_class.json")) {
+    const auto path = dir / "per_class.json";
+    try {
+      run.per_class = eval::per_class_from_json(parse_json_file(path));
+    } catch (const json::exception& e) {
+      TORCH_CHECK(false, "report: ", path.string(), " is not a per-class record: ", e.what());
+    }
+  }
   return run;
 }
 

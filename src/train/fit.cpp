@@ -1,3 +1,4 @@
+#include <splitshare/eval/per_class.h>
 #include <splitshare/nn/batch_norm.h>
 #include <splitshare/train/build_info.h>
 #include <splitshare/train/ema.h>
@@ -359,6 +360,7 @@ class FitRun {
       EmaSwapGuard with_ema(ema_.get());
       record.ema_val = eval::evaluate(*model_, *data_.val, false, context_.device(), reduce);
     }
+    keep_per_class(record);
     if (observer_.on_epoch) observer_.on_epoch(record);
     const bool from_ema = ema_ && options_.ema_best();
     const double top1 = from_ema ? record.ema_val->top1 : record.val.top1;
@@ -384,6 +386,20 @@ class FitRun {
     util::append_to_file(out_ + "/metrics.jsonl", to_json(record).dump() + "\n");
   }
 
+  // The per-class view of this epoch's validation replaces the previous epoch's (write_summary
+  // saves the last as per_class.json); the records drop their K x K matrices, so neither the
+  // history in memory nor metrics.jsonl and checkpoint.pt grow with the number of classes.
+  void keep_per_class(EpochRecord& record) {
+    const auto k = record.val.confusion.defined() ? record.val.confusion.size(0) : 0;
+    const bool named = static_cast<int64_t>(metadata_.classes.size()) == k;
+    if (k > 0) per_class_ = eval::per_class_report(record.val, named ? metadata_.classes : std::vector<std::string>{});
+    for (auto* val : {&record.val, record.ema_val ? &*record.ema_val : nullptr}) {
+      if (val == nullptr) continue;
+      val->confusion = torch::Tensor();
+      val->head_confusion.clear();
+    }
+  }
+
   // best.pt: the raw weights, or the EMA's (metadata "weights" says which, "metrics" are theirs).
   void save_best(const EpochRecord& record) {
     auto metadata = metadata_;
@@ -407,6 +423,12 @@ class FitRun {
     summary.model = metadata_;
     summary.build = to_json(build_info());
     util::write_file_atomic(out_ + "/summary.json", to_json(summary).dump(2) + "\n");
+    if (per_class_) {
+      auto per_class = eval::to_json(*per_class_);
+      per_class["epoch"] = summary.last.epoch;
+      // Compact: the confusion matrix has K x K entries.
+      util::write_file_atomic(out_ + "/per_class.json", per_class.dump() + "\n");
+    }
   }
 
   nn::Classifier model_;
@@ -422,6 +444,7 @@ class FitRun {
   const FitObserver observer_;  // empty on ranks other than 0: they report nothing
   int64_t steps_per_epoch_ = 0;
   std::optional<TrainingState> resumed_;
+  std::optional<eval::PerClassReport> per_class_;  // of the last epoch evaluated in this process
   ScheduleOptions schedule_;
   std::vector<ParameterGroup> groups_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -117,9 +117,8 @@ int run_predict(int argc, char** argv) {
   const auto popts = predict_options(*args);
   const auto size = (*args)["size"].as<int64_t>();
   TORCH_CHECK(size >= 0, "--size must be >= 0, got ", size);
-  const auto paths = eval::expand_image_arguments((*args)["images"].as<std::vector<std::string>>());
-
   auto loaded = train::load_checkpoint((*args)["checkpoint"].as<std::string>());
+  const auto paths = eval::expand_image_arguments((*args)["images"].as<std::vector<std::string>>());
   auto preprocess = loaded.metadata.preprocess;
   if (size > 0) preprocess.size = size;
   const auto& classes = loaded.metadata.classes;

@@ -24,6 +24,7 @@ constexpr Command kCommands[] = {
     {"info", "parameter counts of a model, or a checkpoint's metadata", splitshare::cli::run_info},
     {"bench", "training and inference throughput against PyTorch eager", splitshare::cli::run_bench},
     {"import", "turn torchvision weights saved from Python into a checkpoint", splitshare::cli::run_import},
+    {"export", "write a checkpoint as a TorchScript file that runs without splitshare", splitshare::cli::run_export},
     {"predict", "classify image files with a checkpoint", splitshare::cli::run_predict},
     {"gradcam", "Grad-CAM of the whole model and of each split (paper Figure 2)", splitshare::cli::run_gradcam},
     {"report", "regenerate report.html of a train or compare folder", splitshare::cli::run_report},

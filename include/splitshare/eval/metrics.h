@@ -2,6 +2,7 @@
 
 #include <splitshare/data/loader.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/nn/inference.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -33,6 +34,11 @@ struct EvalResult {
   torch::Tensor probabilities;
   /// int64 [samples] (only with keep_probabilities).
   torch::Tensor labels;
+  /// Confusion matrix of the combined output, int64 [K, K] on the CPU: rows = true class,
+  /// columns = predicted (filled by Accumulator/evaluate; not part of to_json, see per_class.h).
+  torch::Tensor confusion;
+  /// The same for each sub-classifier alone, one per head_top1 entry.
+  std::vector<torch::Tensor> head_confusion;
 };
 
 /// Adds up predictions batch by batch.
@@ -53,6 +59,9 @@ class Accumulator {
   double loss_sum_ = 0;
   int64_t top1_ = 0, top5_ = 0, oracle_ = 0, most_confident_ = 0, weighted_ = 0;
   std::vector<int64_t> head_correct_;
+  // Flattened confusion counts [K * K] (label * K + prediction), on the device of the outputs.
+  torch::Tensor confusion_;
+  std::vector<torch::Tensor> head_confusion_;
   std::vector<torch::Tensor> probabilities_, labels_;
 };
 
@@ -60,15 +69,21 @@ class Accumulator {
 /// folded from its current weights (BatchNorm folded into the convolutions, oneDNN on CPU).
 /// With `reduce`, the counts of all ranks' shards are summed (shards must not overlap).
 /// `dtype`: the backbone's arithmetic, torch::kFloat or torch::kBFloat16 (InferenceOptions).
+/// `flip_tta`: test-time augmentation, flip_mean_forward instead of one forward.
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities = false,
                     torch::Device device = torch::kCPU, const Reducer& reduce = nullptr,
-                    torch::Dtype dtype = torch::kFloat);
+                    torch::Dtype dtype = torch::kFloat, bool flip_tta = false);
+
+/// The mean of the outputs (combined and per-head logits) for `images` [N, C, H, W] and their
+/// left-right mirror: flip test-time augmentation (eval and predict --tta flip).
+nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::Tensor& images);
 
 /// Top-1 of the mean of the members' probabilities; members must come from the same
 /// ordered dataset (same labels).
 double ensemble_top1(const std::vector<EvalResult>& members);
 
-/// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {...}}.
+/// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {...}}; the
+/// confusion matrices are left out (per_class.h adds the per-class keys for `eval --json`).
 nlohmann::json to_json(const EvalResult& result);
 /// The inverse of to_json (probabilities and labels stay empty); throws naming a missing key.
 EvalResult from_json(const nlohmann::json& json);

@@ -73,6 +73,17 @@ class InferenceModel {
     torch::Tensor scale, shift, weight, bias;
   };
 
+  /// The folded layers, read by the TorchScript export (train/export.h): the stem
+  /// convolution (followed by a 3x3 stride-2 max-pool when `imagenet_stem()`), the
+  /// residual blocks of layer1 … layer4 in order, and the head's linear classifiers,
+  /// whose logits summed and multiplied by `head_scale()` give the combined logits.
+  /// With `mkldnn(false).channels_last(false)` the weights are plain NCHW tensors.
+  const Conv& stem() const { return stem_; }
+  bool imagenet_stem() const { return imagenet_stem_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+  const std::vector<HeadPart>& head() const { return head_; }
+  double head_scale() const { return head_scale_; }
+
  private:
   using Packs = std::vector<torch::Tensor>;
   struct PackCache;

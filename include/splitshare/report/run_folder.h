@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/eval/per_class.h>
 #include <splitshare/train/compare.h>
 #include <splitshare/train/trainer.h>
 
@@ -20,6 +21,9 @@ struct RunRecord {
   std::optional<train::RunSummary> summary;
   /// The run's Grad-CAM figure (gradcam.png) as PNG bytes; empty when absent.
   std::string gradcam_png;
+  /// per_class.json: the last epoch's per-class validation figures; empty when absent
+  /// (runs trained before it was written).
+  std::optional<eval::PerClassReport> per_class;
 };
 
 /// Everything a report shows.
@@ -32,7 +36,7 @@ struct ReportData {
   std::optional<std::vector<train::VariantResult>> compare;
 };
 
-/// Reads a `train` output folder (metrics.jsonl, summary.json, gradcam.png) or a
+/// Reads a `train` output folder (metrics.jsonl, summary.json, gradcam.png, per_class.json) or a
 /// `compare` output folder (compare.json and OUT/<variant>/seed-<n>/…). Throws naming
 /// the folder when it holds neither, or a file that does not parse or lacks a field a
 /// run writes.

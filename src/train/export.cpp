@@ -1,0 +1,227 @@
+#include <splitshare/train/export.h>
+
+#include <splitshare/nn/inference.h>
+#include <splitshare/util/files.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <iomanip>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace splitshare::train {
+namespace {
+
+// The module tree of an export: submodules and tensors under dotted torchvision names.
+struct ModuleTree {
+  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
+  torch::jit::Module root{c10::QualifiedName("__torch__.splitshare.Export"), unit, true};
+  std::map<std::string, torch::jit::Module> children;
+
+  torch::jit::Module& module_for(const std::string& prefix) {
+    if (prefix.empty()) return root;
+    auto it = children.find(prefix);
+    if (it != children.end()) return it->second;
+    auto dot = prefix.rfind('.');
+    auto& parent = module_for(dot == std::string::npos ? "" : prefix.substr(0, dot));
+    std::string leaf = dot == std::string::npos ? prefix : prefix.substr(dot + 1);
+    torch::jit::Module child(c10::QualifiedName("__torch__.splitshare.ExportNode"), unit, true);
+    parent.register_module(leaf, child);
+    return children.emplace(prefix, child).first->second;
+  }
+
+  void add(const std::string& name, const torch::Tensor& tensor, bool is_buffer) {
+    auto dot = name.rfind('.');
+    auto& owner = module_for(name.substr(0, dot));
+    owner.register_parameter(name.substr(dot + 1), tensor.detach().to(torch::kCPU, torch::kFloat).contiguous().clone(),
+                             is_buffer);
+  }
+};
+
+// TorchScript for the module at dotted `path` ("layer1.0.conv1" ->
+// getattr(self.layer1, "0").conv1): numeric names are not identifiers.
+std::string access(const std::string& path) {
+  std::string out = "self";
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '.')) {
+    if (std::isdigit(static_cast<unsigned char>(part[0]))) {
+      out = "getattr(" + out + ", \"" + part + "\")";
+    } else {
+      out += "." + part;
+    }
+  }
+  return out;
+}
+
+std::string ints(const std::vector<int64_t>& values) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
+  out << "]";
+  return out.str();
+}
+
+// Registers a folded convolution as `name`.weight / .bias and returns the aten call on `input`.
+std::string conv(ModuleTree& tree, const std::string& name, const nn::InferenceModel::Conv& c,
+                 const std::string& input) {
+  tree.add(name + ".weight", c.weight, false);
+  tree.add(name + ".bias", c.bias, false);
+  const auto m = access(name);
+  return "torch.conv2d(" + input + ", " + m + ".weight, " + m + ".bias, " + ints(c.spec.stride) + ", " +
+         ints(c.spec.padding) + ", [1, 1], " + std::to_string(c.spec.groups) + ")";
+}
+
+// The backbone's lines of forward: x [N, C, H, W] -> f [N, F].
+void write_backbone(ModuleTree& tree, const nn::InferenceModel& folded, const nn::ResNetOptions& net,
+                    std::ostream& src) {
+  src << "    x = torch.relu(" << conv(tree, "conv1", folded.stem(), "x") << ")\n";
+  if (folded.imagenet_stem()) src << "    x = torch.max_pool2d(x, [3, 3], [2, 2], [1, 1])\n";
+  const auto& blocks = folded.blocks();
+  size_t index = 0;
+  for (size_t stage = 0; stage < net.layers().size(); ++stage) {
+    for (int64_t i = 0; i < net.layers()[stage]; ++i) {
+      TORCH_CHECK(index < blocks.size(), "torchscript export: the folded model has fewer blocks than its options");
+      const auto& b = blocks[index++];
+      const auto name = "layer" + std::to_string(stage + 1) + "." + std::to_string(i);
+      src << "    r = " << (b.has_downsample ? conv(tree, name + ".downsample.0", b.downsample, "x") : "x") << "\n";
+      src << "    y = torch.relu(" << conv(tree, name + ".conv1", b.conv1, "x") << ")\n";
+      if (b.bottleneck) src << "    y = torch.relu(" << conv(tree, name + ".conv2", b.conv2, "y") << ")\n";
+      const auto last = b.bottleneck ? conv(tree, name + ".conv3", b.conv3, "y") : conv(tree, name + ".conv2", b.conv2, "y");
+      src << "    x = torch.relu(" << last << " + r)\n";
+    }
+  }
+  TORCH_CHECK(index == blocks.size(), "torchscript export: the folded model has more blocks than its options");
+  src << "    f = x.mean([2, 3])\n";
+}
+
+// The head's lines: f [N, F] -> return (logits [N, K], head_logits [S, N, K]).
+void write_head(ModuleTree& tree, const nn::InferenceModel& folded, bool linear_head, std::ostream& src) {
+  const auto& parts = folded.head();
+  std::string heads;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& p = parts[i];
+    const auto fc = linear_head ? std::string("fc") : "fc." + std::to_string(i);
+    tree.add(fc + ".weight", p.weight, false);
+    tree.add(fc + ".bias", p.bias, false);
+    std::string input = "f.narrow(1, 0, " + std::to_string(p.width) + ")";
+    if (p.scale.defined()) {
+      const auto bn = "bn." + std::to_string(i);
+      tree.add(bn + ".scale", p.scale, true);
+      tree.add(bn + ".shift", p.shift, true);
+      input = "torch.relu(torch.addcmul(" + access(bn) + ".shift, " + input + ", " + access(bn) + ".scale))";
+    }
+    src << "    h" << i << " = torch.addmm(" << access(fc) << ".bias, " << input << ", " << access(fc) << ".weight.t())\n";
+    heads += (i ? ", h" : "h") + std::to_string(i);
+  }
+  src << "    head_logits = torch.stack([" << heads << "])\n";
+  src << "    logits = head_logits.sum(0)\n";
+  if (folded.head_scale() != 1.0) {
+    src << "    logits = logits * " << std::setprecision(std::numeric_limits<double>::max_digits10)
+        << folded.head_scale() << "\n";
+  }
+  src << "    return logits, head_logits\n";
+}
+
+// The model folded for export: plain NCHW float32 weights, no packed oneDNN weights.
+nn::InferenceModel dense_fold(nn::ClassifierImpl& model) {
+  torch::NoGradGuard no_grad;
+  return nn::InferenceModel(model, nn::InferenceOptions().mkldnn(false).channels_last(false));
+}
+
+torch::jit::Module build_module(const nn::ClassifierImpl& model, const nn::InferenceModel& folded,
+                                const CheckpointMetadata& metadata) {
+  ModuleTree tree;
+  std::ostringstream src;
+  src << "def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:\n";
+  write_backbone(tree, folded, model.backbone->options, src);
+  write_head(tree, folded, model.options.head().kind() == nn::HeadKind::kLinear, src);
+  c10::List<std::string> classes;
+  for (const auto& name : metadata.classes) classes.push_back(name);
+  tree.root.register_attribute("classes", c10::ListType::ofStrings(), classes);
+  tree.root.define(src.str());
+  return tree.root;
+}
+
+int64_t verify_side(const CheckpointMetadata& metadata) {
+  const auto& p = metadata.preprocess;
+  if (p.crop) return *p.crop;
+  if (p.size) return *p.size;
+  return metadata.model.stem() == nn::Stem::kImageNet ? 224 : 32;
+}
+
+// Runs the module and the folded model on the same random images; returns the largest difference.
+double check_module(torch::jit::Module& module, const nn::InferenceModel& folded, const CheckpointMetadata& metadata,
+                    const ExportOptions& options) {
+  const auto device = folded.stem().weight.device();
+  const auto side = verify_side(metadata);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed());
+  const auto channels = folded.stem().weight.size(1) * folded.stem().spec.groups;
+  const auto images = torch::randn({2, channels, side, side}, generator, torch::TensorOptions());
+  torch::NoGradGuard no_grad;
+  auto got = module.forward({images}).toTuple();
+  const auto logits = got->elements()[0].toTensor();
+  const auto head_logits = got->elements()[1].toTensor();
+  const auto expected = folded.forward(images.to(device));
+  const auto expected_heads = torch::stack(expected.head_logits).to(torch::kCPU);
+  TORCH_CHECK(head_logits.sizes() == expected_heads.sizes(), "torchscript export: head_logits of shape ",
+              head_logits.sizes(), ", expected ", expected_heads.sizes());
+  const auto expected_logits = expected.logits.to(torch::kCPU);
+  const double diff = std::max((logits - expected_logits).abs().max().item<double>(),
+                               (head_logits - expected_heads).abs().max().item<double>());
+  const double scale = std::max(1.0, expected_heads.abs().max().item<double>());
+  TORCH_CHECK(diff <= 1e-3 * scale, "torchscript export: the exported module's logits differ from the folded model's by ",
+              diff, " on random ", side, "x", side, " images (a bug: please report it)");
+  return diff;
+}
+
+}  // namespace
+
+nlohmann::json export_metadata(const CheckpointMetadata& metadata) {
+  auto json = to_json(metadata);
+  json["format"] = kExportFormat;
+  json["outputs"] = {{"logits", "[N, K] combined logits, as predict"},
+                     {"head_logits", "[S, N, K] logits of each sub-classifier (S = 1 for a linear head)"}};
+  json["folded_batch_norm"] = true;
+  return json;
+}
+
+torch::jit::Module torchscript_module(nn::ClassifierImpl& model, const CheckpointMetadata& metadata) {
+  return build_module(model, dense_fold(model), metadata);
+}
+
+ExportSummary export_torchscript(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& out,
+                                 const ExportOptions& options) {
+  const auto folded = dense_fold(model);
+  auto module = build_module(model, folded, metadata);
+  ExportSummary summary;
+  summary.tensors = static_cast<int64_t>(module.named_parameters(true).size() + module.named_buffers(true).size());
+  if (options.verify()) {
+    summary.max_difference = check_module(module, folded, metadata, options);
+    summary.image_size = verify_side(metadata);
+  }
+  const std::filesystem::path target(out);
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  torch::jit::ExtraFilesMap extra{{kExportMetadataFile, export_metadata(metadata).dump(2)}};
+  std::ostringstream archive;
+  module.save(archive, extra);
+  util::write_file_atomic(out, archive.str());
+  return summary;
+}
+
+ExportSummary export_torchscript(const std::string& checkpoint, const std::string& out, const ExportOptions& options) {
+  TORCH_CHECK(!out.empty(), "torchscript export: the output path is empty");
+  std::error_code ec;
+  TORCH_CHECK(!std::filesystem::equivalent(checkpoint, out, ec), "torchscript export: the output ", out,
+              " is the checkpoint ", checkpoint, " itself; choose another file");
+  auto loaded = load_checkpoint(checkpoint);
+  loaded.model->eval();
+  return export_torchscript(*loaded.model, loaded.metadata, out, options);
+}
+
+}  // namespace splitshare::train

@@ -1,0 +1,351 @@
+// `splitshare export --format torchscript`: the exported file runs with plain torch::jit::load
+// and Python's torch.jit.load and gives the eval-mode model's logits and head logits, for
+// every block type, stem and head, with BatchNorm folded and only standard aten operators.
+#include <splitshare/data/loader.h>
+#include <splitshare/nn/inference.h>
+#include <splitshare/train/checkpoint.h>
+#include <splitshare/train/export.h>
+#include <splitshare/train/trainer.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/script.h>
+
+#include "support.h"
+
+namespace ss = splitshare::nn;
+namespace st = splitshare::train;
+namespace sd = splitshare::data;
+using splitshare::testing::expect_close;
+using splitshare::testing::expect_error;
+using splitshare::testing::run_command;
+using splitshare::testing::TempDir;
+
+namespace {
+
+const std::string kCli = SPLITSHARE_CLI;
+// Absolute, float32: the brief's bound on logits of the exported file against the model's.
+constexpr double kTolerance = 1e-4;
+
+struct Case {
+  std::string arch;
+  ss::HeadOptions head;
+  ss::Stem stem;
+  int64_t width, size;
+  std::string name() const {
+    const auto& h = head;
+    std::string kind = ss::to_string(h.kind());
+    if (h.kind() == ss::HeadKind::kSSM) kind += h.last_plain() ? "-first" : "-all";
+    return arch + "-" + kind;
+  }
+};
+
+std::vector<ss::HeadOptions> heads() {
+  const auto ssm = ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4);
+  return {ss::HeadOptions().kind(ss::HeadKind::kLinear), ss::HeadOptions(ssm).last_plain(true),
+          ss::HeadOptions(ssm).last_plain(false), ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)};
+}
+
+// Every architecture the brief names with every head; tiny widths and images.
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const auto& head : heads()) {
+    out.push_back({"resnet10", head, ss::Stem::kSmall, 8, 8});
+    out.push_back({"resnet18", head, ss::Stem::kImageNet, 4, 32});
+    out.push_back({"resnet50", head, ss::Stem::kSmall, 4, 8});
+    out.push_back({"resnext50_32x4d", head, ss::Stem::kSmall, 16, 8});  // 32 groups of 1 channel
+  }
+  return out;
+}
+
+// Random weights, and BatchNorm statistics and affines far from the identity, so an unfolded
+// or wrongly folded BatchNorm (backbone or SSM head) shows in the logits.
+ss::Classifier randomised(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto model = ss::make_classifier(
+      ss::ClassifierOptions().arch(c.arch).num_classes(5).in_channels(3).stem(c.stem).width(c.width).head(c.head));
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2.0);
+  }
+  for (auto& item : model->named_parameters()) {
+    const auto& key = item.key();
+    if (key.find("bn") == std::string::npos && key.find("downsample.1") == std::string::npos) continue;
+    if (key.find("bias") != std::string::npos) {
+      item.value().uniform_(-0.2, 0.2);
+    } else {
+      item.value().uniform_(0.5, 1.5);
+    }
+  }
+  model->eval();
+  return model;
+}
+
+st::CheckpointMetadata metadata_of(const ss::ClassifierOptions& options, int64_t size) {
+  st::CheckpointMetadata meta;
+  meta.model = options;
+  for (int64_t i = 0; i < options.num_classes(); ++i) meta.classes.push_back("class " + std::to_string(i));
+  meta.preprocess.channels = options.in_channels();
+  meta.preprocess.size = size;
+  meta.preprocess.mean.assign(options.in_channels(), 0.5);
+  meta.preprocess.std.assign(options.in_channels(), 0.25);
+  return meta;
+}
+
+ss::HeadOutput eval_forward(ss::ClassifierImpl& model, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return model.forward(x);
+}
+
+// The exported module's answer: logits [N, K], head_logits [S, N, K].
+std::pair<torch::Tensor, torch::Tensor> run_exported(torch::jit::Module& module, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto out = module.forward({x}).toTuple();
+  return {out->elements()[0].toTensor(), out->elements()[1].toTensor()};
+}
+
+void expect_matches(const torch::Tensor& logits, const torch::Tensor& head_logits, const ss::HeadOutput& want) {
+  expect_close(logits, want.logits, kTolerance);
+  expect_close(head_logits, torch::stack(want.head_logits), kTolerance);
+}
+
+// Every operator of the exported forward is aten:: or prim::, none is a oneDNN or BatchNorm one.
+void expect_plain_graph(torch::jit::Module& module) {
+  auto graph = module.get_method("forward").graph();
+  int64_t convolutions = 0;
+  for (const auto* node : graph->nodes()) {
+    const std::string kind = node->kind().toQualString();
+    EXPECT_TRUE(node->kind().is_aten() || node->kind().is_prim()) << kind;
+    EXPECT_EQ(kind.find("mkldnn"), std::string::npos) << kind;
+    EXPECT_EQ(kind.find("batch_norm"), std::string::npos) << kind;
+    convolutions += kind == "aten::conv2d";
+  }
+  EXPECT_GT(convolutions, 0);
+}
+
+void write_floats(const std::string& path, const torch::Tensor& x) {
+  const auto c = x.contiguous();
+  splitshare::testing::write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float)));
+}
+
+// Runs each exported file with Python's plain torch.jit.load (no splitshare on the path).
+nlohmann::json run_in_python(const TempDir& dir, const nlohmann::json& specs) {
+  splitshare::testing::write_file(dir.file("specs.json"), specs.dump());
+  const std::string script =
+      "import json, sys, numpy, torch\n"
+      "torch.set_grad_enabled(False)\n"
+      "out = {}\n"
+      "for spec in json.load(open(sys.argv[1])):\n"
+      "    files = {'splitshare.json': ''}\n"
+      "    m = torch.jit.load(spec['file'], _extra_files=files)\n"
+      "    x = torch.from_numpy(numpy.fromfile(spec['input'], dtype=numpy.float32)).reshape(spec['shape'])\n"
+      "    logits, heads = m(x)\n"
+      "    out[spec['file']] = {'logits': logits.flatten().tolist(), 'logits_shape': list(logits.shape),\n"
+      "                         'heads': heads.flatten().tolist(), 'heads_shape': list(heads.shape),\n"
+      "                         'classes': list(m.classes), 'meta': json.loads(files['splitshare.json'])}\n"
+      "print('RESULT ' + json.dumps(out))\n";
+  splitshare::testing::write_file(dir.file("run.py"), script);
+  std::string output;
+  const int status = run_command(std::string(splitshare::testing::python()) + " " + dir.file("run.py") + " " +
+                                     dir.file("specs.json"), &output);
+  EXPECT_EQ(status, 0) << output;
+  const auto at = output.find("RESULT ");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << output;
+    return nlohmann::json::object();
+  }
+  return nlohmann::json::parse(output.substr(at + 7));
+}
+
+torch::Tensor from_json(const nlohmann::json& values, const nlohmann::json& shape) {
+  return torch::tensor(values.get<std::vector<float>>()).reshape(shape.get<std::vector<int64_t>>());
+}
+
+}  // namespace
+
+TEST(Export, CppLoadGivesTheEvalModelsLogitsForEveryArchAndHead) {
+  TempDir dir;
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name());
+    auto model = randomised(c, 3);
+    st::save_checkpoint(*model, metadata_of(model->options, c.size), dir.file(c.name() + ".pt"));
+    const auto summary = st::export_torchscript(dir.file(c.name() + ".pt"), dir.file(c.name() + ".ts"));
+    EXPECT_GE(summary.max_difference, 0);
+    EXPECT_LT(summary.max_difference, kTolerance);
+
+    const auto x = torch::randn({3, 3, c.size, c.size});
+    const auto want = eval_forward(*model, x);
+    auto module = torch::jit::load(dir.file(c.name() + ".ts"));
+    const auto [logits, head_logits] = run_exported(module, x);
+    const int64_t splits = c.head.kind() == ss::HeadKind::kLinear ? 1
+                           : c.head.kind() == ss::HeadKind::kKFC  ? c.head.k()
+                                                                  : c.head.splits();
+    EXPECT_EQ(head_logits.sizes(), (std::vector<int64_t>{splits, 3, 5}));
+    expect_matches(logits, head_logits, want);
+    // predict's path (the fused, folded model) agrees too.
+    const auto fused = ss::InferenceModel(*model).forward(x);
+    expect_close(logits, fused.logits, kTolerance);
+    expect_plain_graph(module);
+    // Another batch size: nothing in the graph is fixed to the first one.
+    const auto one = torch::randn({1, 3, c.size, c.size});
+    const auto [logits1, heads1] = run_exported(module, one);
+    expect_matches(logits1, heads1, eval_forward(*model, one));
+  }
+}
+
+TEST(Export, FoldingIsWhatMakesItMatch) {
+  // The same file with BatchNorm statistics left out would not match: the test can fail.
+  TempDir dir;
+  const Case c{"resnet10", heads()[1], ss::Stem::kSmall, 8, 8};
+  auto model = randomised(c, 4);
+  st::export_torchscript(*model, metadata_of(model->options, c.size), dir.file("m.ts"));
+  const auto x = torch::randn({2, 3, 8, 8});
+  auto module = torch::jit::load(dir.file("m.ts"));
+  const auto [logits, heads] = run_exported(module, x);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : model->named_buffers()) {
+      if (item.key().find("running_var") != std::string::npos) item.value().fill_(1.0);
+    }
+  }
+  EXPECT_GT((logits - eval_forward(*model, x).logits).abs().max().item<double>(), 1e-2);
+}
+
+TEST(Export, PythonTorchJitLoadGivesTheSameLogits) {
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
+  TempDir dir;
+  nlohmann::json specs = nlohmann::json::array();
+  std::map<std::string, ss::HeadOutput> want;
+  // Each architecture once and each head once (the C++ test covers every pair; Python runs
+  // the same TorchScript interpreter, what it adds is the plain torch.jit.load).
+  const auto all = cases();
+  for (size_t i = 0; i < all.size(); i += 5) {
+    const auto& c = all[i];
+    auto model = randomised(c, 5);
+    const auto file = dir.file(c.name() + ".ts");
+    st::export_torchscript(*model, metadata_of(model->options, c.size), file);
+    const auto x = torch::randn({2, 3, c.size, c.size});
+    write_floats(dir.file(c.name() + ".bin"), x);
+    specs.push_back({{"file", file}, {"input", dir.file(c.name() + ".bin")}, {"shape", x.sizes().vec()}});
+    want[file] = eval_forward(*model, x);
+  }
+  const auto got = run_in_python(dir, specs);
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [file, out] : want) {
+    SCOPED_TRACE(file);
+    const auto& r = got.at(file);
+    expect_matches(from_json(r["logits"], r["logits_shape"]), from_json(r["heads"], r["heads_shape"]), out);
+    EXPECT_EQ(r["classes"].size(), 5u);
+    EXPECT_EQ(r["classes"][4], "class 4");
+    EXPECT_EQ(r["meta"]["format"], st::kExportFormat);
+  }
+}
+
+namespace {
+
+// 96 random 16 x 16 grey images in 3 classes: a few optimiser steps.
+sd::DataBundle noise_data() {
+  torch::manual_seed(21);
+  sd::TensorDataset dataset;
+  dataset.images = torch::randint(0, 256, {96, 1, 16, 16}, torch::kLong).to(torch::kUInt8);
+  dataset.labels = torch::randint(0, 3, {96}, torch::kLong);
+  dataset.classes = {"ant", "bee", "cat"};
+  sd::DataBundle bundle;
+  bundle.classes = dataset.classes;
+  bundle.train = sd::make_tensor_loader(dataset, {0.5}, {0.25},
+                                        sd::LoaderOptions().batch_size(16).shuffle(true).drop_last(true).seed(1));
+  bundle.val = sd::make_tensor_loader(dataset, {0.5}, {0.25}, sd::LoaderOptions().batch_size(48));
+  return bundle;
+}
+
+}  // namespace
+
+TEST(Export, TrainedCheckpointAndBestThroughTheCli) {
+  TempDir dir;
+  auto data = noise_data();
+  torch::manual_seed(4);
+  auto model = ss::make_classifier(ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
+                                       .num_classes(3).head(ss::HeadOptions().kind(ss::HeadKind::kSSM)));
+  auto meta = metadata_of(model->options, 16);
+  meta.classes = data.classes;
+  st::fit(model, data, st::TrainOptions().epochs(2).batch_size(16).lr(0.1),
+          st::RunContext().out_dir(dir.path().string()).observer({}), meta);
+  const auto x = torch::randn({4, 1, 16, 16});
+  write_floats(dir.file("x.bin"), x);
+  nlohmann::json specs = nlohmann::json::array();
+  std::map<std::string, ss::HeadOutput> want;
+  for (const std::string name : {"checkpoint", "best"}) {
+    SCOPED_TRACE(name);
+    const auto checkpoint = dir.file(name + ".pt");
+    const auto out = dir.file("export/" + name + ".ts");
+    std::string output;
+    ASSERT_EQ(run_command(kCli + " export --checkpoint " + checkpoint + " --format torchscript --out " + out, &output), 0)
+        << output;
+    EXPECT_NE(output.find("wrote " + out), std::string::npos) << output;
+
+    auto loaded = st::load_checkpoint(checkpoint);
+    loaded.model->eval();
+    torch::jit::ExtraFilesMap extra{{st::kExportMetadataFile, ""}};
+    auto module = torch::jit::load(out, torch::kCPU, extra);
+    const auto [logits, heads] = run_exported(module, x);
+    want[out] = eval_forward(*loaded.model, x);
+    specs.push_back({{"file", out}, {"input", dir.file("x.bin")}, {"shape", x.sizes().vec()}});
+    expect_matches(logits, heads, want[out]);
+    expect_close(logits, ss::InferenceModel(*loaded.model).forward(x).logits, kTolerance);
+
+    // The checkpoint's metadata rides along, marked as an export.
+    const auto json = nlohmann::json::parse(extra[st::kExportMetadataFile]);
+    EXPECT_EQ(json["format"], st::kExportFormat);
+    EXPECT_EQ(json["classes"], nlohmann::json(data.classes));
+    EXPECT_EQ(json["arch"], "resnet10");
+    EXPECT_EQ(json["head"], "ssm");
+    EXPECT_EQ(json["splits"], 4);
+    EXPECT_EQ(json["preprocess"], st::to_json(loaded.metadata)["preprocess"]);
+    EXPECT_EQ(json["epoch"], loaded.metadata.epoch);
+    const auto classes = module.attr("classes").toListRef();
+    ASSERT_EQ(classes.size(), 3u);
+    EXPECT_EQ(classes[2].toStringRef(), "cat");
+    // An export is not a checkpoint, and says so.
+    EXPECT_NE(expect_error([&] { st::load_checkpoint(out); }).find("not a splitshare checkpoint"), std::string::npos);
+  }
+  if (!splitshare::testing::have_python_torch()) return;
+  const auto got = run_in_python(dir, specs);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& [file, out] : want) {
+    SCOPED_TRACE(file);
+    const auto& r = got.at(file);
+    expect_matches(from_json(r["logits"], r["logits_shape"]), from_json(r["heads"], r["heads_shape"]), out);
+    EXPECT_EQ(r["classes"], nlohmann::json(data.classes));
+  }
+}
+
+TEST(Export, RefusesBadInputByName) {
+  TempDir dir;
+  auto model = randomised({"resnet10", heads()[0], ss::Stem::kSmall, 8, 8}, 6);
+  st::save_checkpoint(*model, metadata_of(model->options, 8), dir.file("ck.pt"));
+  splitshare::testing::write_file(dir.file("notes.txt"), "not a checkpoint");
+  st::export_torchscript(dir.file("ck.pt"), dir.file("m.ts"));
+  struct Refusal {
+    std::string args, message;
+  };
+  const std::vector<Refusal> refusals = {
+      {"--checkpoint " + dir.file("ck.pt") + " --format onnx --out " + dir.file("m.onnx"),
+       "ONNX export is not built yet (issue #18)"},
+      {"--checkpoint " + dir.file("ck.pt") + " --format tflite --out " + dir.file("m.x"), "unknown --format 'tflite'"},
+      {"--checkpoint " + dir.file("missing.pt") + " --out " + dir.file("x.ts"), "checkpoint not found: " + dir.file("missing.pt")},
+      {"--checkpoint " + dir.file("notes.txt") + " --out " + dir.file("x.ts"), dir.file("notes.txt") + ": not a readable torch archive"},
+      {"--checkpoint " + dir.file("m.ts") + " --out " + dir.file("x.ts"), "not a splitshare checkpoint (format 'splitshare-torchscript'"},
+      {"--checkpoint " + dir.file("ck.pt") + " --out " + dir.file("ck.pt"), "is the checkpoint"},
+      {"--checkpoint " + dir.file("ck.pt"), "--out is required"},
+  };
+  for (const auto& r : refusals) {
+    SCOPED_TRACE(r.args);
+    std::string output;
+    EXPECT_NE(run_command(kCli + " export " + r.args, &output), 0);
+    EXPECT_NE(output.find(r.message), std::string::npos) << output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("m.onnx")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x.ts")));
+  // The refused overwrite left the checkpoint as it was.
+  EXPECT_NO_THROW(st::load_checkpoint(dir.file("ck.pt")));
+}
