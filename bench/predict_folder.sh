@@ -69,7 +69,8 @@ class Files(torch.utils.data.Dataset):
 rows = []
 with torch.no_grad():
     for x in torch.utils.data.DataLoader(Files(), batch_size=16, num_workers=workers):
-        rows.append(torch.softmax(model(x).logits, 1).topk(5, 1))
+        logits = model(x).logits
+        rows.append(torch.softmax(logits, 1).topk(min(5, logits.shape[1]), 1))
 print(time.perf_counter() - start)
 PY
 )
