@@ -1,5 +1,7 @@
 #include <splitshare/train/checkpoint.h>
 
+#include "module_tree.h"
+
 #include <splitshare/util/files.h>
 
 #include <caffe2/serialize/inline_container.h>
@@ -102,33 +104,6 @@ nlohmann::json optional_int(const std::optional<int64_t>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
-// Builds the TorchScript module tree that mirrors the dotted checkpoint names, so
-// Python's state_dict() reproduces them exactly.
-struct ArchiveBuilder {
-  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
-  torch::jit::Module root{c10::QualifiedName("__torch__.splitshare.Checkpoint"), unit, true};
-  std::map<std::string, torch::jit::Module> children;
-
-  torch::jit::Module& module_for(const std::string& prefix) {
-    if (prefix.empty()) return root;
-    auto it = children.find(prefix);
-    if (it != children.end()) return it->second;
-    auto dot = prefix.rfind('.');
-    auto& parent = module_for(dot == std::string::npos ? "" : prefix.substr(0, dot));
-    std::string leaf = dot == std::string::npos ? prefix : prefix.substr(dot + 1);
-    torch::jit::Module child(c10::QualifiedName("__torch__.splitshare.Node"), unit, true);
-    parent.register_module(leaf, child);
-    return children.emplace(prefix, child).first->second;
-  }
-
-  void add(const std::string& name, const torch::Tensor& tensor, bool is_buffer) {
-    auto dot = name.rfind('.');
-    auto& owner = module_for(dot == std::string::npos ? "" : name.substr(0, dot));
-    auto leaf = dot == std::string::npos ? name : name.substr(dot + 1);
-    owner.register_parameter(leaf, tensor.detach().to(torch::kCPU).contiguous(), is_buffer);
-  }
-};
-
 }  // namespace
 
 nlohmann::json to_json(const CheckpointMetadata& m) {
@@ -209,9 +184,14 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
 
 void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path,
                      const std::map<std::string, std::string>& extra_files) {
-  ArchiveBuilder builder;
-  for (const auto& item : model.named_parameters()) builder.add(nn::export_name(item.key()), item.value(), false);
-  for (const auto& item : model.named_buffers()) builder.add(nn::export_name(item.key()), item.value(), true);
+  detail::ModuleTree builder("__torch__.splitshare.Checkpoint", "__torch__.splitshare.Node");
+  // On the CPU and contiguous: what Python's torch.jit.load and state_dict() read back.
+  for (const auto& item : model.named_parameters()) {
+    builder.add(nn::export_name(item.key()), item.value().detach().to(torch::kCPU).contiguous(), false);
+  }
+  for (const auto& item : model.named_buffers()) {
+    builder.add(nn::export_name(item.key()), item.value().detach().to(torch::kCPU).contiguous(), true);
+  }
   torch::jit::ExtraFilesMap extra{{kMetadataFile, to_json(metadata).dump(2)}};
   for (const auto& [name, bytes] : extra_files) {
     TORCH_CHECK(name != kMetadataFile, "save_checkpoint: extra file name ", name, " is reserved");

@@ -1,5 +1,7 @@
 #include <splitshare/train/export.h>
 
+#include "module_tree.h"
+
 #include <splitshare/nn/inference.h>
 #include <splitshare/util/files.h>
 
@@ -17,31 +19,10 @@
 namespace splitshare::train {
 namespace {
 
-// The module tree of an export: submodules and tensors under dotted torchvision names.
-struct ModuleTree {
-  std::shared_ptr<torch::jit::CompilationUnit> unit = std::make_shared<torch::jit::CompilationUnit>();
-  torch::jit::Module root{c10::QualifiedName("__torch__.splitshare.Export"), unit, true};
-  std::map<std::string, torch::jit::Module> children;
+using detail::ModuleTree;
 
-  torch::jit::Module& module_for(const std::string& prefix) {
-    if (prefix.empty()) return root;
-    auto it = children.find(prefix);
-    if (it != children.end()) return it->second;
-    auto dot = prefix.rfind('.');
-    auto& parent = module_for(dot == std::string::npos ? "" : prefix.substr(0, dot));
-    std::string leaf = dot == std::string::npos ? prefix : prefix.substr(dot + 1);
-    torch::jit::Module child(c10::QualifiedName("__torch__.splitshare.ExportNode"), unit, true);
-    parent.register_module(leaf, child);
-    return children.emplace(prefix, child).first->second;
-  }
-
-  void add(const std::string& name, const torch::Tensor& tensor, bool is_buffer) {
-    auto dot = name.rfind('.');
-    auto& owner = module_for(name.substr(0, dot));
-    owner.register_parameter(name.substr(dot + 1), tensor.detach().to(torch::kCPU, torch::kFloat).contiguous().clone(),
-                             is_buffer);
-  }
-};
+// Plain float32 NCHW copies: the export owns its tensors and runs with standard aten ops.
+torch::Tensor plain(const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat).contiguous().clone(); }
 
 // TorchScript for the module at dotted `path` ("layer1.0.conv1" ->
 // getattr(self.layer1, "0").conv1): numeric names are not identifiers.
@@ -70,8 +51,8 @@ std::string ints(const std::vector<int64_t>& values) {
 // Registers a folded convolution as `name`.weight / .bias and returns the aten call on `input`.
 std::string conv(ModuleTree& tree, const std::string& name, const nn::InferenceModel::Conv& c,
                  const std::string& input) {
-  tree.add(name + ".weight", c.weight, false);
-  tree.add(name + ".bias", c.bias, false);
+  tree.add(name + ".weight", plain(c.weight), false);
+  tree.add(name + ".bias", plain(c.bias), false);
   const auto m = access(name);
   return "torch.conv2d(" + input + ", " + m + ".weight, " + m + ".bias, " + ints(c.spec.stride) + ", " +
          ints(c.spec.padding) + ", [1, 1], " + std::to_string(c.spec.groups) + ")";
@@ -107,13 +88,13 @@ void write_head(ModuleTree& tree, const nn::InferenceModel& folded, bool linear_
   for (size_t i = 0; i < parts.size(); ++i) {
     const auto& p = parts[i];
     const auto fc = linear_head ? std::string("fc") : "fc." + std::to_string(i);
-    tree.add(fc + ".weight", p.weight, false);
-    tree.add(fc + ".bias", p.bias, false);
+    tree.add(fc + ".weight", plain(p.weight), false);
+    tree.add(fc + ".bias", plain(p.bias), false);
     std::string input = "f.narrow(1, 0, " + std::to_string(p.width) + ")";
     if (p.scale.defined()) {
       const auto bn = "bn." + std::to_string(i);
-      tree.add(bn + ".scale", p.scale, true);
-      tree.add(bn + ".shift", p.shift, true);
+      tree.add(bn + ".scale", plain(p.scale), true);
+      tree.add(bn + ".shift", plain(p.shift), true);
       input = "torch.relu(torch.addcmul(" + access(bn) + ".shift, " + input + ", " + access(bn) + ".scale))";
     }
     src << "    h" << i << " = torch.addmm(" << access(fc) << ".bias, " << input << ", " << access(fc) << ".weight.t())\n";
@@ -136,7 +117,7 @@ nn::InferenceModel dense_fold(nn::ClassifierImpl& model) {
 
 torch::jit::Module build_module(const nn::ClassifierImpl& model, const nn::InferenceModel& folded,
                                 const CheckpointMetadata& metadata) {
-  ModuleTree tree;
+  ModuleTree tree("__torch__.splitshare.Export", "__torch__.splitshare.ExportNode");
   std::ostringstream src;
   src << "def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:\n";
   write_backbone(tree, folded, model.backbone->options, src);
