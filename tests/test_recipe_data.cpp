@@ -162,6 +162,7 @@ TEST(RecipeCli, SplitRunRecordsItsValidationFilesAndEvalUsesThem) {
   std::string output;
   ASSERT_EQ(run_command(common + " --out " + dir.file("run") + " 2>&1", &output), 0) << output;
   EXPECT_NE(output.find("adamw"), std::string::npos) << output;
+  EXPECT_NE(output.find("best (EMA)"), std::string::npos) << output;  // best.pt holds the EMA weights
   const auto listed = read_file(dir.file("run/val_files.txt"));
   EXPECT_EQ(std::count(listed.begin(), listed.end(), '\n'), 4) << listed;  // round(0.34 x 6) = 2 per class
   output.clear();

@@ -144,7 +144,7 @@ void write_val_files(const data::DataBundle& bundle, const std::string& out_dir)
 // Rank 0 after fit: how to resume an interrupted run, or the final figures and the report.
 // Returns the exit status.
 int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::DataBundle& bundle,
-           const std::string& out_dir) {
+           const std::string& out_dir, bool best_is_ema) {
   if (result.stopped_by) {
     if (out_dir.empty()) {
       std::fprintf(stderr, "splitshare train: interrupted at epoch %lld step %lld (no --out, so no checkpoint)\n",
@@ -158,9 +158,11 @@ int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::Da
     return 128 + result.stopped_by;
   }
   const auto& last = result.history.back();
-  std::printf("final top-1 %.2f%%  top-5 %.2f%%  best %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
-              100 * last.val.top5, 100 * result.best_top1, static_cast<long long>(result.best_epoch), result.seconds,
-              out_dir.c_str());
+  char ema[32] = "";
+  if (last.ema_val) std::snprintf(ema, sizeof ema, " (EMA %.2f%%)", 100 * last.ema_val->top1);
+  std::printf("final top-1 %.2f%%%s  top-5 %.2f%%  best%s %.2f%% (epoch %lld)  %.0fs  -> %s\n", 100 * last.val.top1,
+              ema, 100 * last.val.top5, best_is_ema ? " (EMA)" : "", 100 * result.best_top1,
+              static_cast<long long>(result.best_epoch), result.seconds, out_dir.c_str());
   if (out_dir.empty()) return 0;
   model.to(torch::kCPU);  // the report runs on the CPU
   try {
@@ -231,7 +233,7 @@ int run_train(int argc, char** argv) {
   if (main_rank) write_val_files(bundle, context.out_dir());
   const auto result = train::fit(model, bundle, train, context, metadata);
   if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;
-  return finish(result, *model, bundle, context.out_dir());
+  return finish(result, *model, bundle, context.out_dir(), train.ema_decay() > 0 && train.ema_best());
 }
 
 }  // namespace splitshare::cli
