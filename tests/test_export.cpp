@@ -11,6 +11,7 @@
 #include <torch/script.h>
 
 #include "support.h"
+#include "tiny_models.h"
 
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
@@ -241,28 +242,9 @@ TEST(Export, PythonTorchJitLoadGivesTheSameLogits) {
   }
 }
 
-namespace {
-
-// 96 random 16 x 16 grey images in 3 classes: a few optimiser steps.
-sd::DataBundle noise_data() {
-  torch::manual_seed(21);
-  sd::TensorDataset dataset;
-  dataset.images = torch::randint(0, 256, {96, 1, 16, 16}, torch::kLong).to(torch::kUInt8);
-  dataset.labels = torch::randint(0, 3, {96}, torch::kLong);
-  dataset.classes = {"ant", "bee", "cat"};
-  sd::DataBundle bundle;
-  bundle.classes = dataset.classes;
-  bundle.train = sd::make_tensor_loader(dataset, {0.5}, {0.25},
-                                        sd::LoaderOptions().batch_size(16).shuffle(true).drop_last(true).seed(1));
-  bundle.val = sd::make_tensor_loader(dataset, {0.5}, {0.25}, sd::LoaderOptions().batch_size(48));
-  return bundle;
-}
-
-}  // namespace
-
 TEST(Export, TrainedCheckpointAndBestThroughTheCli) {
   TempDir dir;
-  auto data = noise_data();
+  auto data = splitshare::testing::noise_data({"ant", "bee", "cat"});
   torch::manual_seed(4);
   auto model = ss::make_classifier(ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
                                        .num_classes(3).head(ss::HeadOptions().kind(ss::HeadKind::kSSM)));

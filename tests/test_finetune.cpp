@@ -9,6 +9,7 @@
 
 #include "image_writers.h"
 #include "support.h"
+#include "tiny_models.h"
 
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
@@ -19,21 +20,6 @@ using splitshare::testing::TempDir;
 namespace {
 
 const std::string kCli = SPLITSHARE_CLI;
-
-// 96 random 16 x 16 grey images in 3 classes: enough for a few optimiser steps.
-sd::DataBundle noise_data() {
-  torch::manual_seed(21);
-  sd::TensorDataset dataset;
-  dataset.images = torch::randint(0, 256, {96, 1, 16, 16}, torch::kLong).to(torch::kUInt8);
-  dataset.labels = torch::randint(0, 3, {96}, torch::kLong);
-  dataset.classes = {"a", "b", "c"};
-  sd::DataBundle bundle;
-  bundle.classes = dataset.classes;
-  bundle.train = sd::make_tensor_loader(dataset, {0.5}, {0.25},
-                                        sd::LoaderOptions().batch_size(16).shuffle(true).drop_last(true).seed(1));
-  bundle.val = sd::make_tensor_loader(dataset, {0.5}, {0.25}, sd::LoaderOptions().batch_size(48));
-  return bundle;
-}
 
 ss::Classifier small_model() {
   torch::manual_seed(4);
@@ -64,7 +50,7 @@ double max_change(ss::ClassifierImpl& model, const std::map<std::string, torch::
 }  // namespace
 
 TEST(FineTune, FrozenBackboneStaysBitwiseWhileTheHeadLearns) {
-  auto data = noise_data();
+  auto data = splitshare::testing::noise_data();
   auto model = small_model();
   const auto before = snapshot(*model);
   st::CheckpointMetadata meta;
@@ -83,7 +69,7 @@ TEST(FineTune, FrozenBackboneStaysBitwiseWhileTheHeadLearns) {
 
 TEST(FineTune, HeadLearningRateIsItsOwn) {
   // Backbone rate ~0, head rate 0.1: only the head moves.
-  auto data = noise_data();
+  auto data = splitshare::testing::noise_data();
   auto model = small_model();
   const auto before = snapshot(*model);
   st::CheckpointMetadata meta;

@@ -1,7 +1,10 @@
 #pragma once
 
-// The tiny model and images of the Grad-CAM, figure and gradcam-command tests.
+// The tiny models, images and noise data of the Grad-CAM, figure, gradcam-command, fine-tuning
+// and export tests.
 
+#include <splitshare/data/loader.h>
+#include <splitshare/data/source.h>
 #include <splitshare/nn/classifier.h>
 
 #include <torch/torch.h>
@@ -10,6 +13,22 @@ namespace splitshare::testing {
 
 constexpr int64_t kSplits = 4;
 constexpr int64_t kClasses = 3;
+
+// 96 random 16 x 16 grey images in 3 classes named `classes`: enough for a few optimiser steps
+// (batches of 16, shuffled; validation on the same images).
+inline data::DataBundle noise_data(const std::vector<std::string>& classes = {"a", "b", "c"}) {
+  torch::manual_seed(21);
+  data::TensorDataset dataset;
+  dataset.images = torch::randint(0, 256, {96, 1, 16, 16}, torch::kLong).to(torch::kUInt8);
+  dataset.labels = torch::randint(0, 3, {96}, torch::kLong);
+  dataset.classes = classes;
+  data::DataBundle bundle;
+  bundle.classes = dataset.classes;
+  bundle.train = data::make_tensor_loader(dataset, {0.5}, {0.25},
+                                          data::LoaderOptions().batch_size(16).shuffle(true).drop_last(true).seed(1));
+  bundle.val = data::make_tensor_loader(dataset, {0.5}, {0.25}, data::LoaderOptions().batch_size(48));
+  return bundle;
+}
 
 // resnet10 of width 4: C = 32 feature channels, a 2x2 map for 12x12 inputs.
 inline splitshare::nn::Classifier tiny_model(splitshare::nn::HeadOptions head, uint64_t seed = 0) {
