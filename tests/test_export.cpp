@@ -11,6 +11,7 @@
 #include <torch/script.h>
 
 #include "support.h"
+#include "export_cases.h"
 #include "tiny_models.h"
 
 namespace ss = splitshare::nn;
@@ -24,90 +25,22 @@ using splitshare::testing::TempDir;
 namespace {
 
 const std::string kCli = SPLITSHARE_CLI;
-// Absolute, float32: the brief's bound on logits of the exported file against the model's.
-constexpr double kTolerance = 1e-4;
-
-struct Case {
-  std::string arch;
-  ss::HeadOptions head;
-  ss::Stem stem;
-  int64_t width, size;
-  std::string name() const {
-    const auto& h = head;
-    std::string kind = ss::to_string(h.kind());
-    if (h.kind() == ss::HeadKind::kSSM) kind += h.last_plain() ? "-first" : "-all";
-    return arch + "-" + kind;
-  }
-};
-
-std::vector<ss::HeadOptions> heads() {
-  const auto ssm = ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4);
-  return {ss::HeadOptions().kind(ss::HeadKind::kLinear), ss::HeadOptions(ssm).last_plain(true),
-          ss::HeadOptions(ssm).last_plain(false), ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)};
-}
-
-// Every architecture the brief names with every head; tiny widths and images.
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  for (const auto& head : heads()) {
-    out.push_back({"resnet10", head, ss::Stem::kSmall, 8, 8});
-    out.push_back({"resnet18", head, ss::Stem::kImageNet, 4, 32});
-    out.push_back({"resnet50", head, ss::Stem::kSmall, 4, 8});
-    out.push_back({"resnext50_32x4d", head, ss::Stem::kSmall, 16, 8});  // 32 groups of 1 channel
-  }
-  return out;
-}
-
-// Random weights, and BatchNorm statistics and affines far from the identity, so an unfolded
-// or wrongly folded BatchNorm (backbone or SSM head) shows in the logits.
-ss::Classifier randomised(const Case& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto model = ss::make_classifier(
-      ss::ClassifierOptions().arch(c.arch).num_classes(5).in_channels(3).stem(c.stem).width(c.width).head(c.head));
-  torch::NoGradGuard no_grad;
-  for (auto& item : model->named_buffers()) {
-    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
-    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2.0);
-  }
-  for (auto& item : model->named_parameters()) {
-    const auto& key = item.key();
-    if (key.find("bn") == std::string::npos && key.find("downsample.1") == std::string::npos) continue;
-    if (key.find("bias") != std::string::npos) {
-      item.value().uniform_(-0.2, 0.2);
-    } else {
-      item.value().uniform_(0.5, 1.5);
-    }
-  }
-  model->eval();
-  return model;
-}
-
-st::CheckpointMetadata metadata_of(const ss::ClassifierOptions& options, int64_t size) {
-  st::CheckpointMetadata meta;
-  meta.model = options;
-  for (int64_t i = 0; i < options.num_classes(); ++i) meta.classes.push_back("class " + std::to_string(i));
-  meta.preprocess.channels = options.in_channels();
-  meta.preprocess.size = size;
-  meta.preprocess.mean.assign(options.in_channels(), 0.5);
-  meta.preprocess.std.assign(options.in_channels(), 0.25);
-  return meta;
-}
-
-ss::HeadOutput eval_forward(ss::ClassifierImpl& model, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  return model.forward(x);
-}
+using splitshare::testing::Case;
+using splitshare::testing::cases;
+using splitshare::testing::eval_forward;
+using splitshare::testing::expect_matches;
+using splitshare::testing::from_json;
+using splitshare::testing::heads;
+using splitshare::testing::kTolerance;
+using splitshare::testing::metadata_of;
+using splitshare::testing::randomised;
+using splitshare::testing::write_floats;
 
 // The exported module's answer: logits [N, K], head_logits [S, N, K].
 std::pair<torch::Tensor, torch::Tensor> run_exported(torch::jit::Module& module, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   auto out = module.forward({x}).toTuple();
   return {out->elements()[0].toTensor(), out->elements()[1].toTensor()};
-}
-
-void expect_matches(const torch::Tensor& logits, const torch::Tensor& head_logits, const ss::HeadOutput& want) {
-  expect_close(logits, want.logits, kTolerance);
-  expect_close(head_logits, torch::stack(want.head_logits), kTolerance);
 }
 
 // Every operator of the exported forward is aten:: or prim::, none is a oneDNN or BatchNorm one.
@@ -122,11 +55,6 @@ void expect_plain_graph(torch::jit::Module& module) {
     convolutions += kind == "aten::conv2d";
   }
   EXPECT_GT(convolutions, 0);
-}
-
-void write_floats(const std::string& path, const torch::Tensor& x) {
-  const auto c = x.contiguous();
-  splitshare::testing::write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float)));
 }
 
 // Runs each exported file with Python's plain torch.jit.load (no splitshare on the path).
@@ -156,10 +84,6 @@ nlohmann::json run_in_python(const TempDir& dir, const nlohmann::json& specs) {
     return nlohmann::json::object();
   }
   return nlohmann::json::parse(output.substr(at + 7));
-}
-
-torch::Tensor from_json(const nlohmann::json& values, const nlohmann::json& shape) {
-  return torch::tensor(values.get<std::vector<float>>()).reshape(shape.get<std::vector<int64_t>>());
 }
 
 }  // namespace
@@ -311,9 +235,7 @@ TEST(Export, RefusesBadInputByName) {
     std::string args, message;
   };
   const std::vector<Refusal> refusals = {
-      {"--checkpoint " + dir.file("ck.pt") + " --format onnx --out " + dir.file("m.onnx"),
-       "ONNX export is not built yet (issue #18)"},
-      {"--checkpoint " + dir.file("ck.pt") + " --format tflite --out " + dir.file("m.x"), "unknown --format 'tflite'"},
+      {"--checkpoint " + dir.file("ck.pt") + " --format tflite --out " + dir.file("m.x"), "unknown --format 'tflite' (expected onnx or torchscript)"},
       {"--checkpoint " + dir.file("missing.pt") + " --out " + dir.file("x.ts"), "checkpoint not found: " + dir.file("missing.pt")},
       {"--checkpoint " + dir.file("notes.txt") + " --out " + dir.file("x.ts"), dir.file("notes.txt") + ": not a readable torch archive"},
       {"--checkpoint " + dir.file("m.ts") + " --out " + dir.file("x.ts"), "not a splitshare checkpoint (format 'splitshare-torchscript'"},
@@ -326,7 +248,6 @@ TEST(Export, RefusesBadInputByName) {
     EXPECT_NE(run_command(kCli + " export " + r.args, &output), 0);
     EXPECT_NE(output.find(r.message), std::string::npos) << output;
   }
-  EXPECT_FALSE(std::filesystem::exists(dir.file("m.onnx")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.ts")));
   // The refused overwrite left the checkpoint as it was.
   EXPECT_NO_THROW(st::load_checkpoint(dir.file("ck.pt")));

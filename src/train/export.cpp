@@ -1,5 +1,6 @@
 #include <splitshare/train/export.h>
 
+#include "export_detail.h"
 #include "module_tree.h"
 
 #include <splitshare/nn/inference.h>
@@ -109,12 +110,6 @@ void write_head(ModuleTree& tree, const nn::InferenceModel& folded, bool linear_
   src << "    return logits, head_logits\n";
 }
 
-// The model folded for export: plain NCHW float32 weights, no packed oneDNN weights.
-nn::InferenceModel dense_fold(nn::ClassifierImpl& model) {
-  torch::NoGradGuard no_grad;
-  return nn::InferenceModel(model, nn::InferenceOptions().mkldnn(false).channels_last(false));
-}
-
 torch::jit::Module build_module(const nn::ClassifierImpl& model, const nn::InferenceModel& folded,
                                 const CheckpointMetadata& metadata) {
   ModuleTree tree("__torch__.splitshare.Export", "__torch__.splitshare.ExportNode");
@@ -129,43 +124,21 @@ torch::jit::Module build_module(const nn::ClassifierImpl& model, const nn::Infer
   return tree.root;
 }
 
-int64_t verify_side(const CheckpointMetadata& metadata) {
-  const auto& p = metadata.preprocess;
-  if (p.crop) return *p.crop;
-  if (p.size) return *p.size;
-  return metadata.model.stem() == nn::Stem::kImageNet ? 224 : 32;
-}
-
 // Runs the module and the folded model on the same random images; returns the largest difference.
 double check_module(torch::jit::Module& module, const nn::InferenceModel& folded, const CheckpointMetadata& metadata,
                     const ExportOptions& options) {
-  const auto device = folded.stem().weight.device();
-  const auto side = verify_side(metadata);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed());
-  const auto channels = folded.stem().weight.size(1) * folded.stem().spec.groups;
-  const auto images = torch::randn({2, channels, side, side}, generator, torch::TensorOptions());
+  const auto images = detail::verify_images(folded, metadata, options.seed());
   torch::NoGradGuard no_grad;
   auto got = module.forward({images}).toTuple();
-  const auto logits = got->elements()[0].toTensor();
-  const auto head_logits = got->elements()[1].toTensor();
-  const auto expected = folded.forward(images.to(device));
-  const auto expected_heads = torch::stack(expected.head_logits).to(torch::kCPU);
-  TORCH_CHECK(head_logits.sizes() == expected_heads.sizes(), "torchscript export: head_logits of shape ",
-              head_logits.sizes(), ", expected ", expected_heads.sizes());
-  const auto expected_logits = expected.logits.to(torch::kCPU);
-  const double diff = std::max((logits - expected_logits).abs().max().item<double>(),
-                               (head_logits - expected_heads).abs().max().item<double>());
-  const double scale = std::max(1.0, expected_heads.abs().max().item<double>());
-  TORCH_CHECK(diff <= 1e-3 * scale, "torchscript export: the exported module's logits differ from the folded model's by ",
-              diff, " on random ", side, "x", side, " images (a bug: please report it)");
-  return diff;
+  return detail::difference_from_folded(folded, images, got->elements()[0].toTensor(), got->elements()[1].toTensor(),
+                                        "torchscript export: the exported module");
 }
 
 }  // namespace
 
-nlohmann::json export_metadata(const CheckpointMetadata& metadata) {
+nlohmann::json export_metadata(const CheckpointMetadata& metadata, const std::string& format) {
   auto json = to_json(metadata);
-  json["format"] = kExportFormat;
+  json["format"] = format;
   json["outputs"] = {{"logits", "[N, K] combined logits, as predict"},
                      {"head_logits", "[S, N, K] logits of each sub-classifier (S = 1 for a linear head)"}};
   json["folded_batch_norm"] = true;
@@ -173,18 +146,18 @@ nlohmann::json export_metadata(const CheckpointMetadata& metadata) {
 }
 
 torch::jit::Module torchscript_module(nn::ClassifierImpl& model, const CheckpointMetadata& metadata) {
-  return build_module(model, dense_fold(model), metadata);
+  return build_module(model, detail::dense_fold(model), metadata);
 }
 
 ExportSummary export_torchscript(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& out,
                                  const ExportOptions& options) {
-  const auto folded = dense_fold(model);
+  const auto folded = detail::dense_fold(model);
   auto module = build_module(model, folded, metadata);
   ExportSummary summary;
   summary.tensors = static_cast<int64_t>(module.named_parameters(true).size() + module.named_buffers(true).size());
   if (options.verify()) {
     summary.max_difference = check_module(module, folded, metadata, options);
-    summary.image_size = verify_side(metadata);
+    summary.image_size = detail::verify_side(metadata);
   }
   const std::filesystem::path target(out);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
@@ -196,13 +169,57 @@ ExportSummary export_torchscript(nn::ClassifierImpl& model, const CheckpointMeta
 }
 
 ExportSummary export_torchscript(const std::string& checkpoint, const std::string& out, const ExportOptions& options) {
-  TORCH_CHECK(!out.empty(), "torchscript export: the output path is empty");
-  std::error_code ec;
-  TORCH_CHECK(!std::filesystem::equivalent(checkpoint, out, ec), "torchscript export: the output ", out,
-              " is the checkpoint ", checkpoint, " itself; choose another file");
-  auto loaded = load_checkpoint(checkpoint);
-  loaded.model->eval();
+  auto loaded = detail::load_for_export(checkpoint, out, "torchscript export");
   return export_torchscript(*loaded.model, loaded.metadata, out, options);
 }
+
+namespace detail {
+
+nn::InferenceModel dense_fold(nn::ClassifierImpl& model) {
+  torch::NoGradGuard no_grad;
+  return nn::InferenceModel(model, nn::InferenceOptions().mkldnn(false).channels_last(false));
+}
+
+int64_t verify_side(const CheckpointMetadata& metadata) {
+  const auto& p = metadata.preprocess;
+  if (p.crop) return *p.crop;
+  if (p.size) return *p.size;
+  return metadata.model.stem() == nn::Stem::kImageNet ? 224 : 32;
+}
+
+torch::Tensor verify_images(const nn::InferenceModel& folded, const CheckpointMetadata& metadata, uint64_t seed) {
+  const auto side = verify_side(metadata);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto channels = folded.stem().weight.size(1) * folded.stem().spec.groups;
+  return torch::randn({2, channels, side, side}, generator, torch::TensorOptions());
+}
+
+double difference_from_folded(const nn::InferenceModel& folded, const torch::Tensor& images, const torch::Tensor& logits,
+                              const torch::Tensor& head_logits, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  const auto expected = folded.forward(images.to(folded.stem().weight.device()));
+  const auto expected_heads = torch::stack(expected.head_logits).to(torch::kCPU);
+  TORCH_CHECK(head_logits.sizes() == expected_heads.sizes(), what, " gives head_logits of shape ", head_logits.sizes(),
+              ", expected ", expected_heads.sizes());
+  const auto expected_logits = expected.logits.to(torch::kCPU);
+  const double diff = std::max((logits - expected_logits).abs().max().item<double>(),
+                               (head_logits - expected_heads).abs().max().item<double>());
+  const double scale = std::max(1.0, expected_heads.abs().max().item<double>());
+  TORCH_CHECK(diff <= 1e-3 * scale, what, "'s logits differ from the folded model's by ", diff, " on random ",
+              images.size(2), "x", images.size(3), " images (a bug: please report it)");
+  return diff;
+}
+
+LoadedCheckpoint load_for_export(const std::string& checkpoint, const std::string& out, const std::string& what) {
+  TORCH_CHECK(!out.empty(), what, ": the output path is empty");
+  std::error_code ec;
+  TORCH_CHECK(!std::filesystem::equivalent(checkpoint, out, ec), what, ": the output ", out, " is the checkpoint ",
+              checkpoint, " itself; choose another file");
+  auto loaded = load_checkpoint(checkpoint);
+  loaded.model->eval();
+  return loaded;
+}
+
+}  // namespace detail
 
 }  // namespace splitshare::train

@@ -1,0 +1,106 @@
+#pragma once
+
+// The architectures, heads and randomised weights of the TorchScript and ONNX export tests.
+
+#include <splitshare/nn/classifier.h>
+#include <splitshare/train/checkpoint.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "support.h"
+
+namespace splitshare::testing {
+
+namespace ss = splitshare::nn;
+namespace st = splitshare::train;
+
+// Absolute, float32: the brief's bound on logits of the exported file against the model's.
+constexpr double kTolerance = 1e-4;
+
+struct Case {
+  std::string arch;
+  ss::HeadOptions head;
+  ss::Stem stem;
+  int64_t width, size;
+  std::string name() const {
+    const auto& h = head;
+    std::string kind = ss::to_string(h.kind());
+    if (h.kind() == ss::HeadKind::kSSM) kind += h.last_plain() ? "-first" : "-all";
+    return arch + "-" + kind;
+  }
+};
+
+inline std::vector<ss::HeadOptions> heads() {
+  const auto ssm = ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4);
+  return {ss::HeadOptions().kind(ss::HeadKind::kLinear), ss::HeadOptions(ssm).last_plain(true),
+          ss::HeadOptions(ssm).last_plain(false), ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)};
+}
+
+// Every architecture the brief names with every head; tiny widths and images.
+inline std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const auto& head : heads()) {
+    out.push_back({"resnet10", head, ss::Stem::kSmall, 8, 8});
+    out.push_back({"resnet18", head, ss::Stem::kImageNet, 4, 32});
+    out.push_back({"resnet50", head, ss::Stem::kSmall, 4, 8});
+    out.push_back({"resnext50_32x4d", head, ss::Stem::kSmall, 16, 8});  // 32 groups of 1 channel
+  }
+  return out;
+}
+
+// Random weights, and BatchNorm statistics and affines far from the identity, so an unfolded
+// or wrongly folded BatchNorm (backbone or SSM head) shows in the logits.
+inline ss::Classifier randomised(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto model = ss::make_classifier(
+      ss::ClassifierOptions().arch(c.arch).num_classes(5).in_channels(3).stem(c.stem).width(c.width).head(c.head));
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2.0);
+  }
+  for (auto& item : model->named_parameters()) {
+    const auto& key = item.key();
+    if (key.find("bn") == std::string::npos && key.find("downsample.1") == std::string::npos) continue;
+    if (key.find("bias") != std::string::npos) {
+      item.value().uniform_(-0.2, 0.2);
+    } else {
+      item.value().uniform_(0.5, 1.5);
+    }
+  }
+  model->eval();
+  return model;
+}
+
+inline st::CheckpointMetadata metadata_of(const ss::ClassifierOptions& options, int64_t size) {
+  st::CheckpointMetadata meta;
+  meta.model = options;
+  for (int64_t i = 0; i < options.num_classes(); ++i) meta.classes.push_back("class " + std::to_string(i));
+  meta.preprocess.channels = options.in_channels();
+  meta.preprocess.size = size;
+  meta.preprocess.mean.assign(options.in_channels(), 0.5);
+  meta.preprocess.std.assign(options.in_channels(), 0.25);
+  return meta;
+}
+
+inline ss::HeadOutput eval_forward(ss::ClassifierImpl& model, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return model.forward(x);
+}
+
+inline void expect_matches(const torch::Tensor& logits, const torch::Tensor& head_logits, const ss::HeadOutput& want) {
+  expect_close(logits, want.logits, kTolerance);
+  expect_close(head_logits, torch::stack(want.head_logits), kTolerance);
+}
+
+inline void write_floats(const std::string& path, const torch::Tensor& x) {
+  const auto c = x.contiguous();
+  write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float)));
+}
+
+inline torch::Tensor from_json(const nlohmann::json& values, const nlohmann::json& shape) {
+  return torch::tensor(values.get<std::vector<float>>()).reshape(shape.get<std::vector<int64_t>>());
+}
+
+}  // namespace splitshare::testing
