@@ -1,13 +1,16 @@
 #include <splitshare/train/distributed.h>
 
 #include "backends.h"
+#include "distributed_state.h"
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <iomanip>
+#include <map>
 #include <mutex>
+#include <sstream>
 
 namespace splitshare::train {
 namespace {
@@ -27,16 +30,6 @@ int64_t env_int(const char* name, const std::string& text) {
   } catch (const std::exception&) {
     TORCH_CHECK(false, "environment variable ", name, "='", text, "' is not an integer");
   }
-}
-
-c10::intrusive_ptr<c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
-                                                    int64_t world_size, std::chrono::milliseconds timeout,
-                                                    bool loopback) {
-  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-  options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                      : c10d::ProcessGroupGloo::createDefaultDevice());
-  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world_size),
-                                                     options);
 }
 
 }  // namespace
@@ -105,60 +98,74 @@ std::optional<DistributedOptions> distributed_from_env() {
   return o;
 }
 
-struct Distributed::State {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> group;
-  Backend backend = Backend::kGloo;
-  // Where the collectives' tensors must be: a CUDA device under NCCL.
-  torch::Device device = torch::kCPU;
-  int64_t rank = 0;
-  int64_t world_size = 1;
-};
-
 Distributed::Distributed(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Distributed::~Distributed() = default;
 
-std::shared_ptr<Distributed> Distributed::connect(const DistributedOptions& o) {
-  c10d::TCPStoreOptions store_options;
-  store_options.port = static_cast<uint16_t>(o.master_port());
-  store_options.isServer = o.rank() == 0;
-  store_options.numWorkers = static_cast<size_t>(o.world_size());
-  store_options.timeout = std::chrono::seconds(o.timeout_seconds());
-  c10::intrusive_ptr<c10d::Store> store;
-  try {
-    store = c10::make_intrusive<c10d::TCPStore>(o.master_addr(), store_options);
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "rank ", o.rank(), ": could not reach the rendezvous at ", o.master_addr(), ":",
-                o.master_port(), ": ", e.what());
-  }
-  auto state = std::make_unique<State>();
-  state->store = store;
-  state->rank = o.rank();
-  state->world_size = o.world_size();
-  state->backend = resolve_backend(o.backend(), o.device());
-  const std::chrono::milliseconds timeout = std::chrono::seconds(o.timeout_seconds());
-  if (state->backend == Backend::kNccl) {
-    state->device = o.device();
-    state->group = detail::make_nccl_backend(store, o.rank(), o.world_size(), timeout);
-  } else {
-    const bool loopback = o.master_addr() == "127.0.0.1" || o.master_addr() == "localhost";
-    state->group = make_gloo_backend(store, o.rank(), o.world_size(), timeout, loopback);
-  }
-  return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
-}
-
-std::shared_ptr<Distributed> Distributed::connect_file(const std::string& path, int64_t rank, int64_t world_size) {
+std::shared_ptr<Distributed> Distributed::connect_file(const std::string& path, int64_t rank, int64_t world_size,
+                                                      int64_t timeout_seconds) {
   auto state = std::make_unique<State>();
   state->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));
   state->rank = rank;
   state->world_size = world_size;
-  state->group = make_gloo_backend(state->store, rank, world_size,
-                                   std::chrono::seconds(DistributedOptions().timeout_seconds()), true);
+  state->timeout_seconds = timeout_seconds;
+  state->addresses.assign(static_cast<size_t>(world_size), "127.0.0.1");
+  state->group = detail::make_gloo_backend(state->store, rank, world_size, std::chrono::seconds(timeout_seconds),
+                                           state->address);
   return std::shared_ptr<Distributed>(new Distributed(std::move(state)));
+}
+
+void Distributed::State::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    const std::chrono::duration<double> waited = std::chrono::steady_clock::now() - start;
+    throw DistributedError(fault(what, waited.count(), detail::message_of(e)));
+  }
+}
+
+std::string Distributed::State::fault(const std::string& what, double seconds, const std::string& cause) const {
+  const auto has = [&cause](const char* word) { return cause.find(word) != std::string::npos; };
+  std::ostringstream seen;  // what this rank saw, also published as the job's first fault
+  seen << "rank " << rank << " (" << address << "): ";
+  if (has("imed out") || has("imeout")) {
+    seen << "no answer within --dist-timeout " << timeout_seconds
+         << " s: another rank stopped (hung, SIGSTOP) or the network to it is down";
+    const auto quiet = heartbeat ? heartbeat->silent(addresses) : std::string();
+    if (!quiet.empty()) seen << "; heartbeats: " << quiet;
+  } else if (has("losed") || has("reset") || has("roken pipe") || has("efused") || has("EOF")) {
+    seen << "a peer closed its connection: its process died or exited";
+  } else {
+    seen << "the backend failed";
+  }
+  // Name the peer when the backend's message holds its address.
+  std::map<std::string, std::vector<int64_t>> ranks_at;
+  for (size_t r = 0; r < addresses.size(); ++r) {
+    if (static_cast<int64_t>(r) != rank && !addresses[r].empty()) ranks_at[addresses[r]].push_back(static_cast<int64_t>(r));
+  }
+  for (const auto& [addr, ranks] : ranks_at) {
+    if (addr == address || cause.find("[" + addr + "]") == std::string::npos) continue;
+    seen << "; peer " << addr << " (rank" << (ranks.size() > 1 ? "s " : " ");
+    for (size_t i = 0; i < ranks.size(); ++i) seen << (i ? " or " : "") << ranks[i];
+    seen << ")";
+  }
+  std::ostringstream m;
+  m << "rank " << rank << " (" << address << "): " << what << " failed after " << std::fixed << std::setprecision(1)
+    << seconds << " s: " << seen.str().substr(seen.str().find("): ") + 3);
+  // A rank that fails because a peer gave up first points at that peer: say what the first saw.
+  const auto first = heartbeat ? heartbeat->first_fault(seen.str(), std::chrono::milliseconds(1000)) : std::string();
+  if (!first.empty() && first != seen.str()) m << "; the first rank to fail saw: " << first;
+  // Gloo's words without its source path and advice.
+  auto core = cause;
+  if (core.rfind("[", 0) == 0 && core.find("] ") != std::string::npos) core = core.substr(core.find("] ") + 2);
+  if (core.find(". This is typically") != std::string::npos) core = core.substr(0, core.find(". This is typically"));
+  m << " [" << core << "]";
+  return m.str();
 }
 
 int64_t Distributed::rank() const { return state_->rank; }
 int64_t Distributed::world_size() const { return state_->world_size; }
+std::string Distributed::address() const { return state_->address; }
 Backend Distributed::backend() const { return state_->backend; }
 
 void Distributed::broadcast_module(torch::nn::Module& module) {
@@ -170,7 +177,7 @@ void Distributed::broadcast_module(torch::nn::Module& module) {
     // Gloo broadcasts contiguous tensors; channels-last weights go through a copy.
     auto buffer = t.is_contiguous() ? t : t.contiguous();
     std::vector<torch::Tensor> one{buffer};
-    state_->group->broadcast(one, c10d::BroadcastOptions{0})->wait();
+    state_->wait(state_->group->broadcast(one, c10d::BroadcastOptions{0}), "the broadcast of rank 0's model");
     if (!buffer.is_same(t)) t.copy_(buffer);
   }
 }
@@ -194,7 +201,7 @@ void Distributed::average_gradients(torch::nn::Module& module, int64_t bucket_by
     std::vector<torch::Tensor> flat_parts;
     for (size_t i = start; i < end; ++i) flat_parts.push_back(grads[i].reshape({-1}));
     std::vector<torch::Tensor> bucket{torch::cat(flat_parts)};
-    state_->group->allreduce(bucket)->wait();
+    state_->wait(state_->group->allreduce(bucket), "the all-reduce of gradients");
     bucket[0].div_(static_cast<double>(state_->world_size));
     int64_t offset = 0;
     for (size_t i = start; i < end; ++i) {
@@ -210,12 +217,12 @@ void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   for (auto& t : tensors) {
     auto moved = t.device() == state_->device || state_->device.is_cpu() ? t : t.to(state_->device);
     std::vector<torch::Tensor> one{moved};
-    state_->group->allreduce(one)->wait();
+    state_->wait(state_->group->allreduce(one), "an all-reduce of sums (metrics, SyncBatchNorm)");
     if (!moved.is_same(t)) t.copy_(moved);
   }
 }
 
-void Distributed::barrier() { state_->group->barrier()->wait(); }
+void Distributed::barrier() { state_->wait(state_->group->barrier(), "a barrier"); }
 
 namespace {
 
@@ -364,8 +371,10 @@ void GradientAverager::finish() {
   }
   s.start_ready();
   const double world = static_cast<double>(s.dist->world_size());
-  for (auto& bucket : s.buckets) {
-    bucket.work->wait();
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    auto& bucket = s.buckets[b];
+    s.dist->state_->wait(bucket.work, "the all-reduce of gradient bucket " + std::to_string(b + 1) + " of " +
+                                          std::to_string(s.buckets.size()));
     bucket.flat.div_(world);
     for (size_t j = 0; j < bucket.params.size(); ++j) {
       auto& p = s.params[bucket.params[j]];

@@ -123,8 +123,9 @@ class FitRun {
       auto dist = dist_;
       nn::convert_sync_batch_norm(*model_, [dist](std::vector<torch::Tensor>& t) { dist->all_reduce_sum(t); });
     }
-    // The linear rule on the batch of one optimizer step (micro-batches x accumulation).
-    const int64_t step_batch = batch_size_ * options_.accum_steps();
+    // The linear rule on the global batch of one optimizer step (micro-batches x accumulation
+    // x ranks), so a job on W ranks gets the rate of one process on W times the batch.
+    const int64_t step_batch = batch_size_ * options_.accum_steps() * world_;
     schedule_.base_lr(options_.lr() > 0 ? options_.lr() : default_base_lr(options_.optimizer(), step_batch))
         .kind(options_.schedule())
         .epochs(options_.epochs())

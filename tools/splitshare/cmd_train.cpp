@@ -22,7 +22,7 @@ namespace {
 
 // What `train --resume DIR` accepts besides --resume; the rest comes from DIR/checkpoint.pt.
 const std::set<std::string>& resume_overrides() {
-  static const std::set<std::string> names = {"epochs", "threads", "no-progress", "checkpoint-every"};
+  static const std::set<std::string> names = {"epochs", "threads", "no-progress", "checkpoint-every", "dist-timeout"};
   return names;
 }
 
@@ -48,7 +48,7 @@ cxxopts::ParseResult resume_arguments(cxxopts::Options& options, const cxxopts::
     const bool same_out = kv.key() == "out" && std::filesystem::equivalent(kv.value(), dir, ec);
     TORCH_CHECK(kv.key() == "resume" || same_out || resume_overrides().count(kv.key()), "--", kv.key(),
                 " cannot be combined with --resume: the run's configuration comes from ", path,
-                " (only --epochs, --threads, --no-progress and --checkpoint-every may be given)");
+                " (only --epochs, --threads, --no-progress, --checkpoint-every and --dist-timeout may be given)");
   }
   std::vector<std::string> storage = {"splitshare train"};
   for (const auto& arg : config.at("args").get<std::vector<std::string>>()) {
@@ -66,10 +66,12 @@ cxxopts::ParseResult resume_arguments(cxxopts::Options& options, const cxxopts::
 
 // Joins the process group of a torchrun/SLURM/launch job: this rank's device, the collectives'
 // backend, and its shard of the data.
-void join_job(train::DistributedOptions& job, train::Backend backend, train::RunContext& context,
+void join_job(train::DistributedOptions& job, train::Backend backend, int64_t timeout, train::RunContext& context,
               data::DataOptions& data_opts) {
+  TORCH_CHECK(timeout > 0, "--dist-timeout must be a positive number of seconds, got ", timeout);
   context.device(util::device_for_rank(context.device(), job.local_rank()));
-  context.distributed(train::Distributed::connect(job.backend(backend).device(context.device())));
+  context.distributed(
+      train::Distributed::connect(job.backend(backend).device(context.device()).timeout_seconds(timeout)));
   data_opts.rank(job.rank()).world_size(job.world_size());
   if (job.rank() == 0) {
     std::fprintf(stderr, "splitshare train: rank 0 of %lld (%s, rendezvous %s:%lld)\n",
@@ -116,14 +118,17 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
                model_opts.arch().c_str(), nn::to_string(model_opts.head().kind()).c_str(),
                static_cast<long long>(model_opts.num_classes()), static_cast<long long>(nn::count_parameters(model)),
                static_cast<long long>(bundle.train->size()), threads);
-  const int64_t step_batch = train.batch_size() * train.accum_steps();
+  const int64_t world = context.distributed() ? context.distributed()->world_size() : 1;
+  const int64_t step_batch = train.batch_size() * train.accum_steps() * world;
   std::fprintf(stderr, "splitshare train: %s lr %g, momentum %g, weight decay %g%s, %s schedule, %lld epochs of batch "
                "%lld%s\n", train::to_string(train.optimizer()).c_str(),
                train.lr() > 0 ? train.lr() : train::default_base_lr(train.optimizer(), step_batch), train.momentum(),
                train.weight_decay(), train.no_decay_bn_bias() ? " (not on BatchNorm and biases)" : "",
                train::to_string(train.schedule()).c_str(), static_cast<long long>(train.epochs()),
                static_cast<long long>(train.batch_size()),
-               train.accum_steps() > 1 ? (" x " + std::to_string(train.accum_steps()) + " accumulated").c_str() : "");
+               ((train.accum_steps() > 1 ? " x " + std::to_string(train.accum_steps()) + " accumulated" : std::string()) +
+                (world > 1 ? " x " + std::to_string(world) + " ranks" : std::string()))
+                   .c_str());
   if (!bundle.val_files.empty()) {
     std::fprintf(stderr, "splitshare train: validation split: %zu files held out (listed in val_files.txt)\n",
                  bundle.val_files.size());
@@ -176,6 +181,27 @@ int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::Da
 
 }  // namespace
 
+// A rank or the network failed mid-run: say where the last checkpoint is and how to go on.
+train::TrainResult fit_or_explain(nn::Classifier& model, data::DataBundle& bundle, const train::TrainOptions& train,
+                                  const train::RunContext& context, const train::CheckpointMetadata& metadata) {
+  try {
+    return train::fit(model, bundle, train, context, metadata);
+  } catch (const train::DistributedError& e) {
+    const auto out = context.out_dir();
+    const bool main_rank = !context.distributed() || context.distributed()->is_main();
+    const auto resume = "; continue on the hosts left (any world size) with: splitshare train --resume " + out;
+    std::string hint;
+    if (!main_rank) {
+      hint = "checkpoints are written by rank 0 (" + out + "/checkpoint.pt on its host)" + resume;
+    } else if (std::filesystem::exists(out + "/checkpoint.pt")) {
+      hint = "the last checkpoint is " + out + "/checkpoint.pt" + resume;
+    } else {
+      hint = "no checkpoint was written before the failure (--checkpoint-every N writes one every N steps)";
+    }
+    throw train::DistributedError(std::string(e.what()) + "\n" + hint);
+  }
+}
+
 int run_train(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Train a classifier; writes OUT/metrics.jsonl, summary.json, checkpoint.pt, best.pt");
   add_model_options(options);
@@ -186,10 +212,13 @@ int run_train(int argc, char** argv) {
   add_thread_option(options);
   options.add_options("Distributed")
       ("backend", "collectives under launch/torchrun/SLURM: auto | gloo | nccl (auto: NCCL with --device cuda, "
-                  "Gloo on the CPU)", cxxopts::value<std::string>()->default_value("auto"));
+                  "Gloo on the CPU)", cxxopts::value<std::string>()->default_value("auto"))
+      ("dist-timeout", "seconds a rank waits for the others (rendezvous, each collective) before it stops with an "
+                       "error naming the failure",
+       cxxopts::value<int64_t>()->default_value(text(train::DistributedOptions().timeout_seconds())));
   options.add_options("Checkpoints")
       ("resume", "continue the run in DIR where it stopped (configuration from DIR/checkpoint.pt; only --epochs, "
-                 "--threads, --no-progress and --checkpoint-every may be given)", cxxopts::value<std::string>())
+                 "--threads, --no-progress, --checkpoint-every and --dist-timeout may be given)", cxxopts::value<std::string>())
       ("checkpoint-every", "also write checkpoint.pt every N steps (0 = after each epoch only)",
        cxxopts::value<int64_t>()->default_value("0"));
   auto args = parse(options, argc, argv);
@@ -219,7 +248,7 @@ int run_train(int argc, char** argv) {
   if (!resume_dir.empty() && std::filesystem::exists(recorded)) data_opts.val_files(data::read_val_files(recorded));
   // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
   const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), context.device());
-  if (job) join_job(*job, backend, context, data_opts);
+  if (job) join_job(*job, backend, (*args)["dist-timeout"].as<int64_t>(), context, data_opts);
   auto bundle = data::open_data(data_spec(*args), data_opts);
   apply_weight_decay(*args, bundle.small_images, train);
   apply_class_weights(*args, bundle, train);
@@ -231,7 +260,7 @@ int run_train(int argc, char** argv) {
   const bool main_rank = !job || job->rank() == 0;
   if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
   if (main_rank) write_val_files(bundle, context.out_dir());
-  const auto result = train::fit(model, bundle, train, context, metadata);
+  const auto result = fit_or_explain(model, bundle, train, context, metadata);
   if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;
   return finish(result, *model, bundle, context.out_dir(), train.ema_decay() > 0 && train.ema_best());
 }

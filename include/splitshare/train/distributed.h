@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,9 @@ struct DistributedOptions {
   TORCH_ARG(int64_t, local_world_size) = 1;
   TORCH_ARG(std::string, master_addr) = "127.0.0.1";
   TORCH_ARG(int64_t, master_port) = 29500;
-  /// Seconds to wait for the other ranks.
+  /// Seconds a rank waits for the others (`train --dist-timeout`): in the rendezvous, and in
+  /// each collective before it gives up with a DistributedError. Five minutes: longer than a
+  /// checkpoint write or a slow step, short enough that a dead host does not hold the job.
   TORCH_ARG(int64_t, timeout_seconds) = 300;
   /// The collectives' backend (resolved against `device` by connect).
   TORCH_ARG(Backend, backend) = Backend::kAuto;
@@ -50,19 +53,35 @@ struct DistributedOptions {
 /// nullopt when neither is set or WORLD_SIZE is 1. Throws naming a malformed variable.
 std::optional<DistributedOptions> distributed_from_env();
 
+/// The rendezvous or a collective failed because of another rank or the network: a peer
+/// died, did not answer within DistributedOptions::timeout_seconds (stopped, hung, its link
+/// down), or another job shares the rendezvous. The message names this rank and its
+/// address, the operation, the seconds waited and, when known, the peer's rank and address.
+class DistributedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// A c10d process group (Gloo for CPU tensors, NCCL for CUDA tensors) and the collectives
-/// data-parallel training needs.
+/// data-parallel training needs. Collectives throw DistributedError when a peer fails.
 class Distributed {
  public:
   /// Joins the group through a TCPStore on master_addr:master_port (rank 0 hosts it), with
-  /// the backend resolve_backend(options.backend(), options.device()) picks.
+  /// the backend resolve_backend(options.backend(), options.device()) picks. Gloo listens on
+  /// the address this host uses to reach master_addr (or on GLOO_SOCKET_IFNAME's interface).
+  /// Throws DistributedError, within timeout_seconds, when the rendezvous cannot be reached
+  /// or hosted (port in use), when not every rank joins (naming the missing ones), or when
+  /// a rank number or world size clashes with another job on the same port.
   static std::shared_ptr<Distributed> connect(const DistributedOptions& options);
   /// Joins the group through a FileStore at `path` (several ranks in one process, tests).
-  static std::shared_ptr<Distributed> connect_file(const std::string& path, int64_t rank, int64_t world_size);
+  static std::shared_ptr<Distributed> connect_file(const std::string& path, int64_t rank, int64_t world_size,
+                                                   int64_t timeout_seconds = DistributedOptions().timeout_seconds());
   ~Distributed();
 
   int64_t rank() const;
   int64_t world_size() const;
+  /// This rank's address as the others reach it ("127.0.0.1" on one machine).
+  std::string address() const;
   /// kGloo or kNccl.
   Backend backend() const;
   bool is_main() const { return rank() == 0; }
@@ -76,9 +95,11 @@ class Distributed {
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
   void barrier();
 
+  /// The group's internals (defined in src/train/distributed_state.h).
+  struct State;
+
  private:
   friend class GradientAverager;
-  struct State;
   explicit Distributed(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };

@@ -38,8 +38,8 @@ struct OptimizerOptions {
   TORCH_ARG(double, alpha) = 0.99;
 };
 
-/// The learning rate when none is given, scaled linearly with the batch of one optimizer
-/// step: SGD 0.1 x batch / 256 (the paper's), AdamW 0.001 x batch / 256, RMSprop
+/// The learning rate when none is given, scaled linearly with the global batch of one
+/// optimizer step (per-rank batch x accumulation x ranks): SGD 0.1 x batch / 256 (the paper's), AdamW 0.001 x batch / 256, RMSprop
 /// 0.016 x batch / 1536 (timm's EfficientNet recipe).
 double default_base_lr(OptimizerKind kind, int64_t step_batch);
 

@@ -35,8 +35,8 @@ struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 8;
   /// Samples per step on each rank; the data's training stream must deliver batches of it.
   TORCH_ARG(int64_t, batch_size) = data::kDefaultBatchSize;
-  /// Base learning rate; 0 = default_base_lr(optimizer, batch_size * accum_steps) (SGD: the
-  /// paper's 0.1 * batch / 256).
+  /// Base learning rate; 0 = default_base_lr(optimizer, batch_size * accum_steps * world size),
+  /// the global batch of a step (SGD: the paper's 0.1 * batch / 256).
   TORCH_ARG(double, lr) = 0.0;
   TORCH_ARG(double, momentum) = 0.9;
   /// The paper's ImageNet value; default_weight_decay gives the per-data default the CLI uses.
