@@ -10,20 +10,31 @@ Classes are the source photos, so the folder is also a valid `imagefolder:` inpu
     bench/corpus/train/<photo>/<photo>_00000.JPEG
     bench/corpus/val/<photo>/<photo>_00000.JPEG
 
-The corpus is generated, never committed (bench/corpus/ is git-ignored).
-Deterministic for a given --seed.
+With --large it instead builds the corpus of full-size photos, bench/corpus-large: every
+wallpaper of mate-backgrounds (/usr/share/backgrounds/mate/*/*.jpg: 1.3 to 18 megapixels,
+some progressive) copied byte for byte, not re-encoded, --copies times into the training
+split and --val-copies times into the validation split, one class per photo:
+
+    bench/corpus-large/train/<photo>/<photo>_<k>.jpg    (16 photos x 8 copies = 128 files)
+    bench/corpus-large/val/<photo>/<photo>_<k>.jpg      (16 photos x 1 copy)
+
+The corpora are generated, never committed (bench/corpus/ and bench/corpus-large/ are
+git-ignored). Deterministic for a given --seed.
 
 Usage: .venv/bin/python bench/make_corpus.py [--out bench/corpus] [--train 1200] [--val 300]
+       .venv/bin/python bench/make_corpus.py --large [--out bench/corpus-large] [--copies 8] [--val-copies 1]
 """
 import argparse
 import glob
 import os
 import random
+import shutil
 import sys
 
 from PIL import Image
 
 SOURCES = "/usr/share/backgrounds/mate/nature/*.jpg"
+LARGE_SOURCES = "/usr/share/backgrounds/mate/*/*.jpg"
 LONG_SIDE = 500
 ASPECTS = [(4, 3), (4, 3), (4, 3), (3, 2), (3, 4), (1, 1), (16, 9)]
 
@@ -46,14 +57,45 @@ def cut(photo, rng):
     return region.resize(size, Image.BILINEAR, reducing_gap=None)
 
 
+def make_large(out, copies, val_copies):
+    """Copies every full-size wallpaper as it is (no decode, no re-encode)."""
+    sources = sorted(glob.glob(LARGE_SOURCES))
+    if not sources:
+        sys.exit(f"make_corpus: no photos match {LARGE_SOURCES} (apt-get install mate-backgrounds)")
+    names = [os.path.splitext(os.path.basename(path))[0].lower() for path in sources]
+    if len(set(names)) != len(names):
+        sys.exit(f"make_corpus: two photos under {LARGE_SOURCES} have the same name")
+    total = 0
+    size = 0
+    for split, count in (("train", copies), ("val", val_copies)):
+        for path, name in zip(sources, names):
+            folder = os.path.join(out, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for k in range(count):
+                shutil.copyfile(path, os.path.join(folder, f"{name}_{k}.jpg"))
+                total += 1
+                size += os.path.getsize(path)
+    print(f"make_corpus: copied {total} JPEGs ({copies * len(sources)} train, {val_copies * len(sources)} val, "
+          f"{len(sources)} classes, {size / 2**20:.0f} MiB) under {out}")
+
+
 def main():
+    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus"))
+    parser.add_argument("--out", help="output folder (default: bench/corpus, or bench/corpus-large with --large)")
     parser.add_argument("--train", type=int, default=1200, help="training images in all")
     parser.add_argument("--val", type=int, default=300, help="validation images in all")
     parser.add_argument("--quality", type=int, default=90)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--large", action="store_true",
+                        help="copy the full-size wallpapers as they are instead of making 500-pixel crops")
+    parser.add_argument("--copies", type=int, default=8, help="with --large: training copies of each photo")
+    parser.add_argument("--val-copies", type=int, default=1, help="with --large: validation copies of each photo")
     args = parser.parse_args()
+    if args.large:
+        make_large(args.out or os.path.join(here, "corpus-large"), args.copies, args.val_copies)
+        return
+    args.out = args.out or os.path.join(here, "corpus")
 
     sources = sorted(glob.glob(SOURCES))
     if not sources:

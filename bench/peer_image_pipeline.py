@@ -1,26 +1,37 @@
 #!/usr/bin/env python3
-"""The peer of bench_image_pipeline.cpp: torchvision + PIL on the same files.
+"""The peers of bench_image_pipeline.cpp: Python image pipelines on the same files.
 
-Training pipeline: PIL decode + RandomResizedCrop(224) + RandomHorizontalFlip +
-ToTensor + Normalize(ImageNet); evaluation pipeline: PIL decode + Resize(256) +
-CenterCrop(224) + ToTensor + Normalize. Both run through torch's DataLoader
-(batch 64, drop_last as in training) with --workers worker processes
-(0 = in the main process), over torchvision.datasets.ImageFolder.
+--peer pil (the default): PIL decode + torchvision.transforms on PIL images.
+  Training: RandomResizedCrop(224) + RandomHorizontalFlip + ToTensor + Normalize(ImageNet);
+  evaluation: Resize(256) + CenterCrop(224) + ToTensor + Normalize.
+  Run with pillow-simd first on PYTHONPATH (bench/setup_pillow_simd.sh) and --label pil-simd,
+  the same code measures pillow-simd.
+--peer tvio: torchvision.io.decode_jpeg of the file's bytes (mode RGB, libjpeg-turbo, whole
+  image) + torchvision.transforms.v2 on uint8 tensors.
+  Training: RandomResizedCrop(224, antialias=True) + RandomHorizontalFlip +
+  ToDtype(float32, scale=True) + Normalize(ImageNet); evaluation: Resize(256, antialias=True) +
+  CenterCrop(224) + ToDtype + Normalize.
+
+Both run through torch's DataLoader (batch 64, default collate) with --workers worker
+processes (0 = in the main process), over torchvision.datasets.ImageFolder (tvio: its
+file list and classes, with the loader replaced by reading the bytes).
 
 Prints one line per pipeline (a JSON object per line with --json):
-    peer <train|eval> workers=N images=M seconds=S images_per_s=R per_core=R/max(N,1) images_per_cpu_s=C
+    peer <train|eval> peer=P workers=N images=M seconds=S images_per_s=R per_core=R/max(N,1) images_per_cpu_s=C
 Time is wall-clock over --epochs epochs, after one warm-up epoch (workers started,
 files in the page cache). images_per_cpu_s divides by the CPU time of the main
 process and its worker processes (from /proc), which stays meaningful when other
-processes share the cores.
+processes share the cores. The JSON record also names the PIL version in use.
 
-Usage: .venv/bin/python bench/peer_image_pipeline.py FOLDER [--workers 1] [--epochs 2]
+Usage: .venv/bin/python bench/peer_image_pipeline.py FOLDER [--peer pil|tvio] [--label NAME]
+                                                     [--workers 1] [--epochs 2]
 """
 import argparse
 import json
 import os
 import time
 
+import PIL
 import torch
 import torchvision
 from torchvision import transforms
@@ -30,11 +41,34 @@ STD = [0.229, 0.224, 0.225]
 
 
 def pipeline(kind, size):
+    """peer pil: transforms on PIL images."""
     if kind == "train":
         steps = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
     else:
         steps = [transforms.Resize(int(size / 0.875)), transforms.CenterCrop(size)]
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+
+class TvioPipeline:
+    """peer tvio: decode_jpeg (RGB) of the file's bytes + transforms.v2 on uint8 tensors.
+
+    ImageFolder's loader is torchvision.io.read_file (the bytes as a uint8 tensor, not decoded);
+    this transform decodes them. A class, not a closure, so it also pickles for spawned workers.
+    """
+
+    def __init__(self, kind, size):
+        from torchvision.transforms import v2
+
+        if kind == "train":
+            steps = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            steps = [v2.Resize(int(size / 0.875), antialias=True), v2.CenterCrop(size)]
+        self.transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+
+    def __call__(self, data):
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        return self.transform(decode_jpeg(data, mode=ImageReadMode.RGB))
 
 
 def cpu_seconds(pids):
@@ -48,9 +82,13 @@ def cpu_seconds(pids):
     return total
 
 
-def run(folder, kind, workers, epochs, batch_size, size, as_json):
+def run(folder, peer, label, kind, workers, epochs, batch_size, size, as_json):
     torch.set_num_threads(1)
-    dataset = torchvision.datasets.ImageFolder(folder, transform=pipeline(kind, size))
+    if peer == "tvio":
+        dataset = torchvision.datasets.ImageFolder(folder, transform=TvioPipeline(kind, size),
+                                                   loader=torchvision.io.read_file)
+    else:
+        dataset = torchvision.datasets.ImageFolder(folder, transform=pipeline(kind, size))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=(kind == "train"), drop_last=False,
         num_workers=workers, persistent_workers=workers > 0,
@@ -68,21 +106,25 @@ def run(folder, kind, workers, epochs, batch_size, size, as_json):
             images += batch.shape[0]
     seconds = time.perf_counter() - start
     cpu = cpu_seconds(pids) - cpu_start
-    result = {"side": "peer", "pipeline": kind, "workers": workers, "images": images,
+    result = {"side": "peer", "peer": label, "pipeline": kind, "workers": workers, "images": images,
               "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 1),
               "per_core": round(images / seconds / max(workers, 1), 1),
-              "images_per_cpu_s": round(images / cpu, 1) if cpu > 0 else None}
+              "images_per_cpu_s": round(images / cpu, 1) if cpu > 0 else None,
+              "pil": PIL.__version__, "torchvision": torchvision.__version__}
     if as_json:
         print(json.dumps(result), flush=True)
     else:
         print(" ".join(["peer", kind] + [f"{k}={result[k]}" for k in
-                                         ("workers", "images", "seconds", "images_per_s", "per_core",
+                                         ("peer", "workers", "images", "seconds", "images_per_s", "per_core",
                                           "images_per_cpu_s")]), flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="an ImageFolder root (one sub-folder per class)")
+    parser.add_argument("--peer", choices=["pil", "tvio"], default="pil",
+                        help="pil: PIL + torchvision.transforms; tvio: torchvision.io.decode_jpeg + transforms.v2")
+    parser.add_argument("--label", help="the peer's name in the output (default: --peer; e.g. pil-simd)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -91,7 +133,8 @@ def main():
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
     for kind in args.pipelines.split(","):
-        run(args.folder, kind, args.workers, args.epochs, args.batch_size, args.size, args.json)
+        run(args.folder, args.peer, args.label or args.peer, kind, args.workers, args.epochs, args.batch_size,
+            args.size, args.json)
 
 
 if __name__ == "__main__":

@@ -198,9 +198,11 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
       .rank(options.rank())
       .world_size(options.world_size())
       .strict(options.strict())
-      .channels_last(options.channels_last());
+      .channels_last(options.channels_last())
+      .uint8_images(options.uint8_train_images())
+      .pin_memory(options.pin_memory());
   LoaderOptions val_loader = train_loader;
-  val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false);
+  val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false).uint8_images(false);
 
   LoaderOptions balanced = train_loader;
   if (options.balanced_sampler()) balanced.sample_weights(balanced_weights(train));

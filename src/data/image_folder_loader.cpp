@@ -86,6 +86,8 @@ struct ImageFolderLoader::Impl {
   ChannelMap map;
   torch::Tensor channel_scale;  // map as float [C, 1, 1] tensors
   torch::Tensor channel_bias;
+  // uint8 batches (LoaderOptions::uint8_images), not with random erasing (it writes normalised values).
+  bool bytes() const { return loader.uint8_images() && options.random_erase() == 0; }
   int64_t resize = 0;
   int64_t per_rank = 0;
 
@@ -213,8 +215,7 @@ torch::Tensor ImageFolderLoader::Impl::batch_tensor(int64_t count) {
   for (auto& tensor : pool) {
     if (tensor.sizes() == shape && tensor.use_count() == 1 && tensor.storage().use_count() == 1) return tensor;
   }
-  auto format = loader.channels_last() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  auto tensor = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).memory_format(format));
+  auto tensor = torch::empty(shape, batch_options(loader, bytes() ? torch::kUInt8 : torch::kFloat32));
   const size_t pool_limit = static_cast<size_t>(options.prefetch_batches() + 3);
   if (pool.size() >= pool_limit) {
     auto unused = std::find_if(pool.begin(), pool.end(), [](const torch::Tensor& t) {
@@ -270,6 +271,10 @@ void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of
   const DecodedRegion& region = state.decoder.decode(decode);
   if (loader.augment() && options.auto_augment() != AutoAugmentKind::kNone) {
     auto_augment_into(state, region, spec, rng, images.select(0, slot));
+  } else if (bytes()) {
+    OutputPlanes planes{nullptr, images.stride(1), images.stride(2), images.stride(3),
+                        images.data_ptr<uint8_t>() + slot * images.stride(0)};
+    state.resampler.run(region, spec, ChannelMap{}, planes);
   } else {
     OutputPlanes planes{images.data_ptr<float>() + slot * images.stride(0), images.stride(1), images.stride(2),
                         images.stride(3)};
@@ -293,8 +298,12 @@ void ImageFolderLoader::Impl::auto_augment_into(WorkerState& state, const Decode
   OutputPlanes planes{state.scratch.data_ptr<float>(), size * size, size, 1};
   state.resampler.run(region, spec, ChannelMap{}, planes);
   auto pixels = state.scratch.round().clamp_(0, 255).to(torch::kUInt8);
-  auto augmented = auto_augment(pixels, options.auto_augment(), rng).to(torch::kFloat32);
-  slot_image.copy_(augmented.mul_(channel_scale).add_(channel_bias));
+  auto augmented = auto_augment(pixels, options.auto_augment(), rng);
+  if (bytes()) {
+    slot_image.copy_(augmented);
+  } else {
+    slot_image.copy_(augmented.to(torch::kFloat32).mul_(channel_scale).add_(channel_bias));
+  }
 }
 
 void ImageFolderLoader::Impl::run_slot(WorkerState& state, PendingBatch& pending, int64_t slot) {
@@ -372,6 +381,10 @@ std::optional<Batch> ImageFolderLoader::Impl::finish(PendingBatch& pending) {
   }
   batch.labels = torch::tensor(labels, torch::kInt64);
   batch.indices = torch::tensor(samples, torch::kInt64);
+  if (bytes()) {
+    batch.scale = channel_scale.flatten().clone();
+    batch.shift = channel_bias.flatten().clone();
+  }
   return batch;
 }
 

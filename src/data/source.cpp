@@ -186,12 +186,15 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
                                  .rank(options.rank())
                                  .world_size(options.world_size())
                                  .channels_last(options.channels_last())
+                                 .uint8_images(options.uint8_train_images())
+                                 .pin_memory(options.pin_memory())
                                  .sample_weights(weights);
   const auto val_options = LoaderOptions()
                                .batch_size(options.eval_batch_size())
                                .rank(options.rank())
                                .world_size(options.world_size())
-                               .channels_last(options.channels_last());
+                               .channels_last(options.channels_last())
+                               .pin_memory(options.pin_memory());
   bundle.train = make_tensor_loader(std::move(train), stats.mean, stats.std, train_options);
   bundle.val = make_tensor_loader(std::move(val), stats.mean, stats.std, val_options);
   return bundle;

@@ -67,42 +67,65 @@ struct OutLayout {
   int64_t stride_c, stride_h, stride_w;
 };
 
-// out[x * stride] = normalised source column for the columns whose source lies inside
-// the image, `bias` (a normalised zero: the padding) elsewhere.
-template <bool kUnitStride>
-void write_row(const uint8_t* src_row, float* out_row, int64_t stride, int64_t width, int32_t dx,
-               bool flip, float scale, float bias) {
-  auto at = [&](int64_t x) -> float& { return out_row[kUnitStride ? x : x * stride]; };
+// A source pixel as output: normalised float, or the byte itself (uint8 batches, normalised
+// later by images_on with the same v * scale + bias).
+template <typename Out>
+Out output(uint8_t v, float scale, float bias) {
+  if constexpr (std::is_same_v<Out, float>) {
+    return static_cast<float>(v) * scale + bias;
+  } else {
+    return v;
+  }
+}
+
+// out[x * stride] = output source column for the columns whose source lies inside the
+// image, a zero pixel (the padding) elsewhere.
+template <bool kUnitStride, typename Out>
+void write_row(const uint8_t* src_row, Out* out_row, int64_t stride, int64_t width, int32_t dx, bool flip,
+               float scale, float bias) {
+  auto at = [&](int64_t x) -> Out& { return out_row[kUnitStride ? x : x * stride]; };
+  const Out zero = output<Out>(0, scale, bias);
   const int64_t lo = std::clamp<int64_t>(flip ? dx : -dx, 0, width);
   const int64_t hi = std::clamp<int64_t>(flip ? width + dx : width - dx, 0, width);
-  for (int64_t x = 0; x < lo; ++x) at(x) = bias;
+  for (int64_t x = 0; x < lo; ++x) at(x) = zero;
   if (flip) {
     const int64_t mirror = width - 1 + dx;  // source column = mirror - x
-    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src_row[mirror - x]) * scale + bias;
+    for (int64_t x = lo; x < hi; ++x) at(x) = output<Out>(src_row[mirror - x], scale, bias);
   } else {
-    for (int64_t x = lo; x < hi; ++x) at(x) = static_cast<float>(src_row[x + dx]) * scale + bias;
+    for (int64_t x = lo; x < hi; ++x) at(x) = output<Out>(src_row[x + dx], scale, bias);
   }
-  for (int64_t x = std::max(lo, hi); x < width; ++x) at(x) = bias;
+  for (int64_t x = std::max(lo, hi); x < width; ++x) at(x) = zero;
 }
 
 // Pads, crops, flips and normalises one uint8 [C, H, W] image into `out` in a single pass.
-template <bool kUnitStride>
-void write_sample(const uint8_t* src, float* out, const OutLayout& layout, const Placement& place,
-                  const float* scale, const float* bias) {
+template <bool kUnitStride, typename Out>
+void write_sample(const uint8_t* src, Out* out, const OutLayout& layout, const Placement& place, const float* scale,
+                  const float* bias) {
   const int64_t h = layout.height, w = layout.width;
   for (int64_t c = 0; c < layout.channels; ++c) {
     const uint8_t* plane = src + c * h * w;
-    float* out_plane = out + c * layout.stride_c;
+    Out* out_plane = out + c * layout.stride_c;
     for (int64_t y = 0; y < h; ++y) {
-      float* out_row = out_plane + y * layout.stride_h;
+      Out* out_row = out_plane + y * layout.stride_h;
       const int64_t sy = y + place.dy;
       if (sy < 0 || sy >= h) {
-        for (int64_t x = 0; x < w; ++x) out_row[kUnitStride ? x : x * layout.stride_w] = bias[c];
+        const Out zero = output<Out>(0, scale[c], bias[c]);
+        for (int64_t x = 0; x < w; ++x) out_row[kUnitStride ? x : x * layout.stride_w] = zero;
       } else {
-        write_row<kUnitStride>(plane + sy * w, out_row, layout.stride_w, w, place.dx, place.flip, scale[c],
-                               bias[c]);
+        write_row<kUnitStride, Out>(plane + sy * w, out_row, layout.stride_w, w, place.dx, place.flip, scale[c],
+                                    bias[c]);
       }
     }
+  }
+}
+
+template <typename Out>
+void write_any(const uint8_t* src, Out* out, const OutLayout& layout, const Placement& place, const float* scale,
+               const float* bias) {
+  if (layout.stride_w == 1) {
+    write_sample<true, Out>(src, out, layout, place, scale, bias);
+  } else {
+    write_sample<false, Out>(src, out, layout, place, scale, bias);
   }
 }
 
@@ -177,9 +200,12 @@ class TensorLoader final : public BatchStream {
 
     const int64_t c = images_.size(1), h = images_.size(2), w = images_.size(3);
     Batch batch;
-    batch.images = torch::empty({b, c, h, w}, torch::TensorOptions().dtype(torch::kFloat32).memory_format(
-                                                  options_.channels_last() ? torch::MemoryFormat::ChannelsLast
-                                                                           : torch::MemoryFormat::Contiguous));
+    const bool bytes = options_.uint8_images();
+    batch.images = torch::empty({b, c, h, w}, batch_options(options_, bytes ? torch::kUInt8 : torch::kFloat32));
+    if (bytes) {
+      batch.scale = torch::tensor(scale_);
+      batch.shift = torch::tensor(bias_);
+    }
     batch.labels = torch::empty({b}, torch::kInt64);
     batch.indices = torch::empty({b}, torch::kInt64);
     const int64_t* order = order_.data() + position_;
@@ -196,7 +222,6 @@ class TensorLoader final : public BatchStream {
     const int64_t stride_n = batch.images.stride(0);
     const int64_t image_elements = c * h * w;
     const uint8_t* src = images_.data_ptr<uint8_t>();
-    float* out = batch.images.data_ptr<float>();
     const float* scale = scale_.data();
     const float* bias = bias_.data();
     const int64_t grain = std::max<int64_t>(1, kGrainElements / image_elements);
@@ -207,10 +232,10 @@ class TensorLoader final : public BatchStream {
       for (int64_t i = begin; i < end; ++i) {
         if (i + kPrefetchAhead < end) prefetch_image(src + order[i + kPrefetchAhead] * image_elements, image_elements);
         const uint8_t* image = src + order[i] * image_elements;
-        if (layout.stride_w == 1) {
-          write_sample<true>(image, out + i * stride_n, layout, placements[i], scale, bias);
+        if (bytes) {
+          write_any(image, batch.images.data_ptr<uint8_t>() + i * stride_n, layout, placements[i], scale, bias);
         } else {
-          write_sample<false>(image, out + i * stride_n, layout, placements[i], scale, bias);
+          write_any(image, batch.images.data_ptr<float>() + i * stride_n, layout, placements[i], scale, bias);
         }
       }
     });

@@ -128,6 +128,17 @@ void resample_row_grey(const float* row, const int32_t* first, const int32_t* co
 // assembled in a small buffer first because the destination (a slot of a large batch)
 // is not in cache: whole-line sequential stores keep the store buffer from stalling
 // on scattered misses.
+// The uint8 output of a row: rounded half away from zero and clamped, as torchvision's
+// antialiased uint8 resize does.
+void store_row_bytes(const float* row, int channels, int64_t width, uint8_t* dst, const OutputPlanes& out) {
+  for (int c = 0; c < channels; ++c) {
+    for (int64_t j = 0; j < width; ++j) {
+      const float v = std::round(row[c * width + j]);
+      dst[j * out.col_stride + c * out.channel_stride] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+    }
+  }
+}
+
 void store_row(const float* row, int channels, int64_t width, float* dst, const OutputPlanes& out) {
   if (out.col_stride == 1) {
     for (int c = 0; c < channels; ++c) {
@@ -335,7 +346,11 @@ void Resampler::run(const DecodedRegion& source, const ResampleSpec& spec, const
       resample_row_grey(row_.data(), x_taps_.first.data(), x_taps_.count.data(), x_taps_.weights.data(),
                         x_taps_.max_taps, width, spec.flip, map, out_row_.data(), 1);
     }
-    store_row(out_row_.data(), channels, width, out.data + i * out.row_stride, out);
+    if (out.bytes != nullptr) {
+      store_row_bytes(out_row_.data(), channels, width, out.bytes + i * out.row_stride, out);
+    } else {
+      store_row(out_row_.data(), channels, width, out.data + i * out.row_stride, out);
+    }
   }
 }
 

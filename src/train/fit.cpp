@@ -211,7 +211,7 @@ class FitRun {
 
   // The images and targets the loss sees: mixed with soft targets, or as they come.
   std::pair<torch::Tensor, torch::Tensor> prepare_batch(const data::Batch& batch) {
-    auto images = util::to_device(batch.images, context_.device());
+    auto images = data::images_on(batch, context_.device());
     auto targets = util::to_device(batch.labels, context_.device());
     if (options_.mixup() > 0 || options_.cutmix() > 0) {
       auto mixed = mix_batch(images, targets, num_classes_, options_.mixup(), options_.cutmix());

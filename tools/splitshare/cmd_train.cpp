@@ -181,6 +181,14 @@ int finish(const train::TrainResult& result, nn::ClassifierImpl& model, data::Da
 
 }  // namespace
 
+// A GPU gets uint8 batches in page-locked memory and normalises them itself (--uint8-transfer).
+void apply_transfer(const cxxopts::ParseResult& args, const torch::Device& device, data::DataOptions& data_opts) {
+  const auto mode = args["uint8-transfer"].as<std::string>();
+  TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off", "--uint8-transfer: expected auto, on or off, got '", mode,
+              "'");
+  data_opts.uint8_train_images(mode == "on" || (mode == "auto" && device.is_cuda())).pin_memory(device.is_cuda());
+}
+
 // A rank or the network failed mid-run: say where the last checkpoint is and how to go on.
 train::TrainResult fit_or_explain(nn::Classifier& model, data::DataBundle& bundle, const train::TrainOptions& train,
                                   const train::RunContext& context, const train::CheckpointMetadata& metadata) {
@@ -210,6 +218,10 @@ int run_train(int argc, char** argv) {
   add_recipe_options(options);
   add_finetune_options(options);
   add_thread_option(options);
+  options.add_options("Device")
+      ("uint8-transfer", "training batches cross to the device as uint8 and are normalised there (a quarter of the "
+                         "bytes; photos rounded to whole grey levels): auto (on for CUDA) | on | off",
+       cxxopts::value<std::string>()->default_value("auto"));
   options.add_options("Distributed")
       ("backend", "collectives under launch/torchrun/SLURM: auto | gloo | nccl (auto: NCCL with --device cuda, "
                   "Gloo on the CPU)", cxxopts::value<std::string>()->default_value("auto"))
@@ -243,6 +255,7 @@ int run_train(int argc, char** argv) {
   if (!resume_dir.empty()) context.resume_from(resume_dir + "/checkpoint.pt");
   auto data_opts = data_options(*args);
   apply_data_recipe(*args, data_opts);
+  apply_transfer(*args, context.device(), data_opts);
   // A resumed (or re-run) split run keeps the validation files it recorded.
   const auto recorded = (*args)["out"].as<std::string>() + "/" + data::kValFilesName;
   if (!resume_dir.empty() && std::filesystem::exists(recorded)) data_opts.val_files(data::read_val_files(recorded));

@@ -16,13 +16,24 @@ inline constexpr int64_t kDefaultBatchSize = 128;
 
 /// One mini-batch as the model consumes it.
 struct Batch {
-  /// float32 [B, C, H, W], normalised.
+  /// float32 [B, C, H, W], normalised; or, from a loader with LoaderOptions::uint8_images,
+  /// uint8 [B, C, H, W] before normalisation (model input = images * scale[c] + shift[c],
+  /// what images_on computes on the device).
   torch::Tensor images;
   /// int64 [B].
   torch::Tensor labels;
   /// Dataset indices of the samples, int64 [B] (for tracing predictions back).
   torch::Tensor indices;
+  /// float32 [C]: the normalisation still to apply to uint8 `images` (undefined for float ones).
+  torch::Tensor scale, shift;
 };
+
+/// The batch's images as model input on `device`: float32 [B, C, H, W], normalised, in the
+/// batch's memory format. uint8 images cross to the device as bytes (a quarter of the float
+/// copy; asynchronously from page-locked memory for CUDA) and are normalised there with the
+/// same float operations the loaders use on the CPU (v * scale + shift), so both paths give
+/// the same input.
+torch::Tensor images_on(const Batch& batch, const torch::Device& device);
 
 /// How a loader walks a dataset.
 struct LoaderOptions {
@@ -49,11 +60,23 @@ struct LoaderOptions {
   TORCH_ARG(bool, strict) = false;
   /// Output memory format: channels-last batches feed oneDNN convolutions faster.
   TORCH_ARG(bool, channels_last) = false;
+  /// Deliver uint8 images before normalisation (Batch::scale/shift say how to finish; see
+  /// images_on): for a GPU, a quarter of the bytes to copy and the normalisation on the device.
+  /// Photos are then rounded to whole grey levels after resampling, as torchvision's uint8
+  /// pipeline does (at most half a level from the float path). Ignored with random erasing.
+  TORCH_ARG(bool, uint8_images) = false;
+  /// Allocate batches in page-locked (pinned) memory so a CUDA copy needs no staging copy.
+  /// Only where CUDA is available; ignored otherwise.
+  TORCH_ARG(bool, pin_memory) = false;
   /// With shuffle: each epoch draws its samples with replacement, sample i with probability
   /// sample_weights[i] / sum (weighted_draws), instead of a permutation; one weight per
   /// sample of the dataset. Empty = a permutation.
   TORCH_ARG(std::vector<double>, sample_weights) = {};
 };
+
+/// The TensorOptions of a batch tensor of `dtype` under `options`: its memory format, and
+/// page-locked memory when options.pin_memory() and CUDA is available.
+torch::TensorOptions batch_options(const LoaderOptions& options, torch::ScalarType dtype);
 
 /// `count` sample indices drawn with replacement, index i with probability weights[i] / sum
 /// (weights >= 0, sum > 0), from `rng`: the same on every platform.

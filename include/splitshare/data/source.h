@@ -60,6 +60,11 @@ struct DataOptions {
   /// to its class's size (balanced classes per epoch; deterministic for a seed, sharded).
   TORCH_ARG(bool, balanced_sampler) = false;
   TORCH_ARG(bool, channels_last) = false;
+  /// The training stream delivers uint8 batches, normalised on the device by images_on
+  /// (LoaderOptions::uint8_images): for a GPU.
+  TORCH_ARG(bool, uint8_train_images) = false;
+  /// Batches in page-locked memory (LoaderOptions::pin_memory): for a GPU.
+  TORCH_ARG(bool, pin_memory) = false;
   /// Training crop size for photos (image folders); evaluation resizes to size/0.875 and centre-crops.
   TORCH_ARG(int64_t, image_size) = 224;
   /// Use only the first N training / validation samples (0 = all): quick runs and tests.

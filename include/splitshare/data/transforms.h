@@ -110,6 +110,9 @@ struct OutputPlanes {
   int64_t channel_stride = 0;
   int64_t row_stride = 0;
   int64_t col_stride = 0;
+  /// When set, the samples go here instead of `data`, rounded and clamped to uint8 (give an
+  /// identity ChannelMap: the values stay on the [0, 255] scale).
+  uint8_t* bytes = nullptr;
 };
 
 /// Per-channel affine map applied to the resampled [0, 255] values:
