@@ -1,0 +1,132 @@
+#include <splitshare/train/gate.h>
+
+#include <splitshare/eval/metrics.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+namespace splitshare::train {
+
+HeadOutputs collect_head_outputs(nn::ClassifierImpl& model, data::BatchStream& stream, const torch::Device& device,
+                                 const std::vector<bool>& keep) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  std::vector<torch::Tensor> features, heads, logits, labels, indices;
+  stream.reset(0);
+  while (auto batch = stream.next()) {
+    auto rows = torch::arange(batch->labels.size(0));
+    if (!keep.empty()) {
+      std::vector<int64_t> chosen;
+      const auto* index = batch->indices.data_ptr<int64_t>();
+      for (int64_t i = 0; i < batch->indices.size(0); ++i) {
+        TORCH_CHECK(index[i] >= 0 && index[i] < static_cast<int64_t>(keep.size()), "collect_head_outputs: sample ",
+                    index[i], " is outside the keep mask of ", keep.size());
+        if (keep[static_cast<size_t>(index[i])]) chosen.push_back(i);
+      }
+      if (chosen.empty()) continue;
+      rows = torch::tensor(chosen, torch::kInt64);
+    }
+    const auto images = data::images_on(*batch, device).index_select(0, rows.to(device));
+    const auto map = model.forward_features(images);
+    const auto pooled = map.mean({2, 3});
+    const auto out = model.forward_head(map);
+    features.push_back(pooled.to(torch::kCPU, torch::kFloat));
+    heads.push_back(torch::stack(out.head_logits).to(torch::kCPU, torch::kFloat));
+    logits.push_back(out.logits.to(torch::kCPU, torch::kFloat));
+    labels.push_back(batch->labels.index_select(0, rows));
+    indices.push_back(batch->indices.index_select(0, rows));
+  }
+  TORCH_CHECK(!labels.empty(), "collect_head_outputs: no samples (empty stream or keep mask)");
+  return {torch::cat(features), torch::cat(heads, 1), torch::cat(logits), torch::cat(labels), torch::cat(indices)};
+}
+
+std::vector<double> fit_gate(nn::GateImpl& gate, const HeadOutputs& data, const GateTrainOptions& options) {
+  TORCH_CHECK(options.epochs() >= 1 && options.batch_size() >= 1 && options.lr() > 0,
+              "fit_gate: epochs, batch size and lr must be positive");
+  torch::optim::Adam optimizer(gate.parameters(),
+                               torch::optim::AdamOptions(options.lr()).weight_decay(options.weight_decay()));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed());
+  const auto n = data.labels.size(0);
+  std::vector<double> losses;
+  gate.train();
+  for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
+    const auto order = torch::randperm(n, generator, torch::kInt64);
+    double total = 0;
+    for (int64_t start = 0; start < n; start += options.batch_size()) {
+      const auto rows = order.narrow(0, start, std::min(options.batch_size(), n - start));
+      const auto logits = gate.forward(data.features.index_select(0, rows), data.head_logits.index_select(1, rows));
+      auto loss = torch::nn::functional::cross_entropy(logits, data.labels.index_select(0, rows));
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      total += loss.item<double>() * static_cast<double>(rows.size(0));
+    }
+    losses.push_back(total / static_cast<double>(n));
+  }
+  gate.eval();
+  return losses;
+}
+
+SelectionReport selection_report(nn::GateImpl& gate, const HeadOutputs& data) {
+  torch::NoGradGuard no_grad;
+  gate.eval();
+  // The label-free rules and the oracle as `eval` reports them.
+  eval::Accumulator accumulator;
+  accumulator.add(nn::HeadOutput{data.logits, data.head_logits.unbind(0)}, data.labels);
+  const auto figures = accumulator.result();
+  SelectionReport r;
+  r.samples = figures.samples;
+  r.combined = figures.top1;
+  r.most_confident = figures.most_confident;
+  r.confidence_weighted = figures.confidence_weighted;
+  r.oracle = figures.oracle;
+  const auto gated = gate.forward(data.features, data.head_logits).argmax(1);
+  r.gate = gated.eq(data.labels).to(torch::kFloat64).mean().item<double>();
+  return r;
+}
+
+torch::Tensor stratified_holdout(const torch::Tensor& labels, double fraction, uint64_t seed) {
+  TORCH_CHECK(fraction > 0 && fraction < 1, "--holdout must be a fraction in (0, 1), got ", fraction);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<torch::Tensor> chosen;
+  const auto classes = std::get<0>(torch::_unique(labels));
+  for (int64_t c = 0; c < classes.size(0); ++c) {
+    const auto rows = labels.eq(classes[c]).nonzero().flatten();
+    const auto take = static_cast<int64_t>(std::llround(fraction * static_cast<double>(rows.size(0))));
+    if (take == 0) continue;
+    chosen.push_back(rows.index_select(0, torch::randperm(rows.size(0), generator, torch::kInt64).narrow(0, 0, take)));
+  }
+  TORCH_CHECK(!chosen.empty(), "--holdout ", fraction, " leaves no sample of any class");
+  return std::get<0>(torch::cat(chosen).sort());
+}
+
+namespace {
+
+HeadOutputs rows_of(const HeadOutputs& all, const torch::Tensor& rows) {
+  return {all.features.index_select(0, rows), all.head_logits.index_select(1, rows), all.logits.index_select(0, rows),
+          all.labels.index_select(0, rows), all.indices.index_select(0, rows)};
+}
+
+}  // namespace
+
+SelectResult select_gate(nn::ClassifierImpl& model, data::DataBundle& data, const SelectOptions& options) {
+  const auto all = collect_head_outputs(model, *data.train, options.device());
+  const auto holdout = rows_of(all, stratified_holdout(all.labels, options.holdout(), options.holdout_seed()));
+  const auto validation = collect_head_outputs(model, *data.val, options.device());
+  TORCH_CHECK(all.head_logits.size(0) >= 2, "select: the model has a single head; a gate needs an SSM or k-FC model");
+  torch::manual_seed(options.seed());
+  SelectResult result;
+  result.gate = nn::Gate(nn::GateOptions(all.head_logits.size(0), all.features.size(1), all.head_logits.size(2))
+                             .input(options.input())
+                             .hidden(options.hidden())
+                             .hard(options.hard()));
+  auto train_options = options.train();
+  train_options.seed(options.seed());
+  result.losses = fit_gate(*result.gate, holdout, train_options);
+  result.holdout = selection_report(*result.gate, holdout);
+  result.validation = selection_report(*result.gate, validation);
+  return result;
+}
+
+}  // namespace splitshare::train

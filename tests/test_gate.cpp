@@ -1,0 +1,148 @@
+// The head-selection gate (issue #21, first part): on a synthetic model whose right head is a
+// known function of the input, a trained gate finds it and closes the mean-to-oracle gap; an
+// untrained gate is the plain mean; the outputs it trains on keep exactly the chosen samples.
+#include <splitshare/data/loader.h>
+#include <splitshare/data/source.h>
+#include <splitshare/nn/gate.h>
+#include <splitshare/train/gate.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support.h"
+#include "tiny_models.h"
+
+namespace ss = splitshare::nn;
+namespace st = splitshare::train;
+using splitshare::testing::expect_error;
+
+namespace {
+
+constexpr int64_t kHeads = 3, kClasses = 4;
+
+// Each sample lies in one of 3 regions (its features: the region's one-hot plus noise). Head
+// s is right (a confident peak on the label) in region s and confidently wrong elsewhere, so
+// the mean is mostly wrong, the oracle always right, and the right head follows the features.
+st::HeadOutputs synthetic(int64_t n, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto region = torch::randint(0, kHeads, {n}, torch::kLong);
+  const auto labels = torch::randint(0, kClasses, {n}, torch::kLong);
+  st::HeadOutputs out;
+  out.features = torch::one_hot(region, kHeads).to(torch::kFloat) + 0.1 * torch::randn({n, kHeads});
+  out.head_logits = torch::randn({kHeads, n, kClasses}) * 0.1;
+  for (int64_t s = 0; s < kHeads; ++s) {
+    const auto wrong = (labels + torch::randint(1, kClasses, {n}, torch::kLong)).remainder(kClasses);
+    const auto peak = torch::where(region.eq(s), labels, wrong);
+    out.head_logits[s] += 3.0 * torch::one_hot(peak, kClasses).to(torch::kFloat);
+  }
+  out.logits = out.head_logits.mean(0);
+  out.labels = labels;
+  out.indices = torch::arange(n);
+  return out;
+}
+
+}  // namespace
+
+TEST(Gate, LearnsTheRightHeadWhenItIsAFunctionOfTheInput) {
+  const auto train = synthetic(3000, 1), test = synthetic(1000, 2);
+  for (const int64_t hidden : {0, 16}) {
+    for (const bool hard : {false, true}) {
+      SCOPED_TRACE("hidden " + std::to_string(hidden) + (hard ? " hard" : " soft"));
+      torch::manual_seed(3);
+      ss::Gate gate(ss::GateOptions(kHeads, kHeads, kClasses).input(ss::GateInput::kFeatures).hidden(hidden).hard(hard));
+      const auto losses = st::fit_gate(*gate, train, st::GateTrainOptions().epochs(40).lr(0.05).seed(4));
+      EXPECT_LT(losses.back(), losses.front());
+      const auto r = st::selection_report(*gate, test);
+      EXPECT_LT(r.combined, 0.6);   // the mean is misled by two confident wrong heads
+      EXPECT_GT(r.oracle, 0.99);
+      EXPECT_GT(r.gate, 0.95);
+      EXPECT_GT(r.gap_closed(), 0.9);
+      EXPECT_EQ(r.samples, 1000);
+    }
+  }
+}
+
+TEST(Gate, UntrainedGateIsTheMeanAndHardGatesPickOneHead) {
+  const auto data = synthetic(50, 5);
+  ss::Gate gate(ss::GateOptions(kHeads, kHeads, kClasses).hidden(8));
+  gate->eval();
+  splitshare::testing::expect_close(gate->forward(data.features, data.head_logits), data.head_logits.mean(0), 1e-6);
+  ss::Gate hard(ss::GateOptions(kHeads, kHeads, kClasses).hard(true));
+  hard->eval();
+  torch::NoGradGuard no_grad;
+  hard->fc1->bias[1] = 1.0;  // prefers head 1 everywhere
+  splitshare::testing::expect_close(hard->forward(data.features, data.head_logits), data.head_logits[1], 0);
+  EXPECT_EQ(hard->weights(data.features, data.head_logits).sum(1).eq(1).all().item<bool>(), true);
+}
+
+TEST(Gate, InputsOptionsAndErrors) {
+  const auto data = synthetic(10, 6);
+  EXPECT_EQ(ss::gate_input(ss::GateInput::kFeatures, data.features, data.head_logits).size(1), kHeads);
+  EXPECT_EQ(ss::gate_input(ss::GateInput::kLogits, data.features, data.head_logits).size(1), kHeads * kClasses);
+  EXPECT_EQ(ss::gate_input(ss::GateInput::kBoth, data.features, data.head_logits).size(1), kHeads + kHeads * kClasses);
+  EXPECT_EQ(ss::parse_gate_input("both"), ss::GateInput::kBoth);
+  EXPECT_NE(expect_error([] { ss::parse_gate_input("pixels"); }).find("unknown gate input 'pixels'"), std::string::npos);
+  EXPECT_NE(expect_error([] { ss::Gate(ss::GateOptions(1, 4, 3)); }).find("needs at least 2 heads"), std::string::npos);
+  ss::Gate gate(ss::GateOptions(kHeads, kHeads, kClasses));
+  std::vector<std::string> names;
+  for (const auto& p : gate->named_parameters()) names.push_back(p.key());
+  EXPECT_EQ(names, (std::vector<std::string>{"fc1.weight", "fc1.bias"}));
+}
+
+TEST(Gate, CollectedOutputsKeepExactlyTheChosenSamples) {
+  auto data = splitshare::testing::noise_data();
+  auto model = splitshare::testing::tiny_model(splitshare::testing::ssm_head(), 2);
+  std::vector<bool> keep(96, false);
+  for (size_t i = 0; i < keep.size(); i += 3) keep[i] = true;
+  const auto out = st::collect_head_outputs(*model, *data.val, torch::kCPU, keep);
+  EXPECT_EQ(out.labels.size(0), 32);
+  EXPECT_TRUE(out.indices.remainder(3).eq(0).all().item<bool>());
+  EXPECT_EQ(out.head_logits.sizes(), (std::vector<int64_t>{splitshare::testing::kSplits, 32, 3}));
+  EXPECT_EQ(out.features.size(1), model->feature_dim());
+  // The cached combination is the model's own (the mean of the splits).
+  splitshare::testing::expect_close(out.logits, out.head_logits.mean(0), 1e-5);
+}
+
+TEST(Gate, SelectCommandTrainsOnAHoldOutAndReportsBothSplits) {
+  if (!std::filesystem::exists(splitshare::data::default_fashion_mnist_dir())) GTEST_SKIP() << "no Fashion-MNIST";
+  splitshare::testing::TempDir dir;
+  const std::string cli = SPLITSHARE_CLI;
+  const std::string tiny = " --limit-train 640 --limit-val 200 --batch-size 32 --width 4 --threads 1 --no-progress";
+  std::string log;
+  ASSERT_EQ(splitshare::testing::run_command(cli + " train --epochs 1 --splits 4" + tiny + " --out " + dir.file("ssm"), &log), 0)
+      << log;
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " select --checkpoint " + dir.file("ssm/best.pt") +
+                                                 " --limit-train 640 --limit-val 200 --holdout 0.25 --gate-epochs 3 --out " +
+                                                 dir.file("gate"),
+                                             &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("validation"), std::string::npos) << log;
+  const auto report = nlohmann::json::parse(splitshare::testing::read_file(dir.file("gate/select.json")));
+  EXPECT_EQ(report["validation"]["samples"], 200);
+  EXPECT_NEAR(report["holdout"]["samples"].get<double>(), 0.25 * 640, 10);  // stratified: rounded per class
+  EXPECT_EQ(report["losses"].size(), 3u);
+  EXPECT_GE(report["validation"]["oracle"].get<double>(), report["validation"]["combined"].get<double>());
+  EXPECT_TRUE(std::filesystem::exists(dir.file("gate/gate.pt")));
+  // A model with one head has nothing to select from.
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " train --epochs 1 --head linear" + tiny + " --out " + dir.file("lin"), &log), 0)
+      << log;
+  log.clear();
+  EXPECT_NE(splitshare::testing::run_command(cli + " select --checkpoint " + dir.file("lin/best.pt") +
+                                                 " --limit-train 640 --limit-val 200 --out " + dir.file("x"),
+                                             &log),
+            0);
+  EXPECT_NE(log.find("the model has a single head"), std::string::npos) << log;
+}
+
+TEST(Gate, HoldOutIsStratifiedSeededAndInsideTheTrainingSplit) {
+  auto labels = torch::cat({torch::zeros({100}, torch::kLong), torch::ones({50}, torch::kLong)});
+  const auto a = st::stratified_holdout(labels, 0.2, 1), b = st::stratified_holdout(labels, 0.2, 1);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, st::stratified_holdout(labels, 0.2, 2)));
+  EXPECT_EQ(labels.index_select(0, a).eq(0).sum().item<int64_t>(), 20);
+  EXPECT_EQ(labels.index_select(0, a).eq(1).sum().item<int64_t>(), 10);
+  EXPECT_NE(expect_error([&] { st::stratified_holdout(labels, 1.5, 0); }).find("--holdout must be a fraction"),
+            std::string::npos);
+}

@@ -1,0 +1,99 @@
+#include "splitshare/commands.h"
+#include "splitshare/common.h"
+
+#include <splitshare/train/checkpoint.h>
+#include <splitshare/train/gate.h>
+#include <splitshare/util/files.h>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace splitshare::cli {
+namespace {
+
+nlohmann::json to_json(const train::SelectionReport& r) {
+  return {{"samples", r.samples},           {"combined", r.combined},
+          {"most_confident", r.most_confident}, {"confidence_weighted", r.confidence_weighted},
+          {"gate", r.gate},                 {"oracle", r.oracle},
+          {"gap_closed", r.gap_closed()}};
+}
+
+void print_report(const char* split, const train::SelectionReport& r) {
+  std::printf("%-10s %7lld  mean %6.2f%%  most confident %6.2f%%  confidence-weighted %6.2f%%  gate %6.2f%%  oracle "
+              "%6.2f%%  gap closed %+.1f%%\n",
+              split, static_cast<long long>(r.samples), 100 * r.combined, 100 * r.most_confident,
+              100 * r.confidence_weighted, 100 * r.gate, 100 * r.oracle, 100 * r.gap_closed());
+}
+
+}  // namespace
+
+int run_select(int argc, char** argv) {
+  cxxopts::Options options(argv[0],
+                           "Train a head-selection gate on a trained, frozen SSM or k-FC model (Section 6's open\n"
+                           "question): per sample and without the label, weigh the sub-classifiers towards the\n"
+                           "oracle. Trained on a stratified hold-out of the training split, reported on the\n"
+                           "validation split next to the mean, the two label-free rules and the oracle.\n"
+                           "Writes OUT/gate.pt (the gate's weights) and OUT/select.json.");
+  add_data_options(options);
+  const train::SelectOptions defaults;
+  const train::GateTrainOptions train_defaults;
+  options.add_options("Gate")
+      ("checkpoint", "trained model (best.pt, checkpoint.pt)", cxxopts::value<std::string>())
+      ("out", "folder for gate.pt and select.json", cxxopts::value<std::string>())
+      ("holdout", "share of the training split the gate trains on", cxxopts::value<double>()->default_value(text(defaults.holdout())))
+      ("holdout-seed", "seed of the hold-out draw", cxxopts::value<uint64_t>()->default_value("0"))
+      ("gate-input", "features | logits | both", cxxopts::value<std::string>()->default_value("both"))
+      ("gate-hidden", "0 = linear gate; N = one hidden layer of N units", cxxopts::value<int64_t>()->default_value("0"))
+      ("hard", "choose one head per sample (trained soft, one-hot at evaluation)")
+      ("gate-epochs", "epochs over the hold-out", cxxopts::value<int64_t>()->default_value(text(train_defaults.epochs())))
+      ("gate-lr", "Adam learning rate", cxxopts::value<double>()->default_value(text(train_defaults.lr())))
+      ("gate-seed", "seed of the gate's initialisation and mini-batches", cxxopts::value<uint64_t>()->default_value("0"))
+      ("json", "print select.json");
+  add_thread_option(options);
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  TORCH_CHECK(args->count("checkpoint"), "--checkpoint is required");
+  TORCH_CHECK(args->count("out"), "--out is required");
+  configure_threads(*args);
+  const auto checkpoint = (*args)["checkpoint"].as<std::string>();
+  const auto out = (*args)["out"].as<std::string>();
+  auto loaded = train::load_checkpoint(checkpoint);
+  auto data_opts = data_options(*args).augment(false);
+  follow_run_data(checkpoint, data_opts);
+  auto bundle = data::open_data(data_spec(*args), data::evaluation_options(data_opts, loaded.metadata.preprocess));
+  const auto select = train::SelectOptions()
+                          .holdout((*args)["holdout"].as<double>())
+                          .holdout_seed((*args)["holdout-seed"].as<uint64_t>())
+                          .input(nn::parse_gate_input((*args)["gate-input"].as<std::string>()))
+                          .hidden((*args)["gate-hidden"].as<int64_t>())
+                          .hard(args->count("hard") > 0)
+                          .seed((*args)["gate-seed"].as<uint64_t>())
+                          .train(train::GateTrainOptions()
+                                     .epochs((*args)["gate-epochs"].as<int64_t>())
+                                     .lr((*args)["gate-lr"].as<double>()));
+  const auto result = train::select_gate(*loaded.model, bundle, select);
+  std::filesystem::create_directories(out);
+  torch::save(result.gate, out + "/gate.pt");
+  const nlohmann::json report{{"checkpoint", checkpoint},
+                              {"gate", {{"input", nn::to_string(select.input())},
+                                        {"hidden", select.hidden()},
+                                        {"hard", select.hard()},
+                                        {"seed", select.seed()},
+                                        {"epochs", select.train().epochs()},
+                                        {"lr", select.train().lr()}}},
+                              {"holdout_fraction", select.holdout()},
+                              {"holdout_seed", select.holdout_seed()},
+                              {"losses", result.losses},
+                              {"holdout", to_json(result.holdout)},
+                              {"validation", to_json(result.validation)}};
+  util::write_file_atomic(out + "/select.json", report.dump(2) + "\n");
+  if (args->count("json")) {
+    std::printf("%s\n", report.dump(2).c_str());
+  } else {
+    print_report("hold-out", result.holdout);
+    print_report("validation", result.validation);
+  }
+  return 0;
+}
+
+}  // namespace splitshare::cli
