@@ -59,7 +59,6 @@ void expect_plain_graph(torch::jit::Module& module) {
 
 // Runs each exported file with Python's plain torch.jit.load (no splitshare on the path).
 nlohmann::json run_in_python(const TempDir& dir, const nlohmann::json& specs) {
-  splitshare::testing::write_file(dir.file("specs.json"), specs.dump());
   const std::string script =
       "import json, sys, numpy, torch\n"
       "torch.set_grad_enabled(False)\n"
@@ -73,17 +72,7 @@ nlohmann::json run_in_python(const TempDir& dir, const nlohmann::json& specs) {
       "                         'heads': heads.flatten().tolist(), 'heads_shape': list(heads.shape),\n"
       "                         'classes': list(m.classes), 'meta': json.loads(files['splitshare.json'])}\n"
       "print('RESULT ' + json.dumps(out))\n";
-  splitshare::testing::write_file(dir.file("run.py"), script);
-  std::string output;
-  const int status = run_command(std::string(splitshare::testing::python()) + " " + dir.file("run.py") + " " +
-                                     dir.file("specs.json"), &output);
-  EXPECT_EQ(status, 0) << output;
-  const auto at = output.find("RESULT ");
-  if (at == std::string::npos) {
-    ADD_FAILURE() << output;
-    return nlohmann::json::object();
-  }
-  return nlohmann::json::parse(output.substr(at + 7));
+  return splitshare::testing::run_python_specs(dir, "run", script, specs);
 }
 
 }  // namespace
@@ -168,14 +157,7 @@ TEST(Export, PythonTorchJitLoadGivesTheSameLogits) {
 
 TEST(Export, TrainedCheckpointAndBestThroughTheCli) {
   TempDir dir;
-  auto data = splitshare::testing::noise_data({"ant", "bee", "cat"});
-  torch::manual_seed(4);
-  auto model = ss::make_classifier(ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
-                                       .num_classes(3).head(ss::HeadOptions().kind(ss::HeadKind::kSSM)));
-  auto meta = metadata_of(model->options, 16);
-  meta.classes = data.classes;
-  st::fit(model, data, st::TrainOptions().epochs(2).batch_size(16).lr(0.1),
-          st::RunContext().out_dir(dir.path().string()).observer({}), meta);
+  const auto classes = splitshare::testing::train_tiny_run(dir);
   const auto x = torch::randn({4, 1, 16, 16});
   write_floats(dir.file("x.bin"), x);
   nlohmann::json specs = nlohmann::json::array();
@@ -202,7 +184,7 @@ TEST(Export, TrainedCheckpointAndBestThroughTheCli) {
     // The checkpoint's metadata rides along, marked as an export.
     const auto json = nlohmann::json::parse(extra[st::kExportMetadataFile]);
     EXPECT_EQ(json["format"], st::kExportFormat);
-    EXPECT_EQ(json["classes"], nlohmann::json(data.classes));
+    EXPECT_EQ(json["classes"], nlohmann::json(classes));
     EXPECT_EQ(json["arch"], "resnet10");
     EXPECT_EQ(json["head"], "ssm");
     EXPECT_EQ(json["splits"], 4);
@@ -221,7 +203,7 @@ TEST(Export, TrainedCheckpointAndBestThroughTheCli) {
     SCOPED_TRACE(file);
     const auto& r = got.at(file);
     expect_matches(from_json(r["logits"], r["logits_shape"]), from_json(r["heads"], r["heads_shape"]), out);
-    EXPECT_EQ(r["classes"], nlohmann::json(data.classes));
+    EXPECT_EQ(r["classes"], nlohmann::json(classes));
   }
 }
 

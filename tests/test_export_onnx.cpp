@@ -45,7 +45,6 @@ bool have_onnx() {
 // Checks each file with onnx.checker (full_check: strict shape inference too) and runs it with
 // ONNX Runtime's CPU provider; returns outputs, metadata and graph facts by file.
 nlohmann::json run_onnxruntime(const TempDir& dir, const nlohmann::json& specs) {
-  splitshare::testing::write_file(dir.file("onnx_specs.json"), specs.dump());
   const std::string script =
       "import json, sys, numpy, onnx, onnxruntime as ort\n"
       "out = {}\n"
@@ -62,17 +61,7 @@ nlohmann::json run_onnxruntime(const TempDir& dir, const nlohmann::json& specs) 
       "        'ops': sorted({n.op_type for n in model.graph.node}),\n"
       "        'meta': s.get_modelmeta().custom_metadata_map}\n"
       "print('RESULT ' + json.dumps(out))\n";
-  splitshare::testing::write_file(dir.file("run_onnx.py"), script);
-  std::string output;
-  const int status = run_command(std::string(splitshare::testing::python()) + " " + dir.file("run_onnx.py") + " " +
-                                     dir.file("onnx_specs.json"), &output);
-  EXPECT_EQ(status, 0) << output;
-  const auto at = output.find("RESULT ");
-  if (at == std::string::npos) {
-    ADD_FAILURE() << output;
-    return nlohmann::json::object();
-  }
-  return nlohmann::json::parse(output.substr(at + 7));
+  return splitshare::testing::run_python_specs(dir, "run_onnx", script, specs);
 }
 
 int64_t splits_of(const ss::HeadOptions& h) {
@@ -167,17 +156,10 @@ TEST(OnnxExport, EveryOpsetAndAFixedBatch) {
   EXPECT_EQ(got["19"]["ir_version"], 9);
 }
 
-TEST(OnnxExport, TrainedCheckpointThroughTheCliWithTorchScriptAlongside) {
+TEST(OnnxExport, TrainedCheckpointAndBestThroughTheCli) {
   if (!have_onnx()) GTEST_SKIP() << "no onnx/onnxruntime in the venv (scripts/setup)";
   TempDir dir;
-  auto data = splitshare::testing::noise_data({"ant", "bee", "cat"});
-  torch::manual_seed(4);
-  auto model = ss::make_classifier(ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
-                                       .num_classes(3).head(ss::HeadOptions().kind(ss::HeadKind::kSSM)));
-  auto meta = metadata_of(model->options, 16);
-  meta.classes = data.classes;
-  st::fit(model, data, st::TrainOptions().epochs(2).batch_size(16).lr(0.1),
-          st::RunContext().out_dir(dir.path().string()).observer({}), meta);
+  const auto classes = splitshare::testing::train_tiny_run(dir);
   const auto x = torch::randn({4, 1, 16, 16});
   write_floats(dir.file("x.bin"), x);
   nlohmann::json specs = nlohmann::json::array();
@@ -200,7 +182,7 @@ TEST(OnnxExport, TrainedCheckpointThroughTheCliWithTorchScriptAlongside) {
     SCOPED_TRACE(name);
     const auto& r = got.at(name);
     expect_matches(from_json(r["logits"], r["logits_shape"]), from_json(r["heads"], r["heads_shape"]), w);
-    EXPECT_EQ(nlohmann::json::parse(r["meta"]["classes"].get<std::string>()), nlohmann::json(data.classes));
+    EXPECT_EQ(nlohmann::json::parse(r["meta"]["classes"].get<std::string>()), nlohmann::json(classes));
     EXPECT_EQ(nlohmann::json::parse(r["meta"]["splitshare"].get<std::string>())["arch"], "resnet10");
   }
 }
