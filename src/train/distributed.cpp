@@ -128,12 +128,13 @@ std::string Distributed::State::fault(const std::string& what, double seconds, c
   const auto has = [&cause](const char* word) { return cause.find(word) != std::string::npos; };
   std::ostringstream seen;  // what this rank saw, also published as the job's first fault
   seen << "rank " << rank << " (" << address << "): ";
+  const bool closed = has("losed") || has("reset") || has("roken pipe") || has("efused") || has("EOF");
   if (has("imed out") || has("imeout")) {
     seen << "no answer within --dist-timeout " << timeout_seconds
          << " s: another rank stopped (hung, SIGSTOP) or the network to it is down";
     const auto quiet = heartbeat ? heartbeat->silent(addresses) : std::string();
     if (!quiet.empty()) seen << "; heartbeats: " << quiet;
-  } else if (has("losed") || has("reset") || has("roken pipe") || has("efused") || has("EOF")) {
+  } else if (closed) {
     seen << "a peer closed its connection: its process died or exited";
   } else {
     seen << "the backend failed";
@@ -153,7 +154,8 @@ std::string Distributed::State::fault(const std::string& what, double seconds, c
   m << "rank " << rank << " (" << address << "): " << what << " failed after " << std::fixed << std::setprecision(1)
     << seconds << " s: " << seen.str().substr(seen.str().find("): ") + 3);
   // A rank that fails because a peer gave up first points at that peer: say what the first saw.
-  const auto first = heartbeat ? heartbeat->first_fault(seen.str(), std::chrono::milliseconds(1000)) : std::string();
+  const auto first =
+      heartbeat ? heartbeat->first_fault(seen.str(), closed, std::chrono::milliseconds(1000)) : std::string();
   if (!first.empty() && first != seen.str()) m << "; the first rank to fail saw: " << first;
   // Gloo's words without its source path and advice.
   auto core = cause;

@@ -31,7 +31,9 @@ class Heartbeat {
   std::string silent(const std::vector<std::string>& addresses) const;
   /// Records `mine` as the job's first fault unless another rank recorded one before, and
   /// returns the first (waits at most `limit`; "" when the store does not answer in time).
-  std::string first_fault(const std::string& mine, std::chrono::milliseconds limit) const;
+  /// A `consequence` (a peer closed its connection) first waits up to half of `limit` for
+  /// the peer that failed first to record its own.
+  std::string first_fault(const std::string& mine, bool consequence, std::chrono::milliseconds limit) const;
 
   struct Shared;
 

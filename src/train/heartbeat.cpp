@@ -116,7 +116,7 @@ std::string Heartbeat::silent(const std::vector<std::string>& addresses) const {
   return out.str();
 }
 
-std::string Heartbeat::first_fault(const std::string& mine, std::chrono::milliseconds limit) const {
+std::string Heartbeat::first_fault(const std::string& mine, bool consequence, std::chrono::milliseconds limit) const {
   c10::intrusive_ptr<c10d::Store> store;
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -126,8 +126,15 @@ std::string Heartbeat::first_fault(const std::string& mine, std::chrono::millise
   // On a thread of its own: a store that stopped answering must not hold up this rank's exit.
   auto result = std::make_shared<std::promise<std::string>>();
   auto answer = result->get_future();
-  std::thread([store, mine, result] {
+  const auto grace = consequence ? limit / 2 : std::chrono::milliseconds(0);
+  std::thread([store, mine, result, grace] {
     try {
+      // A closed connection is usually the echo of a peer that failed first (Gloo closes a
+      // pair when its wait runs out): give that peer a moment to say what it saw.
+      const auto until = Clock::now() + grace;
+      while (Clock::now() < until && !store->check({"first_fault"})) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      }
       const std::vector<uint8_t> none, ours(mine.begin(), mine.end());
       const auto first = store->compareSet("first_fault", none, ours);
       result->set_value(std::string(first.begin(), first.end()));
