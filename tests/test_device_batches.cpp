@@ -137,3 +137,30 @@ TEST(DeviceBatches, TrainingOnUint8BatchesEndsWithTheSameWeights) {
   ASSERT_EQ(weights[0].size(), weights[1].size());
   for (size_t i = 0; i < weights[0].size(); ++i) EXPECT_TRUE(torch::equal(weights[0][i], weights[1][i])) << i;
 }
+
+TEST(DeviceBatches, PrefetchingGivesTheSameBatchesInTheSameOrder) {
+  const auto options = sd::LoaderOptions().batch_size(8).shuffle(true).augment(true).seed(2);
+  auto plain = sd::make_tensor_loader(random_dataset(), {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}, options);
+  auto ahead = sd::prefetching(sd::make_tensor_loader(random_dataset(), {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}, options));
+  EXPECT_EQ(ahead->batches_per_epoch(), plain->batches_per_epoch());
+  EXPECT_THROW(ahead->next(), c10::Error);  // before reset
+  for (const int64_t epoch : {0, 1}) {
+    plain->reset(epoch);
+    ahead->reset(epoch);
+    int64_t batches = 0;
+    while (auto want = plain->next()) {
+      auto got = ahead->next();
+      ASSERT_TRUE(got.has_value());
+      EXPECT_TRUE(torch::equal(got->images, want->images));
+      EXPECT_TRUE(torch::equal(got->indices, want->indices));
+      ++batches;
+    }
+    EXPECT_FALSE(ahead->next().has_value());
+    EXPECT_EQ(batches, plain->batches_per_epoch());
+  }
+  // Part-way resets and leaving mid-epoch are safe.
+  plain->reset_at(1, 16);
+  ahead->reset_at(1, 16);
+  EXPECT_TRUE(torch::equal(ahead->next()->indices, plain->next()->indices));
+  ahead->reset(0);
+}

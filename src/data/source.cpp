@@ -196,6 +196,8 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
                                .channels_last(options.channels_last())
                                .pin_memory(options.pin_memory());
   bundle.train = make_tensor_loader(std::move(train), stats.mean, stats.std, train_options);
+  // For a GPU (pinned batches) the next batch is assembled while the step runs.
+  if (options.pin_memory()) bundle.train = prefetching(std::move(bundle.train));
   bundle.val = make_tensor_loader(std::move(val), stats.mean, stats.std, val_options);
   return bundle;
 }

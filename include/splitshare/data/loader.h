@@ -112,6 +112,12 @@ class BatchStream {
   virtual int64_t skipped() const { return 0; }
 };
 
+/// `inner`'s batches, each assembled on a background thread while the caller still uses the
+/// previous one (one batch ahead): for a GPU, which runs the step's copies and kernels
+/// asynchronously, so the next in-memory batch is ready when the step is queued. Same
+/// batches, same order; reset/reset_at first wait for the batch in flight.
+std::unique_ptr<BatchStream> prefetching(std::unique_ptr<BatchStream> inner);
+
 /// A loader over an in-memory dataset. Images are converted to float and
 /// normalised with `mean`/`std` (one value per channel, [0, 1] scale).
 /// `dataset.images` must be uint8 [N, C, H, W]; batches are float32 [B, C, H, W]
