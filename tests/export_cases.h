@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "support.h"
 #include "tiny_models.h"
 
@@ -71,6 +73,52 @@ inline ss::Classifier randomised(const Case& c, uint64_t seed) {
       item.value().uniform_(0.5, 1.5);
     }
   }
+  model->eval();
+  return model;
+}
+
+// A gate with random, clearly non-zero weights for `model` (an untrained gate is the plain
+// mean, which would hide a gate the export left out).
+inline ss::Gate random_gate(const ss::ClassifierImpl& model, ss::GateInput input, int64_t hidden, bool hard,
+                            uint64_t seed) {
+  torch::manual_seed(seed);
+  ss::Gate gate(ss::GateOptions(ss::head_count(model.options.head()), model.feature_dim(), model.options.num_classes())
+                    .input(input)
+                    .hidden(hidden)
+                    .hard(hard));
+  torch::NoGradGuard no_grad;
+  // Scores of order 1: weights far from the mean, yet not so sharp that float rounding of the
+  // features decides between heads.
+  for (auto* fc : {gate->fc1.get(), gate->fc2.is_empty() ? nullptr : gate->fc2.get()}) {
+    if (fc == nullptr) continue;
+    fc->weight.normal_(0, 2.0 / std::sqrt(static_cast<double>(fc->weight.size(1))));
+    fc->bias.normal_(0, 0.5);
+  }
+  return gate;
+}
+
+// A model case with a gate of each input, linear and with a hidden layer, soft and hard.
+struct GateCase {
+  Case model;
+  ss::GateInput input;
+  int64_t hidden;
+  bool hard;
+  std::string name() const {
+    return model.name() + "-gate-" + ss::to_string(input) + (hidden ? "-mlp" : "-linear") + (hard ? "-hard" : "");
+  }
+};
+
+inline std::vector<GateCase> gate_cases() {
+  const auto h = heads();
+  return {{{"resnet10", h[1], ss::Stem::kSmall, 8, 8}, ss::GateInput::kBoth, 0, false},
+          {{"resnet18", h[2], ss::Stem::kImageNet, 4, 32}, ss::GateInput::kLogits, 16, true},
+          {{"resnet50", h[3], ss::Stem::kSmall, 4, 8}, ss::GateInput::kFeatures, 8, false},
+          {{"resnext50_32x4d", h[1], ss::Stem::kSmall, 16, 8}, ss::GateInput::kBoth, 0, true}};
+}
+
+inline ss::Classifier gated(const GateCase& c, uint64_t seed) {
+  auto model = randomised(c.model, seed);
+  model->set_gate(random_gate(*model, c.input, c.hidden, c.hard, seed + 100));
   model->eval();
   return model;
 }

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -184,6 +186,17 @@ inline torch::Tensor read_raw(const std::string& path, torch::ScalarType type, a
   EXPECT_EQ(bytes.size(), static_cast<size_t>(tensor.nbytes())) << path;
   if (bytes.size() == static_cast<size_t>(tensor.nbytes())) std::memcpy(tensor.data_ptr(), bytes.data(), bytes.size());
   return tensor;
+}
+
+/// ROOT/<class>/<i>.png with counts[c] test pictures (24 x 20 RGB) in class c.
+inline void make_photo_folder(const std::string& root, const std::map<std::string, int>& counts) {
+  uint64_t seed = 1;
+  for (const auto& [name, n] : counts) {
+    std::filesystem::create_directories(root + "/" + name);
+    for (int i = 0; i < n; ++i) {
+      write_file(root + "/" + name + "/" + std::to_string(i) + ".png", encode_png(test_picture(3, 24, 20, seed++)));
+    }
+  }
 }
 
 }  // namespace splitshare::testing

@@ -91,9 +91,7 @@ TEST(Export, CppLoadGivesTheEvalModelsLogitsForEveryArchAndHead) {
     const auto want = eval_forward(*model, x);
     auto module = torch::jit::load(dir.file(c.name() + ".ts"));
     const auto [logits, head_logits] = run_exported(module, x);
-    const int64_t splits = c.head.kind() == ss::HeadKind::kLinear ? 1
-                           : c.head.kind() == ss::HeadKind::kKFC  ? c.head.k()
-                                                                  : c.head.splits();
+    const int64_t splits = ss::head_count(c.head);
     EXPECT_EQ(head_logits.sizes(), (std::vector<int64_t>{splits, 3, 5}));
     expect_matches(logits, head_logits, want);
     // predict's path (the fused, folded model) agrees too.
@@ -104,6 +102,27 @@ TEST(Export, CppLoadGivesTheEvalModelsLogitsForEveryArchAndHead) {
     const auto one = torch::randn({1, 3, c.size, c.size});
     const auto [logits1, heads1] = run_exported(module, one);
     expect_matches(logits1, heads1, eval_forward(*model, one));
+  }
+}
+
+TEST(Export, GatedModelsModuleGivesEvalsLogits) {
+  TempDir dir;
+  for (const auto& c : splitshare::testing::gate_cases()) {
+    SCOPED_TRACE(c.name());
+    auto model = splitshare::testing::gated(c, 13);
+    const auto file = dir.file(c.name() + ".ts");
+    const auto summary = st::export_torchscript(*model, metadata_of(model->options, c.model.size), file);
+    EXPECT_LT(summary.max_difference, kTolerance);
+    auto module = torch::jit::load(file);
+    const auto x = torch::randn({5, 3, c.model.size, c.model.size});
+    const auto [logits, head_logits] = run_exported(module, x);
+    const auto want = eval_forward(*model, x);
+    expect_matches(logits, head_logits, want);
+    expect_close(logits, ss::InferenceModel(*model).forward(x).logits, kTolerance);
+    EXPECT_GT((logits - want.ungated).abs().max().item<double>(), 1e-2);
+    EXPECT_EQ(module.attr("gate").toModule().attr("fc1").toModule().attr("weight").toTensor().size(0),
+              c.hidden ? c.hidden : ss::head_count(c.model.head));
+    expect_plain_graph(module);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "support.h"
 #include "tiny_models.h"
 
+#include <algorithm>
 #include <map>
 
 namespace ss = splitshare::nn;
@@ -64,11 +65,6 @@ nlohmann::json run_onnxruntime(const TempDir& dir, const nlohmann::json& specs) 
   return splitshare::testing::run_python_specs(dir, "run_onnx", script, specs);
 }
 
-int64_t splits_of(const ss::HeadOptions& h) {
-  if (h.kind() == ss::HeadKind::kLinear) return 1;
-  return h.kind() == ss::HeadKind::kKFC ? h.k() : h.splits();
-}
-
 }  // namespace
 
 TEST(OnnxExport, GraphMatchesTheModelBeforeWritingForEveryArchAndHead) {
@@ -102,7 +98,7 @@ TEST(OnnxExport, OnnxRuntimeGivesPredictsLogitsForEveryArchAndHead) {
       const auto key = c.name() + "-" + std::to_string(batch);
       write_floats(dir.file(key + ".bin"), x);
       specs.push_back({{"key", key}, {"file", file}, {"input", dir.file(key + ".bin")}, {"shape", x.sizes().vec()}});
-      want[key] = {eval_forward(*model, x), ss::InferenceModel(*model).forward(x), splits_of(c.head)};
+      want[key] = {eval_forward(*model, x), ss::InferenceModel(*model).forward(x), ss::head_count(c.head)};
     }
   }
   const auto got = run_onnxruntime(dir, specs);
@@ -124,6 +120,46 @@ TEST(OnnxExport, OnnxRuntimeGivesPredictsLogitsForEveryArchAndHead) {
     EXPECT_EQ(nlohmann::json::parse(r["meta"]["classes"].get<std::string>())[4], "class 4");
     EXPECT_EQ(nlohmann::json::parse(r["meta"]["preprocess"].get<std::string>())["std"][0], 0.25);
     EXPECT_EQ(nlohmann::json::parse(r["meta"]["head"].get<std::string>())["splits"], meta["splits"]);
+  }
+}
+
+TEST(OnnxExport, GatedModelsLogitsInOnnxRuntimeEqualEvals) {
+  if (!have_onnx()) GTEST_SKIP() << "no onnx/onnxruntime in the venv (scripts/setup)";
+  TempDir dir;
+  nlohmann::json specs = nlohmann::json::array();
+  std::map<std::string, std::pair<ss::HeadOutput, ss::HeadOutput>> want;
+  std::map<std::string, bool> hard;
+  for (const auto& c : splitshare::testing::gate_cases()) {
+    auto model = splitshare::testing::gated(c, 11);
+    for (const int64_t opset : {st::kOnnxMinOpset, st::kOnnxMaxOpset}) {
+      const auto key = c.name() + "-" + std::to_string(opset);
+      const auto file = dir.file(key + ".onnx");
+      // The reference evaluator checks the graph against the folded model before writing.
+      const auto summary = st::export_onnx(*model, metadata_of(model->options, c.model.size), file,
+                                           st::OnnxOptions().opset(opset));
+      EXPECT_LT(summary.max_difference, kTolerance) << key;
+      const auto x = torch::randn({5, 3, c.model.size, c.model.size});
+      write_floats(dir.file(key + ".bin"), x);
+      specs.push_back({{"key", key}, {"file", file}, {"input", dir.file(key + ".bin")}, {"shape", x.sizes().vec()}});
+      want[key] = {eval_forward(*model, x), ss::InferenceModel(*model).forward(x)};
+      hard[key] = c.hard;
+    }
+  }
+  const auto got = run_onnxruntime(dir, specs);
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [key, w] : want) {
+    SCOPED_TRACE(key);
+    const auto& r = got.at(key);
+    const auto logits = from_json(r["logits"], r["logits_shape"]);
+    const auto head_logits = from_json(r["heads"], r["heads_shape"]);
+    expect_matches(logits, head_logits, w.first);   // eval's model
+    expect_matches(logits, head_logits, w.second);  // predict's folded model
+    // The gate is in the file: its logits are not the heads' mean.
+    EXPECT_GT((logits - head_logits.mean(0)).abs().max().item<double>(), 1e-2);
+    const auto ops = r["ops"].get<std::vector<std::string>>();
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "Softmax"), ops.end());
+    EXPECT_EQ(std::find(ops.begin(), ops.end(), "OneHot") != ops.end(), hard[key]);
+    EXPECT_TRUE(nlohmann::json::parse(r["meta"]["splitshare"].get<std::string>()).contains("gate"));
   }
 }
 

@@ -3,13 +3,18 @@
 // untrained gate is the plain mean; the outputs it trains on keep exactly the chosen samples.
 #include <splitshare/data/loader.h>
 #include <splitshare/data/source.h>
+#include <splitshare/eval/metrics.h>
 #include <splitshare/nn/gate.h>
 #include <splitshare/train/gate.h>
 
 #include <nlohmann/json.hpp>
 
+#include "image_writers.h"
 #include "support.h"
 #include "tiny_models.h"
+
+#include <set>
+#include <sstream>
 
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
@@ -123,7 +128,47 @@ TEST(Gate, SelectCommandTrainsOnAHoldOutAndReportsBothSplits) {
   EXPECT_NEAR(report["holdout"]["samples"].get<double>(), 0.25 * 640, 10);  // stratified: rounded per class
   EXPECT_EQ(report["losses"].size(), 3u);
   EXPECT_GE(report["validation"]["oracle"].get<double>(), report["validation"]["combined"].get<double>());
-  EXPECT_TRUE(std::filesystem::exists(dir.file("gate/gate.pt")));
+  // The hold-out: one training-split index per line, as many as reported, inside the 640.
+  std::istringstream holdout(splitshare::testing::read_file(dir.file("gate/holdout.txt")));
+  std::set<int64_t> listed;
+  for (int64_t index; holdout >> index;) listed.insert(index);
+  EXPECT_EQ(static_cast<int64_t>(listed.size()), report["holdout"]["samples"].get<int64_t>());
+  EXPECT_LT(*listed.rbegin(), 640);
+  // eval on the gated checkpoint reports what select measured on the validation split: the
+  // gate as the model's top-1, next to the mean, the label-free rules and the oracle.
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " eval --checkpoint " + dir.file("gate/gated.pt") +
+                                                 " --limit-val 200 --threads 1 --json 2>/dev/null",
+                                             &log),
+            0)
+      << log;
+  const auto evaluated = nlohmann::json::parse(log);
+  const auto& selection = evaluated["selection"];
+  const auto& validation = report["validation"];
+  const double one_sample = 1.5 / 200;  // select runs the model, eval its folded copy: a tie may flip
+  EXPECT_NEAR(selection["gate"].get<double>(), validation["gate"].get<double>(), one_sample);
+  EXPECT_NEAR(evaluated["top1"].get<double>(), validation["gate"].get<double>(), one_sample);
+  EXPECT_NEAR(selection["mean"].get<double>(), validation["combined"].get<double>(), one_sample);
+  EXPECT_NEAR(selection["oracle"].get<double>(), validation["oracle"].get<double>(), one_sample);
+  EXPECT_NEAR(selection["most_confident"].get<double>(), validation["most_confident"].get<double>(), one_sample);
+  EXPECT_NEAR(selection["gap_closed"].get<double>(),
+              splitshare::eval::gap_closed(selection["mean"], selection["gate"], selection["oracle"]), 1e-9);
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " eval --checkpoint " + dir.file("gate/gated.pt") +
+                                                 " --limit-val 200 --threads 1",
+                                             &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("of the mean-to-oracle gap"), std::string::npos) << log;
+  // Both exports take the gate (their own tests compare the logits).
+  for (const auto* file : {"gated.onnx", "gated.ts"}) {
+    log.clear();
+    EXPECT_EQ(splitshare::testing::run_command(cli + " export --checkpoint " + dir.file("gate/gated.pt") + " --out " +
+                                                   dir.file(std::string("gate/") + file),
+                                               &log),
+              0)
+        << log;
+  }
   // A model with one head has nothing to select from.
   log.clear();
   ASSERT_EQ(splitshare::testing::run_command(cli + " train --epochs 1 --head linear" + tiny + " --out " + dir.file("lin"), &log), 0)
@@ -134,6 +179,54 @@ TEST(Gate, SelectCommandTrainsOnAHoldOutAndReportsBothSplits) {
                                              &log),
             0);
   EXPECT_NE(log.find("the model has a single head"), std::string::npos) << log;
+}
+
+TEST(Gate, HoldOutOfASplitPhotoFolderNeverOverlapsItsValidationFiles) {
+  splitshare::testing::TempDir dir;
+  const std::string cli = SPLITSHARE_CLI;
+  splitshare::testing::make_photo_folder(dir.file("photos"), {{"a", 12}, {"b", 12}, {"c", 12}});
+  const auto data = " --data imagefolder:" + dir.file("photos");
+  std::string log;
+  // A seed other than the default: a select that split the folder afresh would draw another
+  // validation split, and its hold-out would overlap this one.
+  ASSERT_EQ(splitshare::testing::run_command(cli + " train" + data +
+                                                 " --val-split 0.25 --seed 5 --epochs 1 --batch-size 4 --image-size 16"
+                                                 " --arch resnet10 --width 4 --splits 2 --workers 0 --no-progress --out " +
+                                                 dir.file("run"),
+                                             &log),
+            0)
+      << log;
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " select --checkpoint " + dir.file("run/best.pt") + data +
+                                                 " --holdout 0.5 --gate-epochs 2 --workers 0 --out " + dir.file("gate"),
+                                             &log),
+            0)
+      << log;
+  auto lines = [](const std::string& text) {
+    std::set<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.insert(line);
+    }
+    return out;
+  };
+  const auto val = lines(splitshare::testing::read_file(dir.file("run/val_files.txt")));
+  ASSERT_EQ(val.size(), 9u);  // 3 of each class's 12
+  std::set<std::string> holdout;
+  for (const auto& path : lines(splitshare::testing::read_file(dir.file("gate/holdout.txt")))) {
+    holdout.insert(std::filesystem::path(path).lexically_relative(dir.file("photos")).generic_string());
+  }
+  EXPECT_EQ(holdout.size(), 15u);  // 0.5 of each class's 9 training files, rounded: 5 x 3
+  for (const auto& file : holdout) EXPECT_FALSE(val.count(file)) << file << " is a validation file";
+  // The gated checkpoint's folder records the run's split, so eval there sees the same one.
+  EXPECT_EQ(lines(splitshare::testing::read_file(dir.file("gate/val_files.txt"))), val);
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " eval --checkpoint " + dir.file("gate/gated.pt") + data +
+                                                 " --workers 0 --json 2>/dev/null",
+                                             &log),
+            0)
+      << log;
+  EXPECT_EQ(nlohmann::json::parse(log)["samples"], 9) << log;
 }
 
 TEST(Gate, HoldOutIsStratifiedSeededAndInsideTheTrainingSplit) {

@@ -18,6 +18,7 @@
 namespace sd = splitshare::data;
 using splitshare::testing::encode_png;
 using splitshare::testing::expect_error;
+using splitshare::testing::make_photo_folder;
 using splitshare::testing::read_file;
 using splitshare::testing::run_command;
 using splitshare::testing::TempDir;
@@ -28,24 +29,13 @@ namespace {
 
 const std::string kCli = SPLITSHARE_CLI;
 
-// ROOT/<class>/<i>.png with counts[c] images in class c.
-void make_folder(const std::string& root, const std::map<std::string, int>& counts) {
-  uint64_t seed = 1;
-  for (const auto& [name, n] : counts) {
-    std::filesystem::create_directories(root + "/" + name);
-    for (int i = 0; i < n; ++i) {
-      write_file(root + "/" + name + "/" + std::to_string(i) + ".png", encode_png(test_picture(3, 24, 20, seed++)));
-    }
-  }
-}
-
 std::set<std::string> as_set(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
 
 }  // namespace
 
 TEST(ImageFolderSplit, StratifiedSeededAndReproducibleFromTheRecordedList) {
   TempDir dir;
-  make_folder(dir.file("photos"), {{"a", 10}, {"b", 5}, {"c", 1}});
+  make_photo_folder(dir.file("photos"), {{"a", 10}, {"b", 5}, {"c", 1}});
   const auto index = sd::list_image_folder(dir.file("photos"));
   const auto split = sd::split_image_folder(index, 0.2, 7);
   // round(0.2 x n), at least 1 when n >= 2: a 2, b 1, c (a single image) 0.
@@ -80,7 +70,7 @@ TEST(ImageFolderSplit, StratifiedSeededAndReproducibleFromTheRecordedList) {
 
 TEST(ClassMap, FixesOrderAndNamesAndRefusesMismatches) {
   TempDir dir;
-  make_folder(dir.file("photos"), {{"cat", 2}, {"dog", 3}});
+  make_photo_folder(dir.file("photos"), {{"cat", 2}, {"dog", 3}});
   write_file(dir.file("map.txt"), "# order\ndog\tDogs\n\ncat\n");
   const auto map = sd::read_class_map(dir.file("map.txt"));
   EXPECT_EQ(map.folders, (std::vector<std::string>{"dog", "cat"}));
@@ -153,7 +143,7 @@ TEST(ClassWeights, BalancedAndFromAFile) {
 
 TEST(RecipeCli, SplitRunRecordsItsValidationFilesAndEvalUsesThem) {
   TempDir dir;
-  make_folder(dir.file("photos"), {{"a", 6}, {"b", 6}});
+  make_photo_folder(dir.file("photos"), {{"a", 6}, {"b", 6}});
   const std::string common = kCli + " train --data imagefolder:" + dir.file("photos") +
                              " --val-split 0.34 --epochs 1 --batch-size 4 --image-size 16 --arch resnet10 --width 4"
                              " --workers 0 --no-progress --opt adamw --label-smoothing 0.1 --mixup 0.2 --ema 0.9"

@@ -204,11 +204,13 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
   LoaderOptions val_loader = train_loader;
   val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false).uint8_images(false);
 
+  if (options.train_in_order()) train_loader.shuffle(false).drop_last(false).augment(false);
   LoaderOptions balanced = train_loader;
-  if (options.balanced_sampler()) balanced.sample_weights(balanced_weights(train));
+  if (options.balanced_sampler() && !options.train_in_order()) balanced.sample_weights(balanced_weights(train));
   DataBundle bundle;
   bundle.classes = train.classes;
   bundle.class_counts = class_counts(train);
+  bundle.train_files = train.paths;
   bundle.preprocess = image_folder_preprocess(folder);
   bundle.small_images = false;
   bundle.train = make_image_folder_loader(std::move(train), folder, balanced);

@@ -161,7 +161,7 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
   const auto counts = torch::bincount(train.labels.to(torch::kInt64), {}, static_cast<int64_t>(train.classes.size()));
   bundle.class_counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
   std::vector<double> weights;
-  if (options.balanced_sampler()) {
+  if (options.balanced_sampler() && !options.train_in_order()) {
     const auto per_sample = 1.0 / counts.to(torch::kFloat64).index_select(0, train.labels.to(torch::kInt64));
     weights.assign(per_sample.data_ptr<double>(), per_sample.data_ptr<double>() + per_sample.numel());
   }
@@ -177,9 +177,9 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
   const int64_t per_rank = (train.size() + options.world_size() - 1) / options.world_size();
   const auto train_options = LoaderOptions()
                                  .batch_size(options.batch_size())
-                                 .shuffle(true)
-                                 .drop_last(per_rank >= options.batch_size())
-                                 .augment(options.augment())
+                                 .shuffle(!options.train_in_order())
+                                 .drop_last(!options.train_in_order() && per_rank >= options.batch_size())
+                                 .augment(options.augment() && !options.train_in_order())
                                  .pad(train.images.size(2) <= 28 ? 2 : 4)
                                  .flip(spec.kind != "mnist")  // mirrored digits are different digits
                                  .seed(options.seed())

@@ -7,6 +7,10 @@
 
 namespace splitshare::eval {
 
+double gap_closed(double mean, double chosen, double oracle) {
+  return oracle > mean ? (chosen - mean) / (oracle - mean) : 0.0;
+}
+
 void Accumulator::add(const nn::HeadOutput& output, const torch::Tensor& labels) {
   const auto logits = output.logits.detach().to(torch::kFloat);
   const auto target = labels.to(logits.device());
@@ -30,6 +34,9 @@ void Accumulator::add(const nn::HeadOutput& output, const torch::Tensor& labels)
     }
   };
   add_counts(confusion_, topk.select(1, 0));
+  if (samples_ == 0) gated_ = output.ungated.defined();
+  TORCH_CHECK(gated_ == output.ungated.defined(), "Accumulator: gated and ungated outputs mixed");
+  if (gated_) ungated_ += output.ungated.detach().argmax(1).eq(target).sum().item<int64_t>();
 
   const auto& heads = output.head_logits;
   if (head_correct_.empty()) {
@@ -76,6 +83,8 @@ EvalResult Accumulator::result() const {
   r.oracle = oracle_ / n;
   r.most_confident = most_confident_ / n;
   r.confidence_weighted = weighted_ / n;
+  r.gated = gated_;
+  r.ungated_top1 = ungated_ / n;
   for (auto c : head_correct_) r.head_top1.push_back(c / n);
   if (confusion_.defined()) r.confusion = confusion_.cpu();
   for (const auto& c : head_confusion_) r.head_confusion.push_back(c.cpu());
@@ -90,7 +99,8 @@ void Accumulator::reduce(const Reducer& sum) {
   if (!sum) return;
   std::vector<double> counts = {static_cast<double>(samples_), loss_sum_, static_cast<double>(top1_),
                                 static_cast<double>(top5_), static_cast<double>(oracle_),
-                                static_cast<double>(most_confident_), static_cast<double>(weighted_)};
+                                static_cast<double>(most_confident_), static_cast<double>(weighted_),
+                                static_cast<double>(ungated_)};
   for (auto c : head_correct_) counts.push_back(static_cast<double>(c));
   std::vector<torch::Tensor> packed{torch::tensor(counts, torch::kDouble)};
   // The confusion matrices travel as they are (int64), so large counts stay exact.
@@ -111,13 +121,15 @@ void Accumulator::reduce(const Reducer& sum) {
   oracle_ = std::llround(v[4]);
   most_confident_ = std::llround(v[5]);
   weighted_ = std::llround(v[6]);
-  for (size_t h = 0; h < head_correct_.size(); ++h) head_correct_[h] = std::llround(v[7 + h]);
+  ungated_ = std::llround(v[7]);
+  for (size_t h = 0; h < head_correct_.size(); ++h) head_correct_[h] = std::llround(v[8 + h]);
 }
 
 nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::Tensor& images) {
   auto output = model.forward(images);
   const auto mirrored = model.forward(images.flip(3));
   output.logits = (output.logits + mirrored.logits) / 2;
+  if (output.ungated.defined()) output.ungated = (output.ungated + mirrored.ungated) / 2;
   for (size_t h = 0; h < output.head_logits.size(); ++h) {
     output.head_logits[h] = (output.head_logits[h] + mirrored.head_logits[h]) / 2;
   }
@@ -156,14 +168,17 @@ double ensemble_top1(const std::vector<EvalResult>& members) {
 nlohmann::json to_json(const EvalResult& r) {
   nlohmann::json heads = nlohmann::json::array();
   for (auto t : r.head_top1) heads.push_back({{"top1", t}});
-  return {{"top1", r.top1},
-          {"top5", r.top5},
-          {"loss", r.loss},
-          {"samples", r.samples},
-          {"heads", heads},
-          {"oracle", r.oracle},
-          {"selection", {{"mean", r.top1}, {"most_confident", r.most_confident},
-                         {"confidence_weighted", r.confidence_weighted}, {"oracle", r.oracle}}}};
+  nlohmann::json selection{{"mean", r.mean_top1()},
+                            {"most_confident", r.most_confident},
+                            {"confidence_weighted", r.confidence_weighted},
+                            {"oracle", r.oracle}};
+  if (r.gated) {
+    selection["gate"] = r.top1;
+    selection["gap_closed"] = gap_closed(r.ungated_top1, r.top1, r.oracle);
+  }
+  return {{"top1", r.top1},       {"top5", r.top5},     {"loss", r.loss},
+          {"samples", r.samples}, {"heads", heads},     {"oracle", r.oracle},
+          {"selection", selection}};
 }
 
 EvalResult from_json(const nlohmann::json& j) {
@@ -176,6 +191,8 @@ EvalResult from_json(const nlohmann::json& j) {
   r.oracle = j.at("oracle").get<double>();
   r.most_confident = j.at("selection").at("most_confident").get<double>();
   r.confidence_weighted = j.at("selection").at("confidence_weighted").get<double>();
+  r.gated = j.at("selection").contains("gate");
+  if (r.gated) r.ungated_top1 = j.at("selection").at("mean").get<double>();
   return r;
 }
 

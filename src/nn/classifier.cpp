@@ -16,11 +16,32 @@ void ClassifierImpl::reset() {
   backbone = register_module("backbone", ResNet(backbone_options));
   head = make_head(backbone->feature_dim(), options.num_classes(), options.head());
   register_module("head", head.ptr());
+  gate = nullptr;
+  if (options.gate()) set_gate(Gate(*options.gate()));
 }
 
-HeadOutput ClassifierImpl::forward(const torch::Tensor& images) {
-  return head.forward<HeadOutput>(backbone->forward(images));
+void ClassifierImpl::set_gate(Gate new_gate) {
+  TORCH_CHECK(new_gate, "set_gate: no gate given");
+  const auto& g = new_gate->options;
+  TORCH_CHECK(g.heads() == head_count(options.head()) && g.features() == feature_dim() &&
+                  g.classes() == options.num_classes(),
+              "gate built for ", g.heads(), " heads, ", g.features(), " features and ", g.classes(),
+              " classes; the model has ", head_count(options.head()), " heads (", to_string(options.head().kind()),
+              " head), ", feature_dim(), " features and ", options.num_classes(), " classes");
+  options.gate(g);
+  gate = named_children().contains("gate") ? replace_module("gate", new_gate) : register_module("gate", new_gate);
 }
+
+HeadOutput ClassifierImpl::run_head(const torch::Tensor& features) {
+  auto out = head.forward<HeadOutput>(features);
+  if (gate) {
+    out.ungated = out.logits;
+    out.logits = gate->forward(features, torch::stack(out.head_logits));
+  }
+  return out;
+}
+
+HeadOutput ClassifierImpl::forward(const torch::Tensor& images) { return run_head(backbone->forward(images)); }
 
 torch::Tensor ClassifierImpl::forward_features(const torch::Tensor& images) {
   return backbone->forward_features(images);
@@ -28,7 +49,16 @@ torch::Tensor ClassifierImpl::forward_features(const torch::Tensor& images) {
 
 HeadOutput ClassifierImpl::forward_head(const torch::Tensor& feature_map) {
   TORCH_CHECK(feature_map.dim() == 4, "forward_head: expected a feature map [N, C, H, W], got ", feature_map.sizes());
-  return head.forward<HeadOutput>(feature_map.mean({2, 3}));
+  return run_head(feature_map.mean({2, 3}));
+}
+
+int64_t head_count(const HeadOptions& options) {
+  switch (options.kind()) {
+    case HeadKind::kLinear: return 1;
+    case HeadKind::kSSM: return options.splits();
+    case HeadKind::kKFC: return options.k();
+  }
+  return 1;
 }
 
 Classifier make_classifier(const ClassifierOptions& options) { return Classifier(options); }

@@ -109,6 +109,10 @@ InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options)
     }
   }
   head_ = fold_head(*model.head.ptr(), head_scale_);
+  if (model.gate) {
+    gate_ = std::dynamic_pointer_cast<GateImpl>(model.gate->clone());
+    gate_->eval();
+  }
 }
 
 InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, BatchNormImpl& bn) {
@@ -196,6 +200,10 @@ HeadOutput InferenceModel::forward(const torch::Tensor& images) const {
   out.logits = out.head_logits[0].clone();
   for (size_t i = 1; i < out.head_logits.size(); ++i) out.logits.add_(out.head_logits[i]);
   if (head_scale_ != 1.0) out.logits.mul_(head_scale_);
+  if (gate_) {
+    out.ungated = out.logits;
+    out.logits = gate_->forward(features, torch::stack(out.head_logits));
+  }
   return out;
 }
 

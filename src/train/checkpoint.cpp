@@ -24,7 +24,9 @@ namespace {
 
 constexpr const char* kMetadataFile = "splitshare.json";
 constexpr const char* kFormat = "splitshare-checkpoint";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
+// Checkpoints without a gate keep version 1, so builds from before gates still read them.
+constexpr int kVersionWithoutGate = 1;
 
 template <typename T>
 T field(const nlohmann::json& json, const char* key, const std::string& source) {
@@ -100,6 +102,18 @@ void check_preprocess(const data::Preprocess& p, const std::string& source) {
   }
 }
 
+nn::GateOptions gate_from_json(const nlohmann::json& g, const std::string& source) {
+  TORCH_CHECK(g.is_object(), source, ": checkpoint metadata field 'gate' is not a JSON object");
+  nn::GateOptions gate(field<int64_t>(g, "heads", source), field<int64_t>(g, "features", source),
+                       field<int64_t>(g, "classes", source));
+  gate.input(named(source, [&] { return nn::parse_gate_input(field<std::string>(g, "input", source)); }))
+      .hidden(field<int64_t>(g, "hidden", source))
+      .hard(field<bool>(g, "hard", source));
+  TORCH_CHECK(gate.heads() >= 2 && gate.features() >= 1 && gate.classes() >= 1 && gate.hidden() >= 0, source,
+              ": checkpoint metadata field 'gate' has invalid sizes: ", g.dump());
+  return gate;
+}
+
 nlohmann::json optional_int(const std::optional<int64_t>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
@@ -110,7 +124,7 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
   const auto& o = m.model;
   nlohmann::json j;
   j["format"] = kFormat;
-  j["version"] = kVersion;
+  j["version"] = o.gate() ? kVersion : kVersionWithoutGate;
   j["arch"] = o.arch();
   j["head"] = nn::to_string(o.head().kind());
   j["splits"] = o.head().kind() == nn::HeadKind::kSSM ? o.head().splits() : 1;
@@ -122,6 +136,11 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
   j["stem"] = nn::to_string(o.stem());
   j["in_channels"] = o.in_channels();
   j["width"] = o.width();
+  if (o.gate()) {
+    const auto& g = *o.gate();
+    j["gate"] = {{"input", nn::to_string(g.input())}, {"hidden", g.hidden()},     {"hard", g.hard()},
+                 {"heads", g.heads()},                {"features", g.features()}, {"classes", g.classes()}};
+  }
   j["preprocess"] = {{"channels", m.preprocess.channels},
                      {"resize", optional_int(m.preprocess.resize)},
                      {"resize_mode", data::to_string(m.preprocess.resize_mode)},
@@ -159,6 +178,7 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
       .in_channels(field<int64_t>(j, "in_channels", source))
       .width(field<int64_t>(j, "width", source));
   check_model_fields(m.model, source);
+  if (j.contains("gate") && !j.at("gate").is_null()) m.model.gate(gate_from_json(j.at("gate"), source));
   m.classes = field<std::vector<std::string>>(j, "classes", source);
   TORCH_CHECK(m.classes.empty() || static_cast<int64_t>(m.classes.size()) == m.model.num_classes(), source,
               ": metadata lists ", m.classes.size(), " class names for num_classes=", m.model.num_classes());
@@ -184,6 +204,9 @@ CheckpointMetadata metadata_from_json(const nlohmann::json& j, const std::string
 
 void save_checkpoint(nn::ClassifierImpl& model, const CheckpointMetadata& metadata, const std::string& path,
                      const std::map<std::string, std::string>& extra_files) {
+  TORCH_CHECK(metadata.model.gate().has_value() == static_cast<bool>(model.gate),
+              "save_checkpoint: the metadata ", metadata.model.gate() ? "describes a gate the model lacks" : "has no gate",
+              model.gate ? " but the model has one" : "", " (", path, ")");
   detail::ModuleTree builder("__torch__.splitshare.Checkpoint", "__torch__.splitshare.Node");
   // On the CPU and contiguous: what Python's torch.jit.load and state_dict() read back.
   for (const auto& item : model.named_parameters()) {
@@ -268,6 +291,10 @@ std::vector<std::string> model_differences(const nn::ClassifierOptions& expected
   compare("in_channels", expected.in_channels(), found.in_channels());
   compare("width", expected.width(), found.width());
   compare("stem", nn::to_string(expected.stem()), nn::to_string(found.stem()));
+  auto gate = [](const nn::ClassifierOptions& o) {
+    return o.gate() ? nn::to_string(o.gate()->input()) + " gate" : std::string("no gate");
+  };
+  compare("gate", gate(expected), gate(found));
   return out;
 }
 

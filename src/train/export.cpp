@@ -82,6 +82,25 @@ void write_backbone(ModuleTree& tree, const nn::InferenceModel& folded, const nn
   src << "    f = x.mean([2, 3])\n";
 }
 
+// The gate's lines (nn::GateImpl::forward): f [N, F], head_logits [S, N, K] -> logits [N, K].
+void write_gate(ModuleTree& tree, const nn::GateImpl& gate, std::ostream& src) {
+  const auto& o = gate.options;
+  const std::string log_probs = "torch.log_softmax(head_logits, -1).permute([1, 0, 2]).reshape([f.size(0), -1])";
+  const std::string input = o.input() == nn::GateInput::kFeatures ? "f"
+                            : o.input() == nn::GateInput::kLogits ? log_probs
+                                                                  : "torch.cat([f, " + log_probs + "], 1)";
+  auto linear = [&](const std::string& name, const torch::nn::Linear& fc, const std::string& x) {
+    tree.add(name + ".weight", plain(fc->weight), false);
+    tree.add(name + ".bias", plain(fc->bias), false);
+    return "torch.addmm(self." + name + ".bias, " + x + ", self." + name + ".weight.t())";
+  };
+  src << "    s = " << linear("gate.fc1", gate.fc1, input) << "\n";
+  if (o.hidden() > 0) src << "    s = " << linear("gate.fc2", gate.fc2, "torch.relu(s)") << "\n";
+  src << "    w = torch.softmax(s, 1)\n";
+  if (o.hard()) src << "    w = torch.zeros_like(w).scatter_(1, w.argmax(1, keepdim=True), 1.0)\n";
+  src << "    logits = (w.t().unsqueeze(-1) * head_logits).sum(0)\n";
+}
+
 // The head's lines: f [N, F] -> return (logits [N, K], head_logits [S, N, K]).
 void write_head(ModuleTree& tree, const nn::InferenceModel& folded, bool linear_head, std::ostream& src) {
   const auto& parts = folded.head();
@@ -107,6 +126,7 @@ void write_head(ModuleTree& tree, const nn::InferenceModel& folded, bool linear_
     src << "    logits = logits * " << std::setprecision(std::numeric_limits<double>::max_digits10)
         << folded.head_scale() << "\n";
   }
+  if (folded.gate()) write_gate(tree, *folded.gate(), src);
   src << "    return logits, head_logits\n";
 }
 
@@ -139,7 +159,8 @@ double check_module(torch::jit::Module& module, const nn::InferenceModel& folded
 nlohmann::json export_metadata(const CheckpointMetadata& metadata, const std::string& format) {
   auto json = to_json(metadata);
   json["format"] = format;
-  json["outputs"] = {{"logits", "[N, K] combined logits, as predict"},
+  json["outputs"] = {{"logits", metadata.model.gate() ? "[N, K] gated logits (the head-selection gate), as predict"
+                                                     : "[N, K] combined logits, as predict"},
                      {"head_logits", "[S, N, K] logits of each sub-classifier (S = 1 for a linear head)"}};
   json["folded_batch_norm"] = true;
   return json;

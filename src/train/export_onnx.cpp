@@ -63,9 +63,9 @@ std::string backbone(OnnxGraph& g, const nn::InferenceModel& folded, const nn::R
 
 torch::Tensor longs(std::vector<int64_t> values) { return torch::tensor(values, torch::kLong); }
 
-// "features" [N, F] -> "logits" [N, K], "head_logits" [S, N, K].
+// "features" [N, F] -> `combined` [N, K] (the heads' mean or sum), "head_logits" [S, N, K].
 void head(OnnxGraph& g, const nn::InferenceModel& folded, bool linear_head, const std::string& features,
-          int64_t feature_width) {
+          int64_t feature_width, const std::string& combined) {
   const auto& parts = folded.head();
   const auto axis0 = g.constant("axes.0", longs({0}));
   std::vector<std::string> heads;
@@ -89,11 +89,46 @@ void head(OnnxGraph& g, const nn::InferenceModel& folded, bool linear_head, cons
   }
   g.add("Concat", "head_logits", heads, {OnnxAttribute::integer("axis", 0)});
   if (folded.head_scale() == 1.0) {
-    g.add("ReduceSum", "logits", {"head_logits", axis0}, {OnnxAttribute::integer("keepdims", 0)});
+    g.add("ReduceSum", combined, {"head_logits", axis0}, {OnnxAttribute::integer("keepdims", 0)});
     return;
   }
   const auto sum = g.add("ReduceSum", "head_sum", {"head_logits", axis0}, {OnnxAttribute::integer("keepdims", 0)});
-  g.add("Mul", "logits", {sum, g.constant("head_scale", torch::tensor({static_cast<float>(folded.head_scale())}))});
+  g.add("Mul", combined, {sum, g.constant("head_scale", torch::tensor({static_cast<float>(folded.head_scale())}))});
+}
+
+// The gate (nn::GateImpl::forward): "features" [N, F], "head_logits" [S, N, K] -> "logits" [N, K].
+void gate(OnnxGraph& g, const nn::GateImpl& gate, const std::string& features) {
+  const auto& o = gate.options;
+  auto input = features;
+  if (o.input() != nn::GateInput::kFeatures) {
+    // [S, N, K] -> [N, S*K]: each head's log-probabilities side by side.
+    auto x = g.add("LogSoftmax", "gate.log_softmax", {"head_logits"}, {OnnxAttribute::integer("axis", -1)});
+    x = g.add("Transpose", "gate.transpose", {x}, {OnnxAttribute::integers("perm", {1, 0, 2})});
+    x = g.add("Reshape", "gate.log_probs", {x, g.constant("gate.log_probs.shape", longs({0, -1}))});
+    input = o.input() == nn::GateInput::kLogits
+                ? x
+                : g.add("Concat", "gate.input", {features, x}, {OnnxAttribute::integer("axis", 1)});
+  }
+  auto linear = [&](const std::string& name, const torch::nn::Linear& fc, const std::string& x) {
+    return g.add("Gemm", name, {x, g.constant(name + ".weight", fc->weight), g.constant(name + ".bias", fc->bias)},
+                 {OnnxAttribute::integer("transB", 1)});
+  };
+  auto scores = linear("gate.fc1", gate.fc1, input);
+  if (o.hidden() > 0) scores = linear("gate.fc2", gate.fc2, g.add("Relu", "gate.relu", {scores}));
+  auto weights = g.add("Softmax", "gate.softmax", {scores}, {OnnxAttribute::integer("axis", 1)});
+  if (o.hard()) {
+    const auto choice = g.add("ArgMax", "gate.choice", {weights},
+                              {OnnxAttribute::integer("axis", 1), OnnxAttribute::integer("keepdims", 0)});
+    weights = g.add("OneHot", "gate.one_hot",
+                    {choice, g.constant("gate.heads", longs({o.heads()})),
+                     g.constant("gate.off_on", torch::tensor({0.0f, 1.0f}))},
+                    {OnnxAttribute::integer("axis", -1)});
+  }
+  // [N, S] -> [S, N, 1], times head_logits [S, N, K], summed over the heads.
+  auto w = g.add("Transpose", "gate.weights", {weights}, {OnnxAttribute::integers("perm", {1, 0})});
+  w = g.add("Unsqueeze", "gate.weights3", {w, g.constant("gate.axes.2", longs({2}))});
+  g.add("ReduceSum", "logits", {g.add("Mul", "gate.weighted", {w, "head_logits"}), g.constant("gate.axes.0", longs({0}))},
+        {OnnxAttribute::integer("keepdims", 0)});
 }
 
 OnnxGraph build_graph(const nn::ClassifierImpl& model, const nn::InferenceModel& folded, const OnnxOptions& options) {
@@ -101,7 +136,10 @@ OnnxGraph build_graph(const nn::ClassifierImpl& model, const nn::InferenceModel&
   const auto features = backbone(g, folded, model.backbone->options);
   const auto& last = folded.blocks().back();
   const auto feature_width = (last.bottleneck ? last.conv3 : last.conv2).weight.size(0);
-  head(g, folded, model.options.head().kind() == nn::HeadKind::kLinear, features, feature_width);
+  const bool gated = folded.gate() != nullptr;
+  head(g, folded, model.options.head().kind() == nn::HeadKind::kLinear, features, feature_width,
+       gated ? "ungated" : "logits");
+  if (gated) gate(g, *folded.gate(), features);
   detail::OnnxDim batch{options.fixed_batch(), options.fixed_batch() > 0 ? "" : "batch"};
   const auto channels = folded.stem().weight.size(1) * folded.stem().spec.groups;
   const auto classes = folded.head().front().weight.size(0);

@@ -33,7 +33,8 @@ HeadOutputs collect_head_outputs(nn::ClassifierImpl& model, data::BatchStream& s
     const auto out = model.forward_head(map);
     features.push_back(pooled.to(torch::kCPU, torch::kFloat));
     heads.push_back(torch::stack(out.head_logits).to(torch::kCPU, torch::kFloat));
-    logits.push_back(out.logits.to(torch::kCPU, torch::kFloat));
+    // A model that already has a gate: the heads' own combination, what a new gate replaces.
+    logits.push_back((out.ungated.defined() ? out.ungated : out.logits).to(torch::kCPU, torch::kFloat));
     labels.push_back(batch->labels.index_select(0, rows));
     indices.push_back(batch->indices.index_select(0, rows));
   }
@@ -126,7 +127,60 @@ SelectResult select_gate(nn::ClassifierImpl& model, data::DataBundle& data, cons
   result.losses = fit_gate(*result.gate, holdout, train_options);
   result.holdout = selection_report(*result.gate, holdout);
   result.validation = selection_report(*result.gate, validation);
+  result.holdout_indices = holdout.indices;
   return result;
+}
+
+nlohmann::json to_json(const SelectionReport& r) {
+  return {{"samples", r.samples},
+          {"combined", r.combined},
+          {"most_confident", r.most_confident},
+          {"confidence_weighted", r.confidence_weighted},
+          {"gate", r.gate},
+          {"oracle", r.oracle},
+          {"gap_closed", r.gap_closed()}};
+}
+
+nlohmann::json select_record(const std::string& checkpoint, const SelectOptions& options, const SelectResult& result) {
+  return {{"checkpoint", checkpoint},
+          {"gate",
+           {{"input", nn::to_string(options.input())},
+            {"hidden", options.hidden()},
+            {"hard", options.hard()},
+            {"seed", options.seed()},
+            {"epochs", options.train().epochs()},
+            {"lr", options.train().lr()}}},
+          {"holdout_fraction", options.holdout()},
+          {"holdout_seed", options.holdout_seed()},
+          {"holdout_samples", result.holdout_indices.size(0)},
+          {"losses", result.losses},
+          {"holdout", to_json(result.holdout)},
+          {"validation", to_json(result.validation)}};
+}
+
+std::string holdout_listing(const data::DataBundle& data, const torch::Tensor& holdout_indices) {
+  std::string out;
+  const auto indices = holdout_indices.to(torch::kLong).contiguous();
+  const auto* index = indices.data_ptr<int64_t>();
+  for (int64_t i = 0; i < indices.numel(); ++i) {
+    if (data.train_files.empty()) {
+      out += std::to_string(index[i]);
+    } else {
+      TORCH_CHECK(index[i] >= 0 && index[i] < static_cast<int64_t>(data.train_files.size()),
+                  "holdout_listing: index ", index[i], " outside the ", data.train_files.size(), " training files");
+      out += data.train_files[static_cast<size_t>(index[i])];
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void save_gated_checkpoint(nn::ClassifierImpl& model, CheckpointMetadata metadata, const nn::Gate& gate,
+                           const nlohmann::json& record, const std::string& path) {
+  model.set_gate(gate);
+  metadata.model = model.options;
+  metadata.extra["select"] = record;
+  save_checkpoint(model, metadata, path);
 }
 
 }  // namespace splitshare::train

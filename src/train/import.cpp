@@ -154,6 +154,23 @@ std::map<std::string, torch::Tensor> without_data_parallel_prefix(const std::map
   return out;
 }
 
+// Drops a head-selection gate (`gate.*`, splitshare select): it was fitted to the heads it came
+// with, which training changes.
+std::map<std::string, torch::Tensor> without_gate(std::map<std::string, torch::Tensor> weights,
+                                                  const std::string& source, std::vector<std::string>& notices) {
+  size_t dropped = 0;
+  for (auto it = weights.begin(); it != weights.end();) {
+    const bool gate = it->first.rfind("gate.", 0) == 0;
+    dropped += gate ? 1 : 0;
+    it = gate ? weights.erase(it) : std::next(it);
+  }
+  if (dropped > 0) {
+    notices.push_back(source + ": its head-selection gate (" + std::to_string(dropped) +
+                      " gate.* tensors) is not carried over; run `splitshare select` on the new model");
+  }
+  return weights;
+}
+
 // Backbone tensors: every one of the model's must be in the weights with its shape.
 nn::StateMismatch copy_backbone(nn::ClassifierImpl& model, const std::map<std::string, torch::Tensor>& weights,
                                 int64_t& copied) {
@@ -317,7 +334,8 @@ int64_t classifier_classes(const std::map<std::string, torch::Tensor>& tensors) 
 TransferReport transfer_weights(nn::ClassifierImpl& model, const std::map<std::string, torch::Tensor>& weights_in,
                                 const std::string& source, const TransferOptions& options) {
   TransferReport report;
-  const auto weights = without_data_parallel_prefix(weights_in, source, report.notices);
+  const auto weights =
+      without_gate(without_data_parallel_prefix(weights_in, source, report.notices), source, report.notices);
   report.source_classes = classifier_classes(weights);
   report.backbone = copy_backbone(model, weights, report.copied);
   if (!report.backbone.ok()) {

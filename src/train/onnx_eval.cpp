@@ -69,6 +69,30 @@ torch::Tensor reduce(const Values& v, const OnnxNode& n, bool mean) {
   return mean ? value(v, n, 0).mean(axes, keep) : value(v, n, 0).sum(axes, keep);
 }
 
+// Reshape: a 0 in the shape keeps that input dimension (allowzero = 0), -1 is inferred.
+torch::Tensor reshape(const Values& v, const OnnxNode& n) {
+  const auto& x = value(v, n, 0);
+  auto shape = ints_of(value(v, n, 1));
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 0) shape[i] = x.size(static_cast<int64_t>(i));
+  }
+  return x.reshape(shape);
+}
+
+torch::Tensor arg_max(const Values& v, const OnnxNode& n) {
+  TORCH_CHECK(n.int_or("select_last_index", 0) == 0, "ONNX graph: node ", n.name, ": select_last_index is not evaluated");
+  return value(v, n, 0).argmax(n.int_or("axis", 0), n.int_or("keepdims", 1) != 0);
+}
+
+// OneHot(indices, depth, values = [off, on]) along the last axis.
+torch::Tensor one_hot(const Values& v, const OnnxNode& n) {
+  TORCH_CHECK(n.int_or("axis", -1) == -1, "ONNX graph: node ", n.name, ": only axis -1 is evaluated");
+  const auto depth = ints_of(value(v, n, 1)).at(0);
+  const auto& values = value(v, n, 2);
+  const auto hot = torch::one_hot(value(v, n, 0).to(torch::kLong), depth).to(values.scalar_type());
+  return values[0] + hot * (values[1] - values[0]);
+}
+
 torch::Tensor run(const Values& v, const OnnxNode& n) {
   using Op = std::function<torch::Tensor(const Values&, const OnnxNode&)>;
   const std::map<std::string, Op> ops = {
@@ -77,6 +101,12 @@ torch::Tensor run(const Values& v, const OnnxNode& n) {
       {"Slice", slice},
       {"Unsqueeze", unsqueeze},
       {"Concat", concat},
+      {"Reshape", reshape},
+      {"ArgMax", arg_max},
+      {"OneHot", one_hot},
+      {"Transpose", [](const Values& v, const OnnxNode& n) { return value(v, n, 0).permute(n.attribute("perm").ints); }},
+      {"LogSoftmax",
+       [](const Values& v, const OnnxNode& n) { return torch::log_softmax(value(v, n, 0), n.int_or("axis", -1)); }},
       {"ReduceSum", [](const Values& v, const OnnxNode& n) { return reduce(v, n, false); }},
       {"Relu", [](const Values& v, const OnnxNode& n) { return torch::relu(value(v, n, 0)); }},
       {"Add", [](const Values& v, const OnnxNode& n) { return value(v, n, 0) + value(v, n, 1); }},

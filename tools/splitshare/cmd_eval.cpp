@@ -81,8 +81,12 @@ void print_text(const std::vector<Member>& members, double ensemble) {
     if (r.head_top1.size() > 1) {
       std::printf("  per-head top-1:");
       for (auto h : r.head_top1) std::printf(" %.2f%%", 100 * h);
-      std::printf("\n  oracle %.2f%%  most-confident head %.2f%%  confidence-weighted %.2f%%\n", 100 * r.oracle,
-                  100 * r.most_confident, 100 * r.confidence_weighted);
+      std::printf("\n  mean %.2f%%  most-confident head %.2f%%  confidence-weighted %.2f%%  oracle %.2f%%\n",
+                  100 * r.mean_top1(), 100 * r.most_confident, 100 * r.confidence_weighted, 100 * r.oracle);
+      if (r.gated) {
+        std::printf("  gate %.2f%%  (closes %+.1f%% of the mean-to-oracle gap)\n", 100 * r.top1,
+                    100 * eval::gap_closed(r.ungated_top1, r.top1, r.oracle));
+      }
     }
     print_per_class(member.per_class);
   }

@@ -1,6 +1,7 @@
 #include "splitshare/commands.h"
 #include "splitshare/common.h"
 
+#include <splitshare/data/image_folder.h>
 #include <splitshare/train/checkpoint.h>
 #include <splitshare/train/gate.h>
 #include <splitshare/util/files.h>
@@ -10,13 +11,6 @@
 
 namespace splitshare::cli {
 namespace {
-
-nlohmann::json to_json(const train::SelectionReport& r) {
-  return {{"samples", r.samples},           {"combined", r.combined},
-          {"most_confident", r.most_confident}, {"confidence_weighted", r.confidence_weighted},
-          {"gate", r.gate},                 {"oracle", r.oracle},
-          {"gap_closed", r.gap_closed()}};
-}
 
 void print_report(const char* split, const train::SelectionReport& r) {
   std::printf("%-10s %7lld  mean %6.2f%%  most confident %6.2f%%  confidence-weighted %6.2f%%  gate %6.2f%%  oracle "
@@ -33,13 +27,15 @@ int run_select(int argc, char** argv) {
                            "question): per sample and without the label, weigh the sub-classifiers towards the\n"
                            "oracle. Trained on a stratified hold-out of the training split, reported on the\n"
                            "validation split next to the mean, the two label-free rules and the oracle.\n"
-                           "Writes OUT/gate.pt (the gate's weights) and OUT/select.json.");
+                           "Writes OUT/gated.pt (the checkpoint with the gate: eval, predict and export use it),\n"
+                           "OUT/select.json, OUT/holdout.txt (the hold-out's samples) and, for a split image\n"
+                           "folder, the run's OUT/val_files.txt.");
   add_data_options(options);
   const train::SelectOptions defaults;
   const train::GateTrainOptions train_defaults;
   options.add_options("Gate")
       ("checkpoint", "trained model (best.pt, checkpoint.pt)", cxxopts::value<std::string>())
-      ("out", "folder for gate.pt and select.json", cxxopts::value<std::string>())
+      ("out", "folder for gated.pt, select.json and holdout.txt", cxxopts::value<std::string>())
       ("holdout", "share of the training split the gate trains on", cxxopts::value<double>()->default_value(text(defaults.holdout())))
       ("holdout-seed", "seed of the hold-out draw", cxxopts::value<uint64_t>()->default_value("0"))
       ("gate-input", "features | logits | both", cxxopts::value<std::string>()->default_value("both"))
@@ -58,7 +54,8 @@ int run_select(int argc, char** argv) {
   const auto checkpoint = (*args)["checkpoint"].as<std::string>();
   const auto out = (*args)["out"].as<std::string>();
   auto loaded = train::load_checkpoint(checkpoint);
-  auto data_opts = data_options(*args).augment(false);
+  // Every training sample once, in order: the hold-out is drawn from all of them.
+  auto data_opts = data_options(*args).augment(false).train_in_order(true);
   follow_run_data(checkpoint, data_opts);
   auto bundle = data::open_data(data_spec(*args), data::evaluation_options(data_opts, loaded.metadata.preprocess));
   const auto select = train::SelectOptions()
@@ -73,22 +70,14 @@ int run_select(int argc, char** argv) {
                                      .lr((*args)["gate-lr"].as<double>()));
   const auto result = train::select_gate(*loaded.model, bundle, select);
   std::filesystem::create_directories(out);
-  torch::save(result.gate, out + "/gate.pt");
-  const nlohmann::json report{{"checkpoint", checkpoint},
-                              {"gate", {{"input", nn::to_string(select.input())},
-                                        {"hidden", select.hidden()},
-                                        {"hard", select.hard()},
-                                        {"seed", select.seed()},
-                                        {"epochs", select.train().epochs()},
-                                        {"lr", select.train().lr()}}},
-                              {"holdout_fraction", select.holdout()},
-                              {"holdout_seed", select.holdout_seed()},
-                              {"losses", result.losses},
-                              {"holdout", to_json(result.holdout)},
-                              {"validation", to_json(result.validation)}};
-  util::write_file_atomic(out + "/select.json", report.dump(2) + "\n");
+  const auto record = train::select_record(checkpoint, select, result);
+  train::save_gated_checkpoint(*loaded.model, loaded.metadata, result.gate, record, out + "/gated.pt");
+  util::write_file_atomic(out + "/select.json", record.dump(2) + "\n");
+  util::write_file_atomic(out + "/holdout.txt", train::holdout_listing(bundle, result.holdout_indices));
+  // eval and gradcam on OUT/gated.pt then see the run's validation split.
+  if (!bundle.val_files.empty()) data::write_val_files(bundle.val_files, out + "/" + data::kValFilesName);
   if (args->count("json")) {
-    std::printf("%s\n", report.dump(2).c_str());
+    std::printf("%s\n", record.dump(2).c_str());
   } else {
     print_report("hold-out", result.holdout);
     print_report("validation", result.validation);

@@ -242,6 +242,7 @@ nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int
   const auto& saved = metadata.model;
   model_options = saved;
   model_options.num_classes(classes);
+  model_options.gate(std::nullopt);  // transfer_weights leaves a gate behind
   TORCH_CHECK(saved.in_channels() == channels, "--init ", path, " takes ", saved.in_channels(),
               "-channel images but the data has ", channels);
   const auto requested = args["arch"].as<std::string>();

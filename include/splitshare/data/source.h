@@ -59,6 +59,9 @@ struct DataOptions {
   /// Training: draw samples with replacement, each with probability inversely proportional
   /// to its class's size (balanced classes per epoch; deterministic for a seed, sharded).
   TORCH_ARG(bool, balanced_sampler) = false;
+  /// Read the training split as evaluation reads the validation split: in order, each sample
+  /// once, no batch dropped, no sampler, no augmentation (`select`'s pass over it).
+  TORCH_ARG(bool, train_in_order) = false;
   TORCH_ARG(bool, channels_last) = false;
   /// The training stream delivers uint8 batches, normalised on the device by images_on
   /// (LoaderOptions::uint8_images): for a GPU.
@@ -90,6 +93,9 @@ struct DataBundle {
   std::vector<int64_t> class_counts;
   /// A single-root image folder split: its validation files (relative to the root).
   std::vector<std::string> val_files;
+  /// Image folders: the training split's files by dataset index (the paths as listed,
+  /// root/class/file); empty for in-memory data, whose dataset index is the position.
+  std::vector<std::string> train_files;
 };
 
 /// Opens the dataset `spec` names.

@@ -30,6 +30,12 @@ struct EvalResult {
   double most_confident = 0;
   /// Top-1 of the heads' softmax averaged with weights = each head's max probability.
   double confidence_weighted = 0;
+  /// Whether the model has a head-selection gate: `top1` is then the gate's and
+  /// `ungated_top1` the heads' own mean (or sum).
+  bool gated = false;
+  double ungated_top1 = 0;
+  /// The heads' own combination's top-1: ungated_top1 with a gate, else top1.
+  double mean_top1() const { return gated ? ungated_top1 : top1; }
   /// Softmax of the combined logits, float [samples, K] (only with keep_probabilities).
   torch::Tensor probabilities;
   /// int64 [samples] (only with keep_probabilities).
@@ -40,6 +46,10 @@ struct EvalResult {
   /// The same for each sub-classifier alone, one per head_top1 entry.
   std::vector<torch::Tensor> head_confusion;
 };
+
+/// The share of the gap from `mean` to `oracle` (top-1s) that `chosen` closes: 1 = the
+/// oracle, 0 = no better than the mean, negative when worse; 0 when the oracle is no better.
+double gap_closed(double mean, double chosen, double oracle);
 
 /// Adds up predictions batch by batch.
 class Accumulator {
@@ -57,7 +67,8 @@ class Accumulator {
   bool keep_ = false;
   int64_t samples_ = 0;
   double loss_sum_ = 0;
-  int64_t top1_ = 0, top5_ = 0, oracle_ = 0, most_confident_ = 0, weighted_ = 0;
+  int64_t top1_ = 0, top5_ = 0, oracle_ = 0, most_confident_ = 0, weighted_ = 0, ungated_ = 0;
+  bool gated_ = false;
   std::vector<int64_t> head_correct_;
   // Flattened confusion counts [K * K] (label * K + prediction), on the device of the outputs.
   torch::Tensor confusion_;
@@ -82,7 +93,8 @@ nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::T
 /// ordered dataset (same labels).
 double ensemble_top1(const std::vector<EvalResult>& members);
 
-/// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {...}}; the
+/// {"top1", "top5", "loss", "samples", "heads": [{"top1"}...], "oracle", "selection": {"mean",
+/// "most_confident", "confidence_weighted", "oracle", and with a gate "gate", "gap_closed"}}; the
 /// confusion matrices are left out (per_class.h adds the per-class keys for `eval --json`).
 nlohmann::json to_json(const EvalResult& result);
 /// The inverse of to_json (probabilities and labels stay empty); throws naming a missing key.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <splitshare/nn/gate.h>
 #include <splitshare/nn/heads.h>
 #include <splitshare/nn/resnet.h>
 #include <splitshare/nn/split_and_share.h>
@@ -7,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,9 @@ struct ClassifierOptions {
   /// Channels of the first stage (64 = torchvision); smaller values make quick models.
   TORCH_ARG(int64_t, width) = 64;
   TORCH_ARG(bool, zero_init_residual) = false;
+  /// A head-selection gate on the sub-classifiers (`splitshare select`): the combined logits
+  /// become the gated combination. Its heads, features and classes must be the model's.
+  TORCH_ARG(std::optional<GateOptions>, gate) = std::nullopt;
 };
 
 /// Backbone + head. In memory the parameters live under `backbone.` and `head.`;
@@ -39,7 +44,8 @@ class ClassifierImpl : public torch::nn::Cloneable<ClassifierImpl> {
   /// independent copy (same weights and buffers, e.g. for an EMA of the weights).
   void reset() override;
 
-  /// images [N, C_in, H, W] -> combined logits [N, K] and per-sub-classifier logits.
+  /// images [N, C_in, H, W] -> combined logits [N, K] and per-sub-classifier logits (with a
+  /// gate: the gated logits, and the heads' own mean or sum in `ungated`).
   HeadOutput forward(const torch::Tensor& images);
   /// images [N, C_in, H, W] -> last feature map [N, C, H', W'].
   torch::Tensor forward_features(const torch::Tensor& images);
@@ -47,12 +53,24 @@ class ClassifierImpl : public torch::nn::Cloneable<ClassifierImpl> {
   HeadOutput forward_head(const torch::Tensor& feature_map);
   /// C, the feature dimension the head sees.
   int64_t feature_dim() const { return backbone->feature_dim(); }
+  /// Puts `gate` on the model, replacing any (options().gate follows): its parameters are
+  /// `gate.*` in checkpoints. Throws when its heads, features or classes are not the model's.
+  void set_gate(Gate gate);
 
   ClassifierOptions options;
   ResNet backbone{nullptr};
   torch::nn::AnyModule head;
+  /// Null without a gate.
+  Gate gate{nullptr};
+
+ private:
+  /// pooled features [N, C] -> the head's output, gated when there is a gate.
+  HeadOutput run_head(const torch::Tensor& features);
 };
 TORCH_MODULE(Classifier);
+
+/// The number of sub-classifiers `options` makes: 1 (linear), the splits (SSM) or k (k-FC).
+int64_t head_count(const HeadOptions& options);
 
 /// Builds the model; throws on bad options (unknown arch, splits not dividing C, …).
 Classifier make_classifier(const ClassifierOptions& options);

@@ -83,6 +83,9 @@ class InferenceModel {
   const std::vector<Block>& blocks() const { return blocks_; }
   const std::vector<HeadPart>& head() const { return head_; }
   double head_scale() const { return head_scale_; }
+  /// The model's head-selection gate (an evaluation-mode copy), or null without one: it
+  /// turns the combination above into `logits` and that into `ungated`.
+  const GateImpl* gate() const { return gate_.get(); }
 
  private:
   using Packs = std::vector<torch::Tensor>;
@@ -103,6 +106,7 @@ class InferenceModel {
   std::vector<Block> blocks_;
   std::vector<HeadPart> head_;
   double head_scale_ = 1.0;
+  std::shared_ptr<GateImpl> gate_;
 };
 
 }  // namespace splitshare::nn

@@ -16,6 +16,9 @@ struct HeadOutput {
   /// Logits of each sub-classifier, each [N, num_classes]; a single-head
   /// classifier returns one entry equal to `logits`.
   std::vector<torch::Tensor> head_logits;
+  /// With a head-selection gate (nn::Gate): the heads' own combination [N, K] that `logits`
+  /// replaced; undefined without one.
+  torch::Tensor ungated;
 };
 
 /// Options for the Split-and-Share Module.

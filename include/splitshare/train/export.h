@@ -46,7 +46,9 @@ constexpr const char* kExportFormat = "splitshare-torchscript";
 /// of an SSM, k for k-FC). Tensors keep torchvision's names without the BatchNorms
 /// (conv1.weight, conv1.bias, layer1.0.conv1.*, layer1.0.downsample.0.*, fc.* or
 /// fc.{i}.*, and an SSM split's folded BatchNorm as bn.{i}.scale / bn.{i}.shift);
-/// the attribute `classes` lists the class names.
+/// the attribute `classes` lists the class names. A model with a head-selection gate
+/// (nn::GateImpl) keeps it as `gate.fc1.*` (and `gate.fc2.*`): `logits` is then the gated
+/// combination.
 torch::jit::Module torchscript_module(nn::ClassifierImpl& model, const CheckpointMetadata& metadata);
 
 /// The "format" field of an ONNX export's metadata.
@@ -93,7 +95,8 @@ struct OnnxOptions {
 
 /// Writes `model` in evaluation mode as an ONNX file (our own protobuf writer; BatchNorm
 /// folded; operators Conv, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Slice, Mul, Gemm,
-/// Unsqueeze, Concat, ReduceSum): input `input` [N, C, H, W] float32, already normalised as
+/// Unsqueeze, Concat, ReduceSum; with a gate also LogSoftmax, Transpose, Reshape, Softmax, and
+/// ArgMax and OneHot for a hard one): input `input` [N, C, H, W] float32, already normalised as
 /// the metadata's preprocessing says; outputs `logits` [N, K] and `head_logits` [S, N, K],
 /// what `predict` computes. Initializers keep the TorchScript export's names. Metadata
 /// properties: `splitshare` (export_metadata with kOnnxFormat), `classes` (JSON list),

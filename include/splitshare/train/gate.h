@@ -2,8 +2,12 @@
 
 #include <splitshare/data/loader.h>
 #include <splitshare/data/source.h>
+#include <splitshare/eval/metrics.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/nn/gate.h>
+#include <splitshare/train/checkpoint.h>
+
+#include <nlohmann/json.hpp>
 
 #include <torch/torch.h>
 
@@ -46,7 +50,7 @@ struct SelectionReport {
   double combined = 0, most_confident = 0, confidence_weighted = 0, gate = 0, oracle = 0;
   int64_t samples = 0;
   /// The share of the combined-to-oracle gap the gate closes (negative when it is worse).
-  double gap_closed() const { return oracle > combined ? (gate - combined) / (oracle - combined) : 0.0; }
+  double gap_closed() const { return eval::gap_closed(combined, gate, oracle); }
 };
 SelectionReport selection_report(nn::GateImpl& gate, const HeadOutputs& data);
 
@@ -73,12 +77,33 @@ struct SelectResult {
   nn::Gate gate{nullptr};
   SelectionReport holdout, validation;
   std::vector<double> losses;
+  /// The hold-out's dataset indices in `data.train`, int64, ascending.
+  torch::Tensor holdout_indices;
 };
 
 /// Trains a gate for `model` (frozen; needs 2+ heads) on a stratified hold-out of `data.train`
-/// (read once without augmentation: give a bundle opened with augment(false)) and reports it
+/// (read once: give a bundle opened with DataOptions::train_in_order, so that no sample is
+/// dropped, repeated or augmented) and reports it
 /// on `data.val`. The model has seen the hold-out in its own training unless it was trained
 /// without it: its heads are then more often right there than on new data.
 SelectResult select_gate(nn::ClassifierImpl& model, data::DataBundle& data, const SelectOptions& options);
+
+/// {"samples", "combined", "most_confident", "confidence_weighted", "gate", "oracle", "gap_closed"}.
+nlohmann::json to_json(const SelectionReport& report);
+
+/// What a select run did (select.json, and the gated checkpoint's metadata extra "select"):
+/// the source checkpoint, the gate's design and training, the hold-out, the losses and
+/// both reports.
+nlohmann::json select_record(const std::string& checkpoint, const SelectOptions& options, const SelectResult& result);
+
+/// The hold-out as text, one sample per line: the file (data.train_files) for image folders,
+/// else the index in the training split.
+std::string holdout_listing(const data::DataBundle& data, const torch::Tensor& holdout_indices);
+
+/// Puts `gate` on `model` and writes it as a checkpoint to `path`: `metadata` with the
+/// model's options (now naming the gate) and extra["select"] = `record`; the gate's tensors
+/// are `gate.*`. `eval`, `predict` and `export` then use the gated logits.
+void save_gated_checkpoint(nn::ClassifierImpl& model, CheckpointMetadata metadata, const nn::Gate& gate,
+                           const nlohmann::json& record, const std::string& path);
 
 }  // namespace splitshare::train

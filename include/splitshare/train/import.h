@@ -75,8 +75,8 @@ struct TransferReport {
 /// (see TransferOptions::strict; the error names every key at fault and the architecture
 /// the weights look like). The head (fc.*, bn.*) is copied when the weights hold the same
 /// head with the same shapes; otherwise it keeps its fresh initialisation and a notice
-/// says why (a different class count: fine-tuning to new classes; another head kind).
-/// `source` names the file in messages.
+/// says why (a different class count: fine-tuning to new classes; another head kind). A
+/// head-selection gate (`gate.*`) is left behind with a notice. `source` names the file in messages.
 TransferReport transfer_weights(nn::ClassifierImpl& model, const std::map<std::string, torch::Tensor>& weights,
                                 const std::string& source, const TransferOptions& options = {});
 
