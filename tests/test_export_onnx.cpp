@@ -65,6 +65,20 @@ nlohmann::json run_onnxruntime(const TempDir& dir, const nlohmann::json& specs) 
   return splitshare::testing::run_python_specs(dir, "run_onnx", script, specs);
 }
 
+// What ONNX Runtime must give: eval's model's outputs and predict's folded model's.
+struct Want {
+  ss::HeadOutput eval, predict;
+};
+
+// ONNX Runtime's logits [N, K] and head logits [S, N, K] in `r`, checked against both of `want`.
+std::pair<torch::Tensor, torch::Tensor> expect_runtime_matches(const nlohmann::json& r, const Want& want) {
+  auto logits = from_json(r["logits"], r["logits_shape"]);
+  auto head_logits = from_json(r["heads"], r["heads_shape"]);
+  expect_matches(logits, head_logits, want.eval);
+  expect_matches(logits, head_logits, want.predict);
+  return {logits, head_logits};
+}
+
 }  // namespace
 
 TEST(OnnxExport, GraphMatchesTheModelBeforeWritingForEveryArchAndHead) {
@@ -84,11 +98,8 @@ TEST(OnnxExport, OnnxRuntimeGivesPredictsLogitsForEveryArchAndHead) {
   if (!have_onnx()) GTEST_SKIP() << "no onnx/onnxruntime in the venv (scripts/setup)";
   TempDir dir;
   nlohmann::json specs = nlohmann::json::array();
-  struct Want {
-    ss::HeadOutput eval, predict;
-    int64_t splits;
-  };
   std::map<std::string, Want> want;
+  std::map<std::string, int64_t> splits;
   for (const auto& c : cases()) {
     auto model = randomised(c, 7);
     const auto file = dir.file(c.name() + ".onnx");
@@ -98,7 +109,8 @@ TEST(OnnxExport, OnnxRuntimeGivesPredictsLogitsForEveryArchAndHead) {
       const auto key = c.name() + "-" + std::to_string(batch);
       write_floats(dir.file(key + ".bin"), x);
       specs.push_back({{"key", key}, {"file", file}, {"input", dir.file(key + ".bin")}, {"shape", x.sizes().vec()}});
-      want[key] = {eval_forward(*model, x), ss::InferenceModel(*model).forward(x), ss::head_count(c.head)};
+      want[key] = {eval_forward(*model, x), ss::InferenceModel(*model).forward(x)};
+      splits[key] = ss::head_count(c.head);
     }
   }
   const auto got = run_onnxruntime(dir, specs);
@@ -106,11 +118,7 @@ TEST(OnnxExport, OnnxRuntimeGivesPredictsLogitsForEveryArchAndHead) {
   for (const auto& [key, w] : want) {
     SCOPED_TRACE(key);
     const auto& r = got.at(key);
-    const auto logits = from_json(r["logits"], r["logits_shape"]);
-    const auto head_logits = from_json(r["heads"], r["heads_shape"]);
-    EXPECT_EQ(head_logits.size(0), w.splits);
-    expect_matches(logits, head_logits, w.eval);
-    expect_matches(logits, head_logits, w.predict);
+    EXPECT_EQ(expect_runtime_matches(r, w).second.size(0), splits[key]);
     EXPECT_EQ(r["input_dims"], nlohmann::json::parse(R"(["batch", 3, "height", "width"])"));
     EXPECT_EQ(r["opset"], 17);
     EXPECT_EQ(r["ir_version"], 8);
@@ -127,7 +135,7 @@ TEST(OnnxExport, GatedModelsLogitsInOnnxRuntimeEqualEvals) {
   if (!have_onnx()) GTEST_SKIP() << "no onnx/onnxruntime in the venv (scripts/setup)";
   TempDir dir;
   nlohmann::json specs = nlohmann::json::array();
-  std::map<std::string, std::pair<ss::HeadOutput, ss::HeadOutput>> want;
+  std::map<std::string, Want> want;
   std::map<std::string, bool> hard;
   for (const auto& c : splitshare::testing::gate_cases()) {
     auto model = splitshare::testing::gated(c, 11);
@@ -150,10 +158,7 @@ TEST(OnnxExport, GatedModelsLogitsInOnnxRuntimeEqualEvals) {
   for (const auto& [key, w] : want) {
     SCOPED_TRACE(key);
     const auto& r = got.at(key);
-    const auto logits = from_json(r["logits"], r["logits_shape"]);
-    const auto head_logits = from_json(r["heads"], r["heads_shape"]);
-    expect_matches(logits, head_logits, w.first);   // eval's model
-    expect_matches(logits, head_logits, w.second);  // predict's folded model
+    const auto [logits, head_logits] = expect_runtime_matches(r, w);
     // The gate is in the file: its logits are not the heads' mean.
     EXPECT_GT((logits - head_logits.mean(0)).abs().max().item<double>(), 1e-2);
     const auto ops = r["ops"].get<std::vector<std::string>>();

@@ -18,6 +18,7 @@
 
 namespace ss = splitshare::nn;
 namespace st = splitshare::train;
+namespace sd = splitshare::data;
 using splitshare::testing::expect_error;
 
 namespace {
@@ -231,11 +232,105 @@ TEST(Gate, HoldOutOfASplitPhotoFolderNeverOverlapsItsValidationFiles) {
 
 TEST(Gate, HoldOutIsStratifiedSeededAndInsideTheTrainingSplit) {
   auto labels = torch::cat({torch::zeros({100}, torch::kLong), torch::ones({50}, torch::kLong)});
-  const auto a = st::stratified_holdout(labels, 0.2, 1), b = st::stratified_holdout(labels, 0.2, 1);
+  const auto a = sd::stratified_holdout(labels, 0.2, 1), b = sd::stratified_holdout(labels, 0.2, 1);
   EXPECT_TRUE(torch::equal(a, b));
-  EXPECT_FALSE(torch::equal(a, st::stratified_holdout(labels, 0.2, 2)));
+  EXPECT_FALSE(torch::equal(a, sd::stratified_holdout(labels, 0.2, 2)));
   EXPECT_EQ(labels.index_select(0, a).eq(0).sum().item<int64_t>(), 20);
   EXPECT_EQ(labels.index_select(0, a).eq(1).sum().item<int64_t>(), 10);
-  EXPECT_NE(expect_error([&] { st::stratified_holdout(labels, 1.5, 0); }).find("--holdout must be a fraction"),
+  EXPECT_NE(expect_error([&] { sd::stratified_holdout(labels, 1.5, 0); }).find("--holdout must be a fraction"),
             std::string::npos);
+}
+
+TEST(Gate, TrainHoldOutIsLeftOutOfTrainingAndSelectTrainsOnThatOne) {
+  splitshare::testing::TempDir dir;
+  splitshare::testing::make_photo_folder(dir.file("photos"), {{"a", 12}, {"b", 12}, {"c", 12}});
+  const auto spec = sd::parse_data_spec("imagefolder:" + dir.file("photos"));
+  const auto options = sd::DataOptions().val_split(0.25).image_size(16).workers(0).batch_size(64).train_in_order(true);
+  auto whole = sd::open_data(spec, options);
+  auto trained = sd::open_data(spec, sd::DataOptions(options).train_holdout(0.5).train_holdout_seed(3));
+  ASSERT_EQ(whole.train_files.size(), 27u);
+  EXPECT_FALSE(whole.holdout.defined());
+  ASSERT_TRUE(trained.holdout.defined());
+  EXPECT_TRUE(torch::equal(trained.holdout, sd::stratified_holdout(torch::tensor({0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+                                                                                  1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                                                                  2}),
+                                                                   0.5, 3)));
+  std::set<std::string> left_out;
+  for (int64_t i = 0; i < trained.holdout.numel(); ++i) {
+    left_out.insert(whole.train_files[static_cast<size_t>(trained.holdout[i].item<int64_t>())]);
+  }
+  EXPECT_EQ(left_out.size(), 15u);
+  // What the training stream delivers: the other 12 files, each once.
+  int64_t seen = 0;
+  trained.train->reset(0);
+  while (auto batch = trained.train->next()) seen += batch->labels.size(0);
+  EXPECT_EQ(seen, 12);
+  ASSERT_EQ(trained.train_files.size(), 12u);
+  for (const auto& file : trained.train_files) EXPECT_FALSE(left_out.count(file)) << file << " was left out";
+  EXPECT_EQ(trained.class_counts, (std::vector<int64_t>{4, 4, 4}));
+
+  // Through the CLI: select finds the run's hold-out by itself and trains on exactly those files.
+  const std::string cli = SPLITSHARE_CLI;
+  const auto data = " --data imagefolder:" + dir.file("photos");
+  std::string log;
+  ASSERT_EQ(splitshare::testing::run_command(cli + " train" + data +
+                                                 " --val-split 0.25 --holdout 0.5 --holdout-seed 3 --epochs 1"
+                                                 " --batch-size 4 --image-size 16 --arch resnet10 --width 4 --splits 2"
+                                                 " --workers 0 --no-progress --out " + dir.file("run"),
+                                             &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("gate hold-out: 15 training samples left out"), std::string::npos) << log;
+  log.clear();
+  ASSERT_EQ(splitshare::testing::run_command(cli + " select --checkpoint " + dir.file("run/best.pt") + data +
+                                                 " --gate-epochs 2 --workers 0 --out " + dir.file("gate"),
+                                             &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("trained without this hold-out (train --holdout 0.5)"), std::string::npos) << log;
+  const auto report = nlohmann::json::parse(splitshare::testing::read_file(dir.file("gate/select.json")));
+  EXPECT_EQ(report["model_saw_holdout"], false);
+  EXPECT_EQ(report["holdout_fraction"], 0.5);
+  EXPECT_EQ(report["holdout_seed"], 3);
+  std::set<std::string> listed;
+  std::istringstream in(splitshare::testing::read_file(dir.file("gate/holdout.txt")));
+  for (std::string line; std::getline(in, line);) listed.insert(line);
+  EXPECT_EQ(listed, left_out);
+  // Another hold-out than the run's is refused by name.
+  log.clear();
+  EXPECT_NE(splitshare::testing::run_command(cli + " select --checkpoint " + dir.file("run/best.pt") + data +
+                                                 " --holdout 0.3 --workers 0 --out " + dir.file("gate2"),
+                                             &log),
+            0);
+  EXPECT_NE(log.find("was trained without a hold-out of 0.5"), std::string::npos) << log;
+}
+
+TEST(Gate, TrainHoldOutOfInMemoryDataIsStratifiedAndLeftOut) {
+  if (!std::filesystem::exists(splitshare::data::default_fashion_mnist_dir())) GTEST_SKIP() << "no Fashion-MNIST";
+  const auto spec = sd::parse_data_spec("fashion-mnist");
+  const auto options = sd::DataOptions().limit_train(300).limit_val(10).batch_size(64).train_in_order(true);
+  auto whole = sd::open_data(spec, options);
+  auto trained = sd::open_data(spec, sd::DataOptions(options).train_holdout(0.2).train_holdout_seed(1));
+  ASSERT_TRUE(trained.holdout.defined());
+  // The first 300 labels, read in order from the whole split.
+  std::vector<torch::Tensor> labels, images;
+  whole.train->reset(0);
+  while (auto batch = whole.train->next()) {
+    labels.push_back(batch->labels);
+    images.push_back(batch->images);
+  }
+  const auto all_labels = torch::cat(labels), all_images = torch::cat(images);
+  ASSERT_EQ(all_labels.size(0), 300);
+  EXPECT_TRUE(torch::equal(trained.holdout, sd::stratified_holdout(all_labels, 0.2, 1)));
+  const auto kept = sd::other_rows(300, trained.holdout);
+  EXPECT_EQ(kept.size(0) + trained.holdout.size(0), 300);
+  std::vector<torch::Tensor> got;
+  trained.train->reset(0);
+  while (auto batch = trained.train->next()) got.push_back(batch->images);
+  // Exactly the kept images, in order (the hold-out normalised as the whole: the stats differ).
+  const auto trained_images = torch::cat(got);
+  ASSERT_EQ(trained_images.size(0), kept.size(0));
+  const auto expected = all_images.index_select(0, kept);
+  const auto standardise = [](const torch::Tensor& t) { return (t - t.mean()) / t.std(); };
+  EXPECT_LT((standardise(trained_images) - standardise(expected)).abs().max().item<double>(), 1e-3);
 }

@@ -135,6 +135,20 @@ std::vector<double> balanced_weights(const ImageFolderIndex& index) {
 
 DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options);
 
+// The files at `rows` (int64 positions) of `index`, in that order.
+ImageFolderIndex rows_of(const ImageFolderIndex& index, const torch::Tensor& rows) {
+  ImageFolderIndex out;
+  out.root = index.root;
+  out.classes = index.classes;
+  out.ignored_files = index.ignored_files;
+  const auto* row = rows.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows.numel(); ++i) {
+    out.paths.push_back(index.paths[static_cast<size_t>(row[i])]);
+    out.labels.push_back(index.labels[static_cast<size_t>(row[i])]);
+  }
+  return out;
+}
+
 }  // namespace
 
 DataBundle open_image_folder_data(const std::string& train_root, const std::string& val_root,
@@ -170,6 +184,12 @@ namespace {
 DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options) {
   train = subsample(train, options.limit_train());
   val = subsample(val, options.limit_val());
+  torch::Tensor holdout;
+  if (options.train_holdout() > 0) {
+    holdout = stratified_holdout(torch::tensor(train.labels, torch::kInt64), options.train_holdout(),
+                                 options.train_holdout_seed());
+    train = rows_of(train, other_rows(train.size(), holdout));
+  }
 
   ImageFolderOptions folder;
   folder.image_size(options.image_size())
@@ -211,6 +231,7 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
   bundle.classes = train.classes;
   bundle.class_counts = class_counts(train);
   bundle.train_files = train.paths;
+  bundle.holdout = holdout;
   bundle.preprocess = image_folder_preprocess(folder);
   bundle.small_images = false;
   bundle.train = make_image_folder_loader(std::move(train), folder, balanced);

@@ -143,6 +143,13 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
 
   TensorDataset train = take_first(read_split(spec, Split::kTrain), options.limit_train());
   TensorDataset val = take_first(read_split(spec, Split::kTest), options.limit_val());
+  torch::Tensor holdout;
+  if (options.train_holdout() > 0) {
+    holdout = stratified_holdout(train.labels, options.train_holdout(), options.train_holdout_seed());
+    const auto keep = other_rows(train.size(), holdout);
+    train.images = train.images.index_select(0, keep);
+    train.labels = train.labels.index_select(0, keep);
+  }
   ChannelStats stats = channel_stats(train.images);
   if (!options.mean().empty() || !options.std().empty()) {
     const auto channels = static_cast<size_t>(train.images.size(1));
@@ -157,6 +164,7 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
   TORCH_CHECK(options.auto_augment() == AutoAugmentKind::kNone && options.random_erase() == 0,
               "automatic augmentation and random erasing apply to photo folders, not to ", spec.kind);
   DataBundle bundle;
+  bundle.holdout = holdout;
   bundle.classes = train.classes;
   const auto counts = torch::bincount(train.labels.to(torch::kInt64), {}, static_cast<int64_t>(train.classes.size()));
   bundle.class_counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());

@@ -87,21 +87,6 @@ SelectionReport selection_report(nn::GateImpl& gate, const HeadOutputs& data) {
   return r;
 }
 
-torch::Tensor stratified_holdout(const torch::Tensor& labels, double fraction, uint64_t seed) {
-  TORCH_CHECK(fraction > 0 && fraction < 1, "--holdout must be a fraction in (0, 1), got ", fraction);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  std::vector<torch::Tensor> chosen;
-  const auto classes = std::get<0>(torch::_unique(labels));
-  for (int64_t c = 0; c < classes.size(0); ++c) {
-    const auto rows = labels.eq(classes[c]).nonzero().flatten();
-    const auto take = static_cast<int64_t>(std::llround(fraction * static_cast<double>(rows.size(0))));
-    if (take == 0) continue;
-    chosen.push_back(rows.index_select(0, torch::randperm(rows.size(0), generator, torch::kInt64).narrow(0, 0, take)));
-  }
-  TORCH_CHECK(!chosen.empty(), "--holdout ", fraction, " leaves no sample of any class");
-  return std::get<0>(torch::cat(chosen).sort());
-}
-
 namespace {
 
 HeadOutputs rows_of(const HeadOutputs& all, const torch::Tensor& rows) {
@@ -112,8 +97,10 @@ HeadOutputs rows_of(const HeadOutputs& all, const torch::Tensor& rows) {
 }  // namespace
 
 SelectResult select_gate(nn::ClassifierImpl& model, data::DataBundle& data, const SelectOptions& options) {
-  const auto all = collect_head_outputs(model, *data.train, options.device());
-  const auto holdout = rows_of(all, stratified_holdout(all.labels, options.holdout(), options.holdout_seed()));
+  auto all = collect_head_outputs(model, *data.train, options.device());
+  // Dataset order, so that the hold-out is the one `train --holdout` left out.
+  all = rows_of(all, std::get<1>(all.indices.sort()));
+  const auto holdout = rows_of(all, data::stratified_holdout(all.labels, options.holdout(), options.holdout_seed()));
   const auto validation = collect_head_outputs(model, *data.val, options.device());
   TORCH_CHECK(all.head_logits.size(0) >= 2, "select: the model has a single head; a gate needs an SSM or k-FC model");
   torch::manual_seed(options.seed());
@@ -153,6 +140,7 @@ nlohmann::json select_record(const std::string& checkpoint, const SelectOptions&
           {"holdout_fraction", options.holdout()},
           {"holdout_seed", options.holdout_seed()},
           {"holdout_samples", result.holdout_indices.size(0)},
+          {"model_saw_holdout", options.model_saw_holdout()},
           {"losses", result.losses},
           {"holdout", to_json(result.holdout)},
           {"validation", to_json(result.validation)}};

@@ -25,8 +25,9 @@ int run_select(int argc, char** argv) {
   cxxopts::Options options(argv[0],
                            "Train a head-selection gate on a trained, frozen SSM or k-FC model (Section 6's open\n"
                            "question): per sample and without the label, weigh the sub-classifiers towards the\n"
-                           "oracle. Trained on a stratified hold-out of the training split, reported on the\n"
-                           "validation split next to the mean, the two label-free rules and the oracle.\n"
+                           "oracle. Trained on a stratified hold-out of the training split (the one the model\n"
+                           "was trained without, after `train --holdout`), reported on the validation split\n"
+                           "next to the mean, the two label-free rules and the oracle.\n"
                            "Writes OUT/gated.pt (the checkpoint with the gate: eval, predict and export use it),\n"
                            "OUT/select.json, OUT/holdout.txt (the hold-out's samples) and, for a split image\n"
                            "folder, the run's OUT/val_files.txt.");
@@ -57,10 +58,28 @@ int run_select(int argc, char** argv) {
   // Every training sample once, in order: the hold-out is drawn from all of them.
   auto data_opts = data_options(*args).augment(false).train_in_order(true);
   follow_run_data(checkpoint, data_opts);
+  auto holdout = (*args)["holdout"].as<double>();
+  auto holdout_seed = (*args)["holdout-seed"].as<uint64_t>();
+  const auto recorded = run_holdout(checkpoint);
+  if (recorded) {
+    // The hold-out the model never saw: the same fraction, seed and samples as its training.
+    TORCH_CHECK(!args->count("holdout") || holdout == recorded->fraction, "--holdout ", holdout, ": ", checkpoint,
+                " was trained without a hold-out of ", recorded->fraction, " (train --holdout), which select uses; "
+                "leave --holdout out");
+    TORCH_CHECK(!args->count("holdout-seed") || holdout_seed == recorded->seed, "--holdout-seed ", holdout_seed, ": ",
+                checkpoint, "'s hold-out was drawn with seed ", recorded->seed, "; leave --holdout-seed out");
+    TORCH_CHECK(!args->count("limit-train") || data_opts.limit_train() == recorded->limit_train, "--limit-train ",
+                data_opts.limit_train(), ": ", checkpoint, "'s hold-out was drawn from its --limit-train ",
+                recorded->limit_train, "; leave --limit-train out");
+    holdout = recorded->fraction;
+    holdout_seed = recorded->seed;
+    data_opts.limit_train(recorded->limit_train);
+  }
   auto bundle = data::open_data(data_spec(*args), data::evaluation_options(data_opts, loaded.metadata.preprocess));
   const auto select = train::SelectOptions()
-                          .holdout((*args)["holdout"].as<double>())
-                          .holdout_seed((*args)["holdout-seed"].as<uint64_t>())
+                          .holdout(holdout)
+                          .holdout_seed(holdout_seed)
+                          .model_saw_holdout(!recorded)
                           .input(nn::parse_gate_input((*args)["gate-input"].as<std::string>()))
                           .hidden((*args)["gate-hidden"].as<int64_t>())
                           .hard(args->count("hard") > 0)
@@ -81,6 +100,12 @@ int run_select(int argc, char** argv) {
   } else {
     print_report("hold-out", result.holdout);
     print_report("validation", result.validation);
+    if (recorded) {
+      std::printf("the model was trained without this hold-out (train --holdout %g)\n", holdout);
+    } else {
+      std::printf("note: the model was trained on this hold-out too, so its heads are more often right there than on "
+                  "new data; `train --holdout F` leaves it out\n");
+    }
   }
   return 0;
 }

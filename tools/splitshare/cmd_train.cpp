@@ -133,6 +133,10 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
     std::fprintf(stderr, "splitshare train: validation split: %zu files held out (listed in val_files.txt)\n",
                  bundle.val_files.size());
   }
+  if (bundle.holdout.defined()) {
+    std::fprintf(stderr, "splitshare train: gate hold-out: %lld training samples left out (splitshare select trains "
+                 "a gate on them)\n", static_cast<long long>(bundle.holdout.numel()));
+  }
   if (!context.device().is_cpu() || train.precision() != train::Precision::kFloat32 || train.sync_batch_norm()) {
     std::fprintf(stderr, "splitshare train: device %s, %s%s\n", context.device().str().c_str(),
                  train::to_string(train.precision()).c_str(), train.sync_batch_norm() ? ", SyncBatchNorm" : "");

@@ -6,6 +6,7 @@
 
 #include <cxxopts.hpp>
 
+#include <optional>
 #include <string>
 
 namespace splitshare::cli {
@@ -54,6 +55,17 @@ void apply_class_weights(const cxxopts::ParseResult& args, const data::DataBundl
 /// What `eval` and the other commands reading a trained run need to see its data as it did:
 /// the validation split recorded next to `checkpoint` (val_files.txt) and the run's --class-map.
 void follow_run_data(const std::string& checkpoint, data::DataOptions& data);
+
+/// The hold-out `train --holdout` left out of the run that wrote a checkpoint.
+struct RunHoldout {
+  double fraction = 0;
+  uint64_t seed = 0;
+  /// The run's --limit-train: the hold-out is drawn from those samples.
+  int64_t limit_train = 0;
+};
+/// Read from the checkpoint's recorded arguments; nullopt when the run trained on all of its
+/// training split (or recorded no arguments).
+std::optional<RunHoldout> run_holdout(const std::string& checkpoint);
 
 /// The run's context the training flags give: --out, --device, --no-progress.
 train::RunContext run_context(const cxxopts::ParseResult& args);

@@ -5,6 +5,7 @@
 #include <splitshare/train/checkpoint.h>
 
 #include <filesystem>
+#include <map>
 
 #include <string>
 #include <vector>
@@ -48,6 +49,11 @@ void add_recipe_options(cxxopts::Options& options) {
        cxxopts::value<std::string>())
       ("sampler", "random | balanced (with replacement, by inverse class frequency)",
        cxxopts::value<std::string>()->default_value("random"));
+  options.add_options("Gate hold-out")
+      ("holdout", "leave this stratified share of the training split out of training, for `select` to "
+                  "train a head-selection gate on (0 = train on all of it)",
+       cxxopts::value<double>()->default_value("0"))
+      ("holdout-seed", "seed of that hold-out", cxxopts::value<uint64_t>()->default_value("0"));
   options.add_options("Photo data")
       ("val-split", "imagefolder:DIR without DIR/train: validation share per class",
        cxxopts::value<double>()->default_value(text(d.val_split())))
@@ -111,6 +117,9 @@ void apply_data_recipe(const cxxopts::ParseResult& args, data::DataOptions& data
                   data.photo_recipe() == data::PhotoRecipe::kTorchvision,
               "--crop-scale and --crop-ratio set RandomResizedCrop: add --augment torchvision (the paper's recipe "
               "crops a fixed 224 window)");
+  const auto holdout = args["holdout"].as<double>();
+  TORCH_CHECK(holdout >= 0 && holdout < 1, "--holdout must be a fraction in [0, 1) (0 = none), got ", holdout);
+  data.train_holdout(holdout).train_holdout_seed(args["holdout-seed"].as<uint64_t>());
   data.balanced_sampler(sampler == "balanced")
       .auto_augment(data::parse_auto_augment(args["auto-augment"].as<std::string>()))
       .random_erase(erase)
@@ -127,6 +136,22 @@ void apply_class_weights(const cxxopts::ParseResult& args, const data::DataBundl
   const auto classes = static_cast<int64_t>(bundle.classes.size());
   train.class_weights(value == "auto" ? data::balanced_class_weights(bundle.class_counts)
                                       : data::read_class_weights(value, classes));
+}
+
+std::optional<RunHoldout> run_holdout(const std::string& checkpoint) {
+  const auto metadata = train::read_checkpoint_metadata(checkpoint);
+  const auto config = metadata.extra.value("config", nlohmann::json::object());
+  std::map<std::string, std::string> given;
+  for (const auto& arg : config.value("args", std::vector<std::string>())) {
+    const auto equals = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && equals != std::string::npos) given[arg.substr(2, equals - 2)] = arg.substr(equals + 1);
+  }
+  if (!given.count("holdout") || std::stod(given["holdout"]) == 0) return std::nullopt;
+  RunHoldout out;
+  out.fraction = std::stod(given["holdout"]);
+  if (given.count("holdout-seed")) out.seed = std::stoull(given["holdout-seed"]);
+  if (given.count("limit-train")) out.limit_train = std::stoll(given["limit-train"]);
+  return out;
 }
 
 void follow_run_data(const std::string& checkpoint, data::DataOptions& data) {

@@ -62,6 +62,12 @@ struct DataOptions {
   /// Read the training split as evaluation reads the validation split: in order, each sample
   /// once, no batch dropped, no sampler, no augmentation (`select`'s pass over it).
   TORCH_ARG(bool, train_in_order) = false;
+  /// > 0: a stratified share of the training split (stratified_holdout of its labels, after
+  /// limit_train, with `train_holdout_seed`) is left out of `train` and listed in
+  /// DataBundle::holdout: data a head-selection gate (`select`) can train on that the model
+  /// never saw. 0 = train on the whole split.
+  TORCH_ARG(double, train_holdout) = 0.0;
+  TORCH_ARG(uint64_t, train_holdout_seed) = 0;
   TORCH_ARG(bool, channels_last) = false;
   /// The training stream delivers uint8 batches, normalised on the device by images_on
   /// (LoaderOptions::uint8_images): for a GPU.
@@ -96,7 +102,17 @@ struct DataBundle {
   /// Image folders: the training split's files by dataset index (the paths as listed,
   /// root/class/file); empty for in-memory data, whose dataset index is the position.
   std::vector<std::string> train_files;
+  /// With DataOptions::train_holdout: the positions in the whole training split (after
+  /// limit_train) left out of `train`, int64, ascending; undefined otherwise.
+  torch::Tensor holdout;
 };
+
+/// A stratified hold-out: per class, round(fraction x its count) of the positions of
+/// `labels` (int64 [N]), drawn with `seed`; the positions chosen, ascending. fraction in (0, 1).
+torch::Tensor stratified_holdout(const torch::Tensor& labels, double fraction, uint64_t seed);
+
+/// The positions [0, n) not in `rows` (int64, ascending), int64, ascending.
+torch::Tensor other_rows(int64_t n, const torch::Tensor& rows);
 
 /// Opens the dataset `spec` names.
 /// For the in-memory kinds (fashion-mnist, mnist, cifar10, cifar100) the training

@@ -54,10 +54,6 @@ struct SelectionReport {
 };
 SelectionReport selection_report(nn::GateImpl& gate, const HeadOutputs& data);
 
-/// A stratified hold-out: per class, round(fraction x its count) of the positions of
-/// `labels` (int64 [N]), drawn with `seed`; the rows chosen, ascending.
-torch::Tensor stratified_holdout(const torch::Tensor& labels, double fraction, uint64_t seed);
-
 /// What `splitshare select` does.
 struct SelectOptions {
   /// Share of the training split the gate trains on (stratified; never the validation split).
@@ -66,6 +62,9 @@ struct SelectOptions {
   TORCH_ARG(nn::GateInput, input) = nn::GateInput::kBoth;
   TORCH_ARG(int64_t, hidden) = 0;
   TORCH_ARG(bool, hard) = false;
+  /// Whether the model trained on the hold-out (false for a run of `train --holdout`, which
+  /// left this very hold-out out); recorded in select_record.
+  TORCH_ARG(bool, model_saw_holdout) = true;
   /// Seed of the gate's initialisation (and, through train, of its mini-batches).
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(GateTrainOptions, train) = {};
@@ -82,8 +81,9 @@ struct SelectResult {
 };
 
 /// Trains a gate for `model` (frozen; needs 2+ heads) on a stratified hold-out of `data.train`
-/// (read once: give a bundle opened with DataOptions::train_in_order, so that no sample is
-/// dropped, repeated or augmented) and reports it
+/// (data::stratified_holdout of the labels in dataset order; read once: give a bundle opened
+/// with DataOptions::train_in_order, so that no sample is dropped, repeated or augmented) and
+/// reports it
 /// on `data.val`. The model has seen the hold-out in its own training unless it was trained
 /// without it: its heads are then more often right there than on new data.
 SelectResult select_gate(nn::ClassifierImpl& model, data::DataBundle& data, const SelectOptions& options);
