@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 namespace splitshare::cli {
 namespace {
@@ -17,6 +18,48 @@ void print_report(const char* split, const train::SelectionReport& r) {
               "%6.2f%%  gap closed %+.1f%%\n",
               split, static_cast<long long>(r.samples), 100 * r.combined, 100 * r.most_confident,
               100 * r.confidence_weighted, 100 * r.gate, 100 * r.oracle, 100 * r.gap_closed());
+}
+
+
+// The gate and its hold-out as the flags say; after `train --holdout`, the run's hold-out
+// (fraction, seed and --limit-train, which `data` takes), and another one refused by name.
+train::SelectOptions select_options(const cxxopts::ParseResult& args, const std::string& checkpoint,
+                                    data::DataOptions& data) {
+  const auto recorded = run_holdout(checkpoint);
+  auto select = train::SelectOptions()
+                    .holdout(args["holdout"].as<double>())
+                    .holdout_seed(args["holdout-seed"].as<uint64_t>())
+                    .model_saw_holdout(!recorded)
+                    .input(nn::parse_gate_input(args["gate-input"].as<std::string>()))
+                    .hidden(args["gate-hidden"].as<int64_t>())
+                    .hard(args.count("hard") > 0)
+                    .seed(args["gate-seed"].as<uint64_t>())
+                    .train(train::GateTrainOptions()
+                               .epochs(args["gate-epochs"].as<int64_t>())
+                               .lr(args["gate-lr"].as<double>()));
+  if (!recorded) return select;
+  TORCH_CHECK(!args.count("holdout") || select.holdout() == recorded->fraction, "--holdout ", select.holdout(), ": ",
+              checkpoint, " was trained without a hold-out of ", recorded->fraction,
+              " (train --holdout), which select uses; leave --holdout out");
+  TORCH_CHECK(!args.count("holdout-seed") || select.holdout_seed() == recorded->seed, "--holdout-seed ",
+              select.holdout_seed(), ": ", checkpoint, "'s hold-out was drawn with seed ", recorded->seed,
+              "; leave --holdout-seed out");
+  TORCH_CHECK(!args.count("limit-train") || data.limit_train() == recorded->limit_train, "--limit-train ",
+              data.limit_train(), ": ", checkpoint, "'s hold-out was drawn from its --limit-train ",
+              recorded->limit_train, "; leave --limit-train out");
+  data.limit_train(recorded->limit_train);
+  return select.holdout(recorded->fraction).holdout_seed(recorded->seed);
+}
+
+// OUT/gated.pt, select.json, holdout.txt and (a split image folder) the run's val_files.txt.
+void write_outputs(const std::string& out, train::LoadedCheckpoint& loaded, const data::DataBundle& bundle,
+                   const train::SelectResult& result, const nlohmann::json& record) {
+  std::filesystem::create_directories(out);
+  train::save_gated_checkpoint(*loaded.model, loaded.metadata, result.gate, record, out + "/gated.pt");
+  util::write_file_atomic(out + "/select.json", record.dump(2) + "\n");
+  util::write_file_atomic(out + "/holdout.txt", train::holdout_listing(bundle, result.holdout_indices));
+  // eval and gradcam on OUT/gated.pt then see the run's validation split.
+  if (!bundle.val_files.empty()) data::write_val_files(bundle.val_files, out + "/" + data::kValFilesName);
 }
 
 }  // namespace
@@ -58,50 +101,18 @@ int run_select(int argc, char** argv) {
   // Every training sample once, in order: the hold-out is drawn from all of them.
   auto data_opts = data_options(*args).augment(false).train_in_order(true);
   follow_run_data(checkpoint, data_opts);
-  auto holdout = (*args)["holdout"].as<double>();
-  auto holdout_seed = (*args)["holdout-seed"].as<uint64_t>();
-  const auto recorded = run_holdout(checkpoint);
-  if (recorded) {
-    // The hold-out the model never saw: the same fraction, seed and samples as its training.
-    TORCH_CHECK(!args->count("holdout") || holdout == recorded->fraction, "--holdout ", holdout, ": ", checkpoint,
-                " was trained without a hold-out of ", recorded->fraction, " (train --holdout), which select uses; "
-                "leave --holdout out");
-    TORCH_CHECK(!args->count("holdout-seed") || holdout_seed == recorded->seed, "--holdout-seed ", holdout_seed, ": ",
-                checkpoint, "'s hold-out was drawn with seed ", recorded->seed, "; leave --holdout-seed out");
-    TORCH_CHECK(!args->count("limit-train") || data_opts.limit_train() == recorded->limit_train, "--limit-train ",
-                data_opts.limit_train(), ": ", checkpoint, "'s hold-out was drawn from its --limit-train ",
-                recorded->limit_train, "; leave --limit-train out");
-    holdout = recorded->fraction;
-    holdout_seed = recorded->seed;
-    data_opts.limit_train(recorded->limit_train);
-  }
+  const auto select = select_options(*args, checkpoint, data_opts);
   auto bundle = data::open_data(data_spec(*args), data::evaluation_options(data_opts, loaded.metadata.preprocess));
-  const auto select = train::SelectOptions()
-                          .holdout(holdout)
-                          .holdout_seed(holdout_seed)
-                          .model_saw_holdout(!recorded)
-                          .input(nn::parse_gate_input((*args)["gate-input"].as<std::string>()))
-                          .hidden((*args)["gate-hidden"].as<int64_t>())
-                          .hard(args->count("hard") > 0)
-                          .seed((*args)["gate-seed"].as<uint64_t>())
-                          .train(train::GateTrainOptions()
-                                     .epochs((*args)["gate-epochs"].as<int64_t>())
-                                     .lr((*args)["gate-lr"].as<double>()));
   const auto result = train::select_gate(*loaded.model, bundle, select);
-  std::filesystem::create_directories(out);
   const auto record = train::select_record(checkpoint, select, result);
-  train::save_gated_checkpoint(*loaded.model, loaded.metadata, result.gate, record, out + "/gated.pt");
-  util::write_file_atomic(out + "/select.json", record.dump(2) + "\n");
-  util::write_file_atomic(out + "/holdout.txt", train::holdout_listing(bundle, result.holdout_indices));
-  // eval and gradcam on OUT/gated.pt then see the run's validation split.
-  if (!bundle.val_files.empty()) data::write_val_files(bundle.val_files, out + "/" + data::kValFilesName);
+  write_outputs(out, loaded, bundle, result, record);
   if (args->count("json")) {
     std::printf("%s\n", record.dump(2).c_str());
   } else {
     print_report("hold-out", result.holdout);
     print_report("validation", result.validation);
-    if (recorded) {
-      std::printf("the model was trained without this hold-out (train --holdout %g)\n", holdout);
+    if (!select.model_saw_holdout()) {
+      std::printf("the model was trained without this hold-out (train --holdout %g)\n", select.holdout());
     } else {
       std::printf("note: the model was trained on this hold-out too, so its heads are more often right there than on "
                   "new data; `train --holdout F` leaves it out\n");
