@@ -58,6 +58,20 @@ void check_no_empty_classes(const ImageFolderIndex& index) {
               join(empty), " (add images or remove the folders)");
 }
 
+// The files at `rows` (int64 positions) of `index`, in that order.
+ImageFolderIndex rows_of(const ImageFolderIndex& index, const torch::Tensor& rows) {
+  ImageFolderIndex out;
+  out.root = index.root;
+  out.classes = index.classes;
+  out.ignored_files = index.ignored_files;
+  const auto* row = rows.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows.numel(); ++i) {
+    out.paths.push_back(index.paths[static_cast<size_t>(row[i])]);
+    out.labels.push_back(index.labels[static_cast<size_t>(row[i])]);
+  }
+  return out;
+}
+
 }  // namespace
 
 ImageFolderIndex list_image_folder(const std::string& root) {
@@ -88,16 +102,8 @@ ImageFolderIndex list_image_folder(const std::string& root) {
 ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit) {
   TORCH_CHECK(limit >= 0, "subsample: limit must be >= 0, got ", limit);
   if (limit == 0 || limit >= index.size()) return index;
-  ImageFolderIndex out;
-  out.root = index.root;
-  out.classes = index.classes;
-  out.ignored_files = index.ignored_files;
-  for (int64_t i = 0; i < limit; ++i) {
-    const size_t source = static_cast<size_t>(i * index.size() / limit);
-    out.paths.push_back(index.paths[source]);
-    out.labels.push_back(index.labels[source]);
-  }
-  return out;
+  // Evenly spread: position i * size / limit, rounded down.
+  return rows_of(index, torch::div(torch::arange(limit, torch::kInt64) * index.size(), limit, "floor"));
 }
 
 int64_t eval_resize(const ImageFolderOptions& options) {
@@ -134,20 +140,6 @@ std::vector<double> balanced_weights(const ImageFolderIndex& index) {
 }
 
 DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options);
-
-// The files at `rows` (int64 positions) of `index`, in that order.
-ImageFolderIndex rows_of(const ImageFolderIndex& index, const torch::Tensor& rows) {
-  ImageFolderIndex out;
-  out.root = index.root;
-  out.classes = index.classes;
-  out.ignored_files = index.ignored_files;
-  const auto* row = rows.data_ptr<int64_t>();
-  for (int64_t i = 0; i < rows.numel(); ++i) {
-    out.paths.push_back(index.paths[static_cast<size_t>(row[i])]);
-    out.labels.push_back(index.labels[static_cast<size_t>(row[i])]);
-  }
-  return out;
-}
 
 }  // namespace
 
