@@ -29,7 +29,7 @@ for variant in $variants; do
         if [ -f "$dir/select.json" ]; then continue; fi
         # shellcheck disable=SC2086
         ./build/splitshare select --checkpoint "$checkpoint" --out "$dir" --gate-seed "$gate_seed" $flags 2>/dev/null |
-          tail -1 | sed "s|^|$variant seed $seed $name gate $gate_seed: |"
+          grep "^validation" | sed "s|^|$variant seed $seed $name gate $gate_seed: |"
       done
     done
   done
