@@ -106,6 +106,35 @@ ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit) {
   return rows_of(index, torch::div(torch::arange(limit, torch::kInt64) * index.size(), limit, "floor"));
 }
 
+bool has_small_images(const ImageFolderIndex& index, int64_t max_side) {
+  if (max_side <= 0 || index.paths.empty()) return false;
+  std::vector<bool> seen(index.classes.size(), false);
+  for (size_t i = 0; i < index.paths.size(); ++i) {
+    const auto label = static_cast<size_t>(index.labels[i]);
+    if (seen[label]) continue;
+    seen[label] = true;
+    const auto info = read_image_info(index.paths[i]);
+    if (info.width > max_side || info.height > max_side) return false;
+  }
+  return true;
+}
+
+TensorDataset decode_image_folder(const ImageFolderIndex& index) {
+  TORCH_CHECK(!index.paths.empty(), "image folder ", index.root, ": no images to decode");
+  const auto first = decode_image(index.paths[0]);
+  auto images = torch::empty({index.size(), 3, first.size(1), first.size(2)}, torch::kUInt8);
+  for (int64_t i = 0; i < index.size(); ++i) {
+    const auto& path = index.paths[static_cast<size_t>(i)];
+    const auto image = i == 0 ? first : decode_image(path);
+    TORCH_CHECK(image.sizes() == first.sizes(), "image folder ", index.root, ": ", path, " is ", image.size(2), "x",
+                image.size(1), " but ", index.paths[0], " is ", first.size(2), "x", first.size(1),
+                "; a folder of small images is read into memory and needs one size (resize the images, or pass "
+                "--image-size N to read it through the photo pipeline)");
+    images[i].copy_(image);
+  }
+  return TensorDataset{images, torch::tensor(index.labels, torch::kInt64), index.classes};
+}
+
 int64_t eval_resize(const ImageFolderOptions& options) {
   if (options.resize() > 0) return options.resize();
   return static_cast<int64_t>(static_cast<double>(options.image_size()) / 0.875);
@@ -173,6 +202,18 @@ DataBundle open_image_folder_split(const std::string& root, const DataOptions& o
 
 namespace {
 
+// A folder of small images, decoded once and read like CIFAR (DataOptions::small_image_side).
+DataBundle small_image_bundle(const ImageFolderIndex& train, const ImageFolderIndex& val, const torch::Tensor& holdout,
+                              const DataOptions& options) {
+  TORCH_CHECK(options.auto_augment() == AutoAugmentKind::kNone && options.random_erase() == 0, "image folder ",
+              train.root, " holds small images (at most ", options.small_image_side(),
+              " px), read into memory like CIFAR: automatic augmentation and random erasing belong to the photo "
+              "pipeline; pass --image-size N to use it");
+  auto bundle = in_memory_bundle(decode_image_folder(train), decode_image_folder(val), holdout, options, true);
+  bundle.train_files = train.paths;
+  return bundle;
+}
+
 DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options) {
   train = subsample(train, options.limit_train());
   val = subsample(val, options.limit_val());
@@ -182,6 +223,7 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
                                  options.train_holdout_seed());
     train = rows_of(train, other_rows(train.size(), holdout));
   }
+  if (has_small_images(train, options.small_image_side())) return small_image_bundle(train, val, holdout, options);
 
   ImageFolderOptions folder;
   folder.image_size(options.image_size())

@@ -127,7 +127,8 @@ PhotoRecipe photo_recipe_of(const Preprocess& preprocess) {
 
 DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess) {
   options.augment(false).mean(preprocess.mean).std(preprocess.std).photo_recipe(photo_recipe_of(preprocess));
-  if (preprocess.crop) options.image_size(*preprocess.crop);
+  // A model trained through the photo pipeline keeps it, whatever the images' size.
+  if (preprocess.crop) options.image_size(*preprocess.crop).small_image_side(0);
   return options;
 }
 
@@ -150,6 +151,15 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
     train.images = train.images.index_select(0, keep);
     train.labels = train.labels.index_select(0, keep);
   }
+  TORCH_CHECK(options.class_map().empty(), "a class map applies to image folders, not to ", spec.kind);
+  TORCH_CHECK(options.auto_augment() == AutoAugmentKind::kNone && options.random_erase() == 0,
+              "automatic augmentation and random erasing apply to photo folders, not to ", spec.kind);
+  // Mirrored digits are different digits.
+  return in_memory_bundle(std::move(train), std::move(val), holdout, options, /*flip=*/spec.kind != "mnist");
+}
+
+DataBundle in_memory_bundle(TensorDataset train, TensorDataset val, torch::Tensor holdout,
+                            const DataOptions& options, bool flip) {
   ChannelStats stats = channel_stats(train.images);
   if (!options.mean().empty() || !options.std().empty()) {
     const auto channels = static_cast<size_t>(train.images.size(1));
@@ -160,9 +170,6 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
     stats.std = options.std();
   }
 
-  TORCH_CHECK(options.class_map().empty(), "a class map applies to image folders, not to ", spec.kind);
-  TORCH_CHECK(options.auto_augment() == AutoAugmentKind::kNone && options.random_erase() == 0,
-              "automatic augmentation and random erasing apply to photo folders, not to ", spec.kind);
   DataBundle bundle;
   bundle.holdout = holdout;
   bundle.classes = train.classes;
@@ -189,7 +196,7 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
                                  .drop_last(!options.train_in_order() && per_rank >= options.batch_size())
                                  .augment(options.augment() && !options.train_in_order())
                                  .pad(train.images.size(2) <= 28 ? 2 : 4)
-                                 .flip(spec.kind != "mnist")  // mirrored digits are different digits
+                                 .flip(flip)
                                  .seed(options.seed())
                                  .rank(options.rank())
                                  .world_size(options.world_size())

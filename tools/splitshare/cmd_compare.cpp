@@ -59,6 +59,7 @@ int run_compare(int argc, char** argv) {
   auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));
   auto model = model_options(*args, static_cast<int64_t>(probe.classes.size()), probe.preprocess.channels,
                              probe.small_images);
+  note_small_image_folder(probe, "compare");
   apply_weight_decay(*args, probe.small_images, train);
   auto compare = train::CompareOptions()
                      .variants(paper && !args->count("variants") ? paper_variants()

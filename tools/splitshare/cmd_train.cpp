@@ -129,6 +129,7 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
                ((train.accum_steps() > 1 ? " x " + std::to_string(train.accum_steps()) + " accumulated" : std::string()) +
                 (world > 1 ? " x " + std::to_string(world) + " ranks" : std::string()))
                    .c_str());
+  note_small_image_folder(bundle, "train");
   if (!bundle.val_files.empty()) {
     std::fprintf(stderr, "splitshare train: validation split: %zu files held out (listed in val_files.txt)\n",
                  bundle.val_files.size());

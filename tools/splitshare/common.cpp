@@ -101,8 +101,18 @@ void add_data_options(cxxopts::Options& options) {
        cxxopts::value<int64_t>()->default_value(text(data.limit_train())))
       ("limit-val", "use only the first N validation samples (0 = all)",
        cxxopts::value<int64_t>()->default_value(text(data.limit_val())))
-      ("image-size", "training crop for photos", cxxopts::value<int64_t>()->default_value(text(data.image_size())))
+      ("image-size", "training crop for photos; given, it also reads a folder of small images (at most " +
+                         text(data.small_image_side()) + " px) through the photo pipeline instead of into memory",
+       cxxopts::value<int64_t>()->default_value(text(data.image_size())))
       ("strict", "stop at the first unreadable image instead of skipping it");
+}
+
+void note_small_image_folder(const data::DataBundle& bundle, const char* command) {
+  if (!bundle.small_images || bundle.train_files.empty() || !bundle.preprocess.size) return;
+  const auto side = static_cast<long long>(*bundle.preprocess.size);
+  std::fprintf(stderr, "splitshare %s: image folder of %lldx%lld images: read into memory like CIFAR (no resize; "
+               "pad-crop-flip unless --augment none; small-image model: resnet10, small stem, width 16 unless "
+               "given); --image-size N reads it through the photo pipeline instead\n", command, side, side);
 }
 
 data::DataSpec data_spec(const cxxopts::ParseResult& args) { return data::parse_data_spec(args["data"].as<std::string>()); }
@@ -118,7 +128,10 @@ data::DataOptions data_options(const cxxopts::ParseResult& args) {
   const auto augment = args["augment"].as<std::string>();
   TORCH_CHECK(augment == "none" || augment == "paper" || augment == "torchvision",
               "--augment: expected paper, torchvision or none, got '", augment, "'");
+  // Asking for a photo crop or recipe by name keeps a folder of small images in the photo pipeline.
+  const bool photo_pipeline = args.count("image-size") || (args.count("augment") && augment != "none");
   return data::DataOptions()
+      .small_image_side(photo_pipeline ? 0 : data::DataOptions().small_image_side())
       .augment(augment != "none")
       .photo_recipe(augment == "torchvision" ? data::PhotoRecipe::kTorchvision : data::PhotoRecipe::kPaper)
       .batch_size(batch)

@@ -27,6 +27,9 @@ nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t cl
 void add_data_options(cxxopts::Options& options);
 data::DataSpec data_spec(const cxxopts::ParseResult& args);
 data::DataOptions data_options(const cxxopts::ParseResult& args);
+/// Says on stderr, as `splitshare COMMAND`, that an image folder of small images is read
+/// like CIFAR (DataOptions::small_image_side) and how to choose the photo pipeline instead.
+void note_small_image_folder(const data::DataBundle& bundle, const char* command);
 
 /// Registers --epochs, --lr, --momentum, --weight-decay, --schedule, --milestones, --warmup-epochs,
 /// --loss, --out, --no-progress, --no-channels-last, --channels-last, --device, --amp, --sync-bn, --no-overlap.

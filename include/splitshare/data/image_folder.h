@@ -41,6 +41,15 @@ ImageFolderIndex list_image_folder(const std::string& root);
 /// unlike the first `limit` paths, which would be one class); 0 or >= size keeps all.
 ImageFolderIndex subsample(const ImageFolderIndex& index, int64_t limit);
 
+/// True when the first image of every class of `index` is at most `max_side` pixels on each
+/// side (read from the headers): a folder that DataOptions::small_image_side reads like CIFAR.
+bool has_small_images(const ImageFolderIndex& index, int64_t max_side);
+
+/// Every image of `index` decoded to RGB: images uint8 [N, 3, H, W], labels int64 [N], the
+/// index's classes. Throws naming the first file whose size differs from the first file's
+/// (or that cannot be read).
+TensorDataset decode_image_folder(const ImageFolderIndex& index);
+
 /// A class-per-folder root divided into training and validation files.
 struct ImageFolderSplit {
   ImageFolderIndex train;

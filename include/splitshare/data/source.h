@@ -76,6 +76,12 @@ struct DataOptions {
   TORCH_ARG(bool, pin_memory) = false;
   /// Training crop size for photos (image folders); evaluation resizes to size/0.875 and centre-crops.
   TORCH_ARG(int64_t, image_size) = 224;
+  /// An image folder whose images are at most this many pixels on each side (judged from the
+  /// first image of every class, headers only) is decoded once into memory and read like CIFAR:
+  /// no resize or crop, pad-crop-flip when augmenting, the small-image model by default
+  /// (DataBundle::small_images). Every image must then have the first one's size. 0 = always
+  /// the photo pipeline (what an explicit image_size or photo recipe asks for).
+  TORCH_ARG(int64_t, small_image_side) = 64;
   /// Use only the first N training / validation samples (0 = all): quick runs and tests.
   TORCH_ARG(int64_t, limit_train) = 0;
   TORCH_ARG(int64_t, limit_val) = 0;
@@ -93,7 +99,8 @@ struct DataBundle {
   std::vector<std::string> classes;
   /// Evaluation preprocessing (what `predict` applies to a new image).
   Preprocess preprocess;
-  /// True for 28x28 / 32x32 data: selects the small-image stem by default.
+  /// True for 28x28 / 32x32 data (in-memory kinds, small-image folders): selects the
+  /// small-image model by default.
   bool small_images = false;
   /// Training samples per class ([K], before sharding): for class weights.
   std::vector<int64_t> class_counts;
@@ -125,6 +132,13 @@ torch::Tensor other_rows(int64_t n, const torch::Tensor& rows);
 /// `preprocess` records.
 /// "imagefolder" is delegated to open_image_folder_data.
 DataBundle open_data(const DataSpec& spec, const DataOptions& options);
+
+/// The in-memory streams of open_data over `train` and `val` (uint8 [N, C, H, W]): normalised
+/// with the training images' per-channel statistics (or options.mean()/std()), pad-crop and,
+/// with `flip`, horizontal flips when augmenting; `holdout` (may be undefined) is recorded as
+/// DataBundle::holdout. small_images is true and preprocess.size is the images' side.
+DataBundle in_memory_bundle(TensorDataset train, TensorDataset val, torch::Tensor holdout,
+                            const DataOptions& options, bool flip);
 
 /// The photo recipe whose evaluation transform `preprocess` records (square resize: the paper's).
 PhotoRecipe photo_recipe_of(const Preprocess& preprocess);
