@@ -13,6 +13,8 @@
 # run in the order 0, 1, 2 across all heads, so a stopped experiment has whole seeds. The last
 # call trains nothing new and writes OUT/compare.json over all three seeds.
 # Environment: DATA=data/glyphs-1k  EPOCHS (pre-registered: 6)  SEEDS="0 1 2"  EXTRA="more flags"
+#   SPLITSHARE=path/to/binary (default build/splitshare; a copy keeps a long experiment on one
+#   binary while build/ is rebuilt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 width=${1:?"usage: bench/glyphs.sh narrow|wide|gpu"}
@@ -26,6 +28,7 @@ case $width in
   *) echo "glyphs.sh: unknown width '$width' (narrow, wide or gpu)" >&2; exit 2 ;;
 esac
 out=${OUT:-$out}
+splitshare=${SPLITSHARE:-./build/splitshare}
 if [ ! -f "$data/manifest.json" ]; then
   .venv/bin/python bench/make_glyphs.py --out "$data"
 fi
@@ -38,8 +41,8 @@ first=""
 for seed in $seeds; do
   first=${first:-$seed}
   # shellcheck disable=SC2086
-  ./build/splitshare compare $recipe $model ${EXTRA:-} --seed "$seed" --seeds 1 --out "$out" > /dev/null
+  "$splitshare" compare $recipe $model ${EXTRA:-} --seed "$seed" --seeds 1 --out "$out" > /dev/null
 done
 count=$(wc -w <<<"$seeds")
 # shellcheck disable=SC2086
-./build/splitshare compare $recipe $model ${EXTRA:-} --seed "$first" --seeds "$count" --out "$out"
+"$splitshare" compare $recipe $model ${EXTRA:-} --seed "$first" --seeds "$count" --out "$out"
