@@ -116,16 +116,16 @@ FONT_PACKAGES = sorted({face[3] for face in FACES})
 
 # Ranges of the random rendering, per image (uniform unless said otherwise).
 TRANSFORM = {
-    "font_px": [52, 74],          # em size at the 96-px drawing scale (a glyph fills 55-80 % of the side)
+    "font_px": [56, 74],          # em size at the 96-px drawing scale (a glyph fills 60-80 % of the side)
     "stroke_px": [0, 2],          # extra stroke width at 96 px (integer)
-    "rotate_deg": [-12, 12],
-    "shear": [-0.2, 0.2],
-    "scale": [0.85, 1.1],
-    "shift_px": [-3, 3],          # at 32 px
-    "blur_px": [0, 0.8],          # Gaussian radius at 32 px
-    "ink_contrast": [0.35, 1.0],  # |foreground - background| / 255
-    "inverted": 0.3,              # probability of light ink on a dark ground
-    "noise_std": [0, 12],         # Gaussian noise, grey levels
+    "rotate_deg": [-10, 10],
+    "shear": [-0.15, 0.15],
+    "scale": [0.85, 1.05],
+    "shift_px": [-2, 2],          # at 32 px
+    "blur_px": [0, 0.6],          # Gaussian radius at 32 px
+    "ink_contrast": [0.5, 1.0],   # |foreground - background| / 255
+    "inverted": 0.2,              # probability of light ink on a dark ground
+    "noise_std": [0, 8],          # Gaussian noise, grey levels
 }
 
 
