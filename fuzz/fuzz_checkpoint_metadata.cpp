@@ -1,6 +1,6 @@
 #include "fuzz_target.h"
 
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/checkpoint/checkpoint.h>
 
 #include <string>
 

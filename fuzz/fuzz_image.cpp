@@ -1,6 +1,6 @@
 #include "fuzz_target.h"
 
-#include <splitshare/data/image_io.h>
+#include <splitshare/image/decode.h>
 
 #include <string>
 

@@ -3,8 +3,8 @@
 // The architectures, heads and randomised weights of the TorchScript and ONNX export tests.
 
 #include <splitshare/nn/classifier.h>
-#include <splitshare/train/checkpoint.h>
-#include <splitshare/train/trainer.h>
+#include <splitshare/checkpoint/checkpoint.h>
+#include <splitshare/train/fit.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -16,49 +16,49 @@
 
 namespace splitshare::testing {
 
-namespace ss = splitshare::nn;
-namespace st = splitshare::train;
+namespace sn = splitshare::nn;
+namespace tr = splitshare::train;
 
 // Absolute, float32: the brief's bound on logits of the exported file against the model's.
 constexpr double kTolerance = 1e-4;
 
 struct Case {
   std::string arch;
-  ss::HeadOptions head;
-  ss::Stem stem;
+  sn::HeadOptions head;
+  sn::Stem stem;
   int64_t width, size;
   std::string name() const {
     const auto& h = head;
-    std::string kind = ss::to_string(h.kind());
-    if (h.kind() == ss::HeadKind::kSSM) kind += h.last_plain() ? "-first" : "-all";
+    std::string kind = sn::to_string(h.kind());
+    if (h.kind() == sn::HeadKind::kSSM) kind += h.last_plain() ? "-first" : "-all";
     return arch + "-" + kind;
   }
 };
 
-inline std::vector<ss::HeadOptions> heads() {
-  const auto ssm = ss::HeadOptions().kind(ss::HeadKind::kSSM).splits(4);
-  return {ss::HeadOptions().kind(ss::HeadKind::kLinear), ss::HeadOptions(ssm).last_plain(true),
-          ss::HeadOptions(ssm).last_plain(false), ss::HeadOptions().kind(ss::HeadKind::kKFC).k(3)};
+inline std::vector<sn::HeadOptions> heads() {
+  const auto ssm = sn::HeadOptions().kind(sn::HeadKind::kSSM).splits(4);
+  return {sn::HeadOptions().kind(sn::HeadKind::kLinear), sn::HeadOptions(ssm).last_plain(true),
+          sn::HeadOptions(ssm).last_plain(false), sn::HeadOptions().kind(sn::HeadKind::kKFC).k(3)};
 }
 
 // Every architecture the brief names with every head; tiny widths and images.
 inline std::vector<Case> cases() {
   std::vector<Case> out;
   for (const auto& head : heads()) {
-    out.push_back({"resnet10", head, ss::Stem::kSmall, 8, 8});
-    out.push_back({"resnet18", head, ss::Stem::kImageNet, 4, 32});
-    out.push_back({"resnet50", head, ss::Stem::kSmall, 4, 8});
-    out.push_back({"resnext50_32x4d", head, ss::Stem::kSmall, 16, 8});  // 32 groups of 1 channel
+    out.push_back({"resnet10", head, sn::Stem::kSmall, 8, 8});
+    out.push_back({"resnet18", head, sn::Stem::kImageNet, 4, 32});
+    out.push_back({"resnet50", head, sn::Stem::kSmall, 4, 8});
+    out.push_back({"resnext50_32x4d", head, sn::Stem::kSmall, 16, 8});  // 32 groups of 1 channel
   }
   return out;
 }
 
 // Random weights, and BatchNorm statistics and affines far from the identity, so an unfolded
 // or wrongly folded BatchNorm (backbone or SSM head) shows in the logits.
-inline ss::Classifier randomised(const Case& c, uint64_t seed) {
+inline sn::Classifier randomised(const Case& c, uint64_t seed) {
   torch::manual_seed(seed);
-  auto model = ss::make_classifier(
-      ss::ClassifierOptions().arch(c.arch).num_classes(5).in_channels(3).stem(c.stem).width(c.width).head(c.head));
+  auto model = sn::make_classifier(
+      sn::ClassifierOptions().arch(c.arch).num_classes(5).in_channels(3).stem(c.stem).width(c.width).head(c.head));
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_buffers()) {
     if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
@@ -79,10 +79,10 @@ inline ss::Classifier randomised(const Case& c, uint64_t seed) {
 
 // A gate with random, clearly non-zero weights for `model` (an untrained gate is the plain
 // mean, which would hide a gate the export left out).
-inline ss::Gate random_gate(const ss::ClassifierImpl& model, ss::GateInput input, int64_t hidden, bool hard,
+inline sn::Gate random_gate(const sn::ClassifierImpl& model, sn::GateInput input, int64_t hidden, bool hard,
                             uint64_t seed) {
   torch::manual_seed(seed);
-  ss::Gate gate(ss::GateOptions(ss::head_count(model.options.head()), model.feature_dim(), model.options.num_classes())
+  sn::Gate gate(sn::GateOptions(sn::head_count(model.options.head()), model.feature_dim(), model.options.num_classes())
                     .input(input)
                     .hidden(hidden)
                     .hard(hard));
@@ -100,31 +100,31 @@ inline ss::Gate random_gate(const ss::ClassifierImpl& model, ss::GateInput input
 // A model case with a gate of each input, linear and with a hidden layer, soft and hard.
 struct GateCase {
   Case model;
-  ss::GateInput input;
+  sn::GateInput input;
   int64_t hidden;
   bool hard;
   std::string name() const {
-    return model.name() + "-gate-" + ss::to_string(input) + (hidden ? "-mlp" : "-linear") + (hard ? "-hard" : "");
+    return model.name() + "-gate-" + sn::to_string(input) + (hidden ? "-mlp" : "-linear") + (hard ? "-hard" : "");
   }
 };
 
 inline std::vector<GateCase> gate_cases() {
   const auto h = heads();
-  return {{{"resnet10", h[1], ss::Stem::kSmall, 8, 8}, ss::GateInput::kBoth, 0, false},
-          {{"resnet18", h[2], ss::Stem::kImageNet, 4, 32}, ss::GateInput::kLogits, 16, true},
-          {{"resnet50", h[3], ss::Stem::kSmall, 4, 8}, ss::GateInput::kFeatures, 8, false},
-          {{"resnext50_32x4d", h[1], ss::Stem::kSmall, 16, 8}, ss::GateInput::kBoth, 0, true}};
+  return {{{"resnet10", h[1], sn::Stem::kSmall, 8, 8}, sn::GateInput::kBoth, 0, false},
+          {{"resnet18", h[2], sn::Stem::kImageNet, 4, 32}, sn::GateInput::kLogits, 16, true},
+          {{"resnet50", h[3], sn::Stem::kSmall, 4, 8}, sn::GateInput::kFeatures, 8, false},
+          {{"resnext50_32x4d", h[1], sn::Stem::kSmall, 16, 8}, sn::GateInput::kBoth, 0, true}};
 }
 
-inline ss::Classifier gated(const GateCase& c, uint64_t seed) {
+inline sn::Classifier gated(const GateCase& c, uint64_t seed) {
   auto model = randomised(c.model, seed);
   model->set_gate(random_gate(*model, c.input, c.hidden, c.hard, seed + 100));
   model->eval();
   return model;
 }
 
-inline st::CheckpointMetadata metadata_of(const ss::ClassifierOptions& options, int64_t size) {
-  st::CheckpointMetadata meta;
+inline tr::CheckpointMetadata metadata_of(const sn::ClassifierOptions& options, int64_t size) {
+  tr::CheckpointMetadata meta;
   meta.model = options;
   for (int64_t i = 0; i < options.num_classes(); ++i) meta.classes.push_back("class " + std::to_string(i));
   meta.preprocess.channels = options.in_channels();
@@ -134,12 +134,12 @@ inline st::CheckpointMetadata metadata_of(const ss::ClassifierOptions& options, 
   return meta;
 }
 
-inline ss::HeadOutput eval_forward(ss::ClassifierImpl& model, const torch::Tensor& x) {
+inline sn::HeadOutput eval_forward(sn::ClassifierImpl& model, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   return model.forward(x);
 }
 
-inline void expect_matches(const torch::Tensor& logits, const torch::Tensor& head_logits, const ss::HeadOutput& want) {
+inline void expect_matches(const torch::Tensor& logits, const torch::Tensor& head_logits, const sn::HeadOutput& want) {
   expect_close(logits, want.logits, kTolerance);
   expect_close(head_logits, torch::stack(want.head_logits), kTolerance);
 }
@@ -177,12 +177,12 @@ inline nlohmann::json run_python_specs(const TempDir& dir, const std::string& na
 inline std::vector<std::string> train_tiny_run(const TempDir& dir) {
   auto data = noise_data({"ant", "bee", "cat"});
   torch::manual_seed(4);
-  auto model = ss::make_classifier(ss::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(ss::Stem::kSmall)
-                                       .num_classes(3).head(ss::HeadOptions().kind(ss::HeadKind::kSSM)));
+  auto model = sn::make_classifier(sn::ClassifierOptions().arch("resnet10").width(8).in_channels(1).stem(sn::Stem::kSmall)
+                                       .num_classes(3).head(sn::HeadOptions().kind(sn::HeadKind::kSSM)));
   auto meta = metadata_of(model->options, 16);
   meta.classes = data.classes;
-  st::fit(model, data, st::TrainOptions().epochs(2).batch_size(16).lr(0.1),
-          st::RunContext().out_dir(dir.path().string()).observer({}), meta);
+  tr::fit(model, data, tr::TrainOptions().epochs(2).batch_size(16).lr(0.1),
+          tr::RunContext().out_dir(dir.path().string()).observer({}), meta);
   return data.classes;
 }
 

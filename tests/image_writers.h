@@ -169,14 +169,14 @@ inline std::string encode_palette_png(const torch::Tensor& indices, const std::v
   return detail::write_png(width, height, 8, PNG_COLOR_TYPE_PALETTE, false, rows, palette, transparency);
 }
 
-/// Runs a Python script (written to `dir`) with the Debian Python: the PIL / torchvision reference checks.
+/// Runs a Python script (written to `dir`) with the project's Python (.venv): the PIL / torchvision reference checks.
 inline int run_python(const TempDir& dir, const std::string& script, std::string* output) {
   const std::string path = dir.file("reference.py");
   write_file(path, script);
   return run_command(std::string(python()) + " " + path, output);
 }
 
-/// True when PIL is importable from the Debian Python.
+/// True when PIL is importable from the project's Python.
 inline bool have_python_pil() { return run_command(std::string(python()) + " -c 'import PIL, numpy'", nullptr) == 0; }
 
 /// Reads a raw little-endian float32 / uint8 file written by numpy's tofile().

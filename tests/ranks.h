@@ -1,6 +1,6 @@
 #pragma once
 
-#include <splitshare/train/distributed.h>
+#include <splitshare/distributed/distributed.h>
 
 #include "support.h"
 

@@ -4,7 +4,7 @@
 // and export tests.
 
 #include <splitshare/data/loader.h>
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 #include <splitshare/nn/classifier.h>
 
 #include <torch/torch.h>

@@ -2,8 +2,7 @@
 //
 //   cmake -S examples/custom_model -B build-example -DCMAKE_PREFIX_PATH=<splitshare install prefix>
 //   cmake --build build-example && ./build-example/custom_model
-#include <splitshare/nn/heads.h>
-#include <splitshare/nn/split_and_share.h>
+#include <splitshare/splitshare.h>
 
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 #include <splitshare/bench/suite.h>
-#include <splitshare/train/build_info.h>
+#include <splitshare/util/build_info.h>
 
 #include <algorithm>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include <splitshare/bench/throughput.h>
 
 #include <splitshare/nn/inference.h>
-#include <splitshare/train/trainer.h>
+#include <splitshare/train/fit.h>
 
 #include <sys/resource.h>
 #include <unistd.h>

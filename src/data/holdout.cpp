@@ -1,4 +1,4 @@
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 

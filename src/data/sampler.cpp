@@ -26,7 +26,7 @@ std::vector<int64_t> weighted_draws(const std::vector<double>& weights, int64_t 
 
 }  // namespace splitshare::data
 
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 
 #include <fstream>
 #include <sstream>

@@ -2,7 +2,7 @@
 
 #include <splitshare/eval/metrics.h>
 
-#include <splitshare/data/image_io.h>
+#include <splitshare/image/decode.h>
 #include <splitshare/data/transforms.h>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 #include <splitshare/eval/predict.h>
 
 #include <splitshare/data/image_folder.h>
-#include <splitshare/data/image_io.h>
+#include <splitshare/image/decode.h>
 
 #include <algorithm>
 #include <filesystem>

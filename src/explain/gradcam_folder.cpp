@@ -1,8 +1,8 @@
 #include <splitshare/explain/gradcam_folder.h>
 
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 #include <splitshare/eval/predict.h>
-#include <splitshare/explain/image_write.h>
+#include <splitshare/image/png.h>
 #include <splitshare/util/files.h>
 
 #include <algorithm>
@@ -136,7 +136,7 @@ int64_t write_gradcam_folder(const std::string& out, const HeadCams& cams, CamMe
     auto emit = [&](const std::string& name, const std::string& title, const torch::Tensor& map,
                     const ChannelRange& channels, const torch::Tensor& probabilities) {
       const std::string file = base + "-" + name + ".png";
-      write_png((fs::path(out) / file).string(), cam_overlay(display[i], map[i], figure));
+      data::write_png((fs::path(out) / file).string(), cam_overlay(display[i], map[i], figure));
       ++written;
       maps.push_back({{"name", name},
                       {"title", title},
@@ -147,7 +147,7 @@ int64_t write_gradcam_folder(const std::string& out, const HeadCams& cams, CamMe
                       {"stats", to_json(map_stats(map[i], height, width))}});
     };
     const int64_t f = display_scale(height, width, figure);
-    write_png((fs::path(out) / (base + "-input.png")).string(),
+    data::write_png((fs::path(out) / (base + "-input.png")).string(),
                        display[i].repeat_interleave(f, 1).repeat_interleave(f, 2));
     emit("whole", titles[1], cams.whole, {0, feature_channels}, cams.probabilities);
     const bool ssm = metadata.model.head().kind() == nn::HeadKind::kSSM;
@@ -168,7 +168,7 @@ int64_t write_gradcam_folder(const std::string& out, const HeadCams& cams, CamMe
     }
     images.push_back(entry);
   }
-  write_png((fs::path(out) / "grid.png").string(),
+  data::write_png((fs::path(out) / "grid.png").string(),
                      render_cam_grid(display, cams, metadata.classes, in.labels, figure));
   const nlohmann::json report = {{"checkpoint", checkpoint},
                                  {"method", to_string(method)},

@@ -1,8 +1,8 @@
 #include <splitshare/explain/run_figures.h>
 
 #include <splitshare/explain/figure.h>
-#include <splitshare/explain/image_write.h>
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/image/png.h>
+#include <splitshare/checkpoint/checkpoint.h>
 
 #include <filesystem>
 
@@ -14,10 +14,10 @@ void write_gradcam_figure(nn::ClassifierImpl& model, data::DataBundle& data, con
                           int64_t count) {
   TORCH_CHECK(data.val, "write_gradcam_figure: the data bundle has no validation stream");
   const auto grid = validation_grid(model, *data.val, data.preprocess, data.classes, count);
-  write_png((fs::path(dir) / "gradcam.png").string(), grid);
+  data::write_png((fs::path(dir) / "gradcam.png").string(), grid);
 }
 
-void write_compare_figures(const std::string& out_dir, const std::vector<train::VariantResult>& results,
+void write_compare_figures(const std::string& out_dir, const std::vector<run::VariantResult>& results,
                            data::DataBundle& data, int64_t count) {
   for (const auto& variant : results) {
     if (variant.seeds.empty()) continue;

@@ -1,6 +1,6 @@
 #include <splitshare/nn/split_and_share.h>
 
-#include "split_and_share_kernels.h"
+#include "kernels/split_and_share_kernels.h"
 
 namespace splitshare::nn {
 

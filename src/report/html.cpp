@@ -1,5 +1,5 @@
 #include <splitshare/report/html.h>
-#include <splitshare/report/per_class.h>
+#include <splitshare/report/per_class_section.h>
 #include <splitshare/util/files.h>
 
 #include <algorithm>
@@ -54,7 +54,7 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
   return out.str();
 }
 
-using EpochField = std::function<double(const train::EpochRecord&)>;
+using EpochField = std::function<double(const run::EpochRecord&)>;
 
 std::vector<double> epoch_values(const RunRecord& run, const EpochField& get) {
   std::vector<double> v;
@@ -104,7 +104,7 @@ constexpr const char* kGradCamNote =
     "Figure 2). Captions: class and the probability the model / each head gives it.";
 
 EpochField val_head(size_t head) {
-  return [head](const train::EpochRecord& e) { return head < e.val.head_top1.size() ? e.val.head_top1[head] : kNaN; };
+  return [head](const run::EpochRecord& e) { return head < e.val.head_top1.size() ? e.val.head_top1[head] : kNaN; };
 }
 
 Series curve(const RunRecord& run, const std::string& name, const EpochField& get, bool dashed = false) {
@@ -205,7 +205,7 @@ struct SeedMeans {
   double most_confident = kNaN, confidence_weighted = kNaN;
 };
 
-SeedMeans seed_means(const train::VariantResult& v) {
+SeedMeans seed_means(const run::VariantResult& v) {
   std::vector<double> confident, weighted;
   for (const auto& r : v.runs) {
     confident.push_back(r.most_confident);
@@ -216,7 +216,7 @@ SeedMeans seed_means(const train::VariantResult& v) {
 
 std::string signed_percent(double v) { return std::isfinite(v) ? (v >= 0 ? "+" : "") + percent(v) : "-"; }
 
-std::vector<std::string> variant_row(const train::VariantResult& v) {
+std::vector<std::string> variant_row(const run::VariantResult& v) {
   const bool heads = v.head_top1_mean.size() > 1;
   const auto seeds = seed_means(v);
   const std::string spread_1 = v.runs.size() > 1 ? " ± " + percent(v.top1_std) : "";
@@ -230,7 +230,7 @@ std::vector<std::string> variant_row(const train::VariantResult& v) {
           signed_percent(v.ensemble_gain_over_mean), std::to_string(v.runs.size())};
 }
 
-BarGroup variant_bars(const train::VariantResult& v) {
+BarGroup variant_bars(const run::VariantResult& v) {
   BarGroup group{v.name, {}, {}};
   const bool heads = v.head_top1_mean.size() > 1;
   for (size_t i = 0; heads && i < v.head_top1_mean.size(); ++i) {
@@ -246,7 +246,7 @@ BarGroup variant_bars(const train::VariantResult& v) {
   return group;
 }
 
-std::string variants_section(const std::vector<train::VariantResult>& compare) {
+std::string variants_section(const std::vector<run::VariantResult>& compare) {
   std::vector<std::vector<std::string>> rows;
   std::vector<BarGroup> bars;
   for (const auto& v : compare) {

@@ -34,7 +34,7 @@ RunRecord load_run(const std::string& name, const fs::path& dir) {
     for (int64_t number = 1; std::getline(lines, line); ++number) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       try {
-        run.epochs.push_back(train::epoch_record_from_json(json::parse(line)));
+        run.epochs.push_back(run::epoch_record_from_json(json::parse(line)));
       } catch (const json::exception& e) {
         TORCH_CHECK(false, "report: ", metrics.string(), " line ", number, " is not an epoch record: ", e.what());
       }
@@ -42,7 +42,7 @@ RunRecord load_run(const std::string& name, const fs::path& dir) {
   }
   if (fs::exists(dir / "summary.json")) {
     const auto path = dir / "summary.json";
-    run.summary = train::summary_from_json(parse_json_file(path), "report: " + path.string());
+    run.summary = run::summary_from_json(parse_json_file(path), "report: " + path.string());
   }
   if (fs::exists(dir / "gradcam.png")) run.gradcam_png = util::read_file(dir / "gradcam.png", "report input");
   if (fs::exists(dir / "per_class.json")) {
@@ -67,7 +67,7 @@ ReportData load_report_data(const std::string& dir) {
   if (fs::exists(root / "compare.json")) {
     data.title = "splitshare compare";
     const auto path = root / "compare.json";
-    data.compare = train::variants_from_json(parse_json_file(path), "report: " + path.string());
+    data.compare = run::variants_from_json(parse_json_file(path), "report: " + path.string());
     for (const auto& variant : *data.compare) {
       for (const auto seed : variant.seeds) {
         const auto seed_dir = root / variant.name / ("seed-" + std::to_string(seed));

@@ -57,7 +57,7 @@ Variant parse_variant(const std::string& name, int64_t splits) {
   return v;
 }
 
-std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model_options,
+std::vector<run::VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model_options,
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
                                        const TrainOptions& train, const RunContext& context,
                                        const data::Preprocess* preprocess_override) {
@@ -66,9 +66,9 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
   std::vector<Variant> variants;
   for (const auto& name : options.variants()) variants.push_back(parse_variant(name, options.splits()));
 
-  std::vector<VariantResult> results;
+  std::vector<run::VariantResult> results;
   for (const auto& variant : variants) {
-    VariantResult vr;
+    run::VariantResult vr;
     vr.name = variant.name;
     for (int64_t s = 0; s < options.seeds(); ++s) {
       const uint64_t seed = options.seed() + static_cast<uint64_t>(s);
@@ -137,7 +137,7 @@ std::vector<VariantResult> run_compare(const CompareOptions& options, const nn::
   return results;
 }
 
-std::string format_compare_table(const std::vector<VariantResult>& results) {
+std::string format_compare_table(const std::vector<run::VariantResult>& results) {
   std::ostringstream out;
   char line[512];
   std::snprintf(line, sizeof line, "%-16s %12s %11s %15s %15s %8s %9s %9s %9s  %s\n", "variant", "params",
@@ -160,61 +160,6 @@ std::string format_compare_table(const std::vector<VariantResult>& results) {
   return out.str();
 }
 
-nlohmann::json to_json(const std::vector<VariantResult>& results) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : results) {
-    nlohmann::json runs = nlohmann::json::array();
-    for (const auto& run : r.runs) runs.push_back(eval::to_json(run));
-    auto number_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
-    out.push_back({{"variant", r.name},
-                   {"params", r.params},
-                   {"head_params", r.head_params},
-                   {"seeds", r.seeds},
-                   {"top1_mean", r.top1_mean},
-                   {"top1_std", r.top1_std},
-                   {"top5_mean", r.top5_mean},
-                   {"top5_std", r.top5_std},
-                   {"head_top1_mean", r.head_top1_mean},
-                   {"oracle_mean", r.oracle_mean},
-                   {"ensemble_top1", number_or_null(r.ensemble_top1)},
-                   {"ensemble_gain_over_mean", number_or_null(r.ensemble_gain_over_mean)},
-                   {"ensemble_gain_over_best", number_or_null(r.ensemble_gain_over_best)},
-                   {"runs", runs}});
-  }
-  return {{"variants", out}};
-}
 
-std::vector<VariantResult> variants_from_json(const nlohmann::json& j, const std::string& source) {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  auto number_or_nan = [nan](const nlohmann::json& v) { return v.is_null() ? nan : v.get<double>(); };
-  std::vector<VariantResult> results;
-  try {
-    for (const auto& v : j.at("variants")) {
-      VariantResult r;
-      r.name = v.at("variant").get<std::string>();
-      r.params = v.at("params").get<int64_t>();
-      r.head_params = v.at("head_params").get<int64_t>();
-      r.seeds = v.at("seeds").get<std::vector<uint64_t>>();
-      r.top1_mean = v.at("top1_mean").get<double>();
-      r.top1_std = v.at("top1_std").get<double>();
-      r.top5_mean = v.at("top5_mean").get<double>();
-      r.top5_std = v.at("top5_std").get<double>();
-      r.head_top1_mean = v.at("head_top1_mean").get<std::vector<double>>();
-      r.oracle_mean = v.at("oracle_mean").get<double>();
-      r.ensemble_top1 = number_or_nan(v.at("ensemble_top1"));
-      // Files before the two named gains had the gain over the mean as "ensemble_gain".
-      r.ensemble_gain_over_mean = number_or_nan(v.contains("ensemble_gain_over_mean") ? v.at("ensemble_gain_over_mean")
-                                                                                      : v.at("ensemble_gain"));
-      r.ensemble_gain_over_best = number_or_nan(v.value("ensemble_gain_over_best", nlohmann::json()));
-      for (const auto& run : v.at("runs")) r.runs.push_back(eval::from_json(run));
-      TORCH_CHECK(r.runs.size() == r.seeds.size(), source, ": variant ", r.name, " lists ", r.seeds.size(),
-                  " seeds but ", r.runs.size(), " runs");
-      results.push_back(std::move(r));
-    }
-  } catch (const nlohmann::json::exception& e) {
-    TORCH_CHECK(false, source, ": not a compare.json: ", e.what());
-  }
-  return results;
-}
 
 }  // namespace splitshare::train

@@ -1,13 +1,13 @@
 #include <splitshare/eval/per_class.h>
 #include <splitshare/nn/batch_norm.h>
-#include <splitshare/train/build_info.h>
+#include <splitshare/util/build_info.h>
 #include <splitshare/train/ema.h>
 #include <splitshare/train/mix.h>
-#include <splitshare/train/trainer.h>
+#include <splitshare/train/fit.h>
 #include <splitshare/util/device.h>
 #include <splitshare/util/files.h>
 
-#include "trainer_detail.h"
+#include "fit_detail.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -30,7 +30,7 @@ struct EpochTotals {
 };
 
 // epoch_progress: the sums and the record's timings so far, and back.
-nlohmann::json progress_to_json(const EpochRecord& record, const EpochTotals& totals) {
+nlohmann::json progress_to_json(const run::EpochRecord& record, const EpochTotals& totals) {
   return {{"loss_sum", totals.loss_sum},
           {"correct", totals.correct},
           {"seen", totals.seen},
@@ -39,7 +39,7 @@ nlohmann::json progress_to_json(const EpochRecord& record, const EpochTotals& to
           {"compute_seconds", record.compute_seconds}};
 }
 
-void progress_from_json(const nlohmann::json& p, EpochRecord& record, EpochTotals& totals) {
+void progress_from_json(const nlohmann::json& p, run::EpochRecord& record, EpochTotals& totals) {
   totals.loss_sum = p.at("loss_sum").get<double>();
   totals.correct = p.at("correct").get<int64_t>();
   totals.seen = p.at("seen").get<int64_t>();
@@ -82,7 +82,7 @@ class FitRun {
     seconds_before_ = state_.seconds;
     run_start_ = Clock::now();
     for (int64_t epoch = state_.epoch; epoch < options_.epochs(); ++epoch) {
-      EpochRecord record;
+      run::EpochRecord record;
       record.epoch = epoch + 1;
       EpochTotals totals;
       if (!train_one_epoch(epoch, record, totals)) return result_;
@@ -158,7 +158,7 @@ class FitRun {
     state_.epoch_progress = r.epoch_progress;
     state_.seconds = r.seconds;
     scaler_.load_state(r.amp, context_.resume_from());
-    for (const auto& line : state_.history) result_.history.push_back(epoch_record_from_json(line));
+    for (const auto& line : state_.history) result_.history.push_back(run::epoch_record_from_json(line));
     result_.best_top1 = r.best_top1;
     result_.best_epoch = r.best_epoch;
     if (!out_.empty()) {
@@ -185,7 +185,7 @@ class FitRun {
   }
 
   // A mid-epoch checkpoint continues the epoch's sums where it stopped.
-  void resume_epoch_totals(EpochRecord& record, EpochTotals& totals) const {
+  void resume_epoch_totals(run::EpochRecord& record, EpochTotals& totals) const {
     if (state_.consumed == 0 || state_.epoch_progress.empty()) return;
     progress_from_json(state_.epoch_progress, record, totals);
   }
@@ -240,7 +240,7 @@ class FitRun {
 
   // One micro-batch (forward, backward); the optimizer steps after the last of each group of
   // accum_steps (or of the epoch). Returns the loss.
-  double train_step(const data::Batch& batch, int64_t epoch, int64_t step, EpochRecord& record, EpochTotals& totals) {
+  double train_step(const data::Batch& batch, int64_t epoch, int64_t step, run::EpochRecord& record, EpochTotals& totals) {
     const int64_t positions_per_epoch = steps_per_epoch_ * batch_size_ * world_;
     // (consumed / positions_per_epoch is step / steps_per_epoch at the run's own world size.)
     const double lr = learning_rate(
@@ -278,7 +278,7 @@ class FitRun {
 
   // A stop request (agreed by every rank) or --checkpoint-every: checkpoint mid-epoch.
   // Returns the stop signal, or 0.
-  int maybe_checkpoint(int64_t epoch, int64_t step, const EpochRecord& record, const EpochTotals& totals) {
+  int maybe_checkpoint(int64_t epoch, int64_t step, const run::EpochRecord& record, const EpochTotals& totals) {
     // Only between optimizer steps: gradients accumulated so far are not checkpointed.
     if (step % options_.accum_steps() != 0 && step != steps_per_epoch_) return 0;
     const int stop = context_.stop_requested() ? detail::agree_on_stop(context_.stop_requested()(), dist_) : 0;
@@ -296,7 +296,7 @@ class FitRun {
     if (observer_.on_note) observer_.on_note(text);
   }
 
-  void report_step(int64_t epoch, int64_t step, const EpochRecord& record, const EpochTotals& totals, double seconds,
+  void report_step(int64_t epoch, int64_t step, const run::EpochRecord& record, const EpochTotals& totals, double seconds,
                    bool last) const {
     if (!observer_.on_step) return;
     StepReport report;
@@ -313,7 +313,7 @@ class FitRun {
   }
 
   // The steps of one epoch (from where a resumed run stopped). False when a stop request ended it.
-  bool train_one_epoch(int64_t epoch, EpochRecord& record, EpochTotals& totals) {
+  bool train_one_epoch(int64_t epoch, run::EpochRecord& record, EpochTotals& totals) {
     model_->train();
     if (options_.freeze_backbone()) model_->backbone->eval();
     data_.train->reset_at(epoch, state_.consumed);
@@ -350,7 +350,7 @@ class FitRun {
   }
 
   // Evaluate, keep the best, and write best.pt, checkpoint.pt and a metrics.jsonl line.
-  void finish_epoch(int64_t epoch, EpochRecord& record) {
+  void finish_epoch(int64_t epoch, run::EpochRecord& record) {
     eval::Reducer reduce;
     if (dist_) {
       auto dist = dist_;
@@ -390,7 +390,7 @@ class FitRun {
   // The per-class view of this epoch's validation replaces the previous epoch's (write_summary
   // saves the last as per_class.json); the records drop their K x K matrices, so neither the
   // history in memory nor metrics.jsonl and checkpoint.pt grow with the number of classes.
-  void keep_per_class(EpochRecord& record) {
+  void keep_per_class(run::EpochRecord& record) {
     const auto k = record.val.confusion.defined() ? record.val.confusion.size(0) : 0;
     const bool named = static_cast<int64_t>(metadata_.classes.size()) == k;
     if (k > 0) per_class_ = eval::per_class_report(record.val, named ? metadata_.classes : std::vector<std::string>{});
@@ -402,7 +402,7 @@ class FitRun {
   }
 
   // best.pt: the raw weights, or the EMA's (metadata "weights" says which, "metrics" are theirs).
-  void save_best(const EpochRecord& record) {
+  void save_best(const run::EpochRecord& record) {
     auto metadata = metadata_;
     if (!ema_) return save_checkpoint(*model_, metadata, out_ + "/best.pt");
     metadata.extra["weights"] = options_.ema_best() ? "ema" : "raw";
@@ -414,7 +414,7 @@ class FitRun {
 
   void write_summary() const {
     if (out_.empty()) return;
-    RunSummary summary;
+    run::RunSummary summary;
     summary.best_top1 = result_.best_top1;
     summary.best_epoch = result_.best_epoch;
     summary.seconds = result_.seconds;

@@ -1,5 +1,5 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/bench/suite.h>
 #include <splitshare/util/device.h>

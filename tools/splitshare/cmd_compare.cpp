@@ -1,5 +1,5 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/explain/run_figures.h>
 #include <splitshare/report/html.h>
@@ -59,7 +59,7 @@ int run_compare(int argc, char** argv) {
   auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));
   auto model = model_options(*args, static_cast<int64_t>(probe.classes.size()), probe.preprocess.channels,
                              probe.small_images);
-  note_small_image_folder(probe, "compare");
+  note_small_image_folder(probe, data_opts, "compare");
   apply_weight_decay(*args, probe.small_images, train);
   auto compare = train::CompareOptions()
                      .variants(paper && !args->count("variants") ? paper_variants()
@@ -78,7 +78,7 @@ int run_compare(int argc, char** argv) {
     std::fprintf(stderr, "splitshare compare: warning: report not written: %s\n", e.what_without_backtrace());
   }
   if (args->count("json")) {
-    std::printf("%s\n", train::to_json(results).dump(2).c_str());
+    std::printf("%s\n", run::to_json(results).dump(2).c_str());
   } else {
     std::printf("\n%s + heads on %s, %lld epochs, seeds %llu..%llu\n%s\nwritten to %s/compare.json\n",
                 model.arch().c_str(), (*args)["data"].as<std::string>().c_str(),

@@ -1,12 +1,12 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/eval/metrics.h>
 #include <splitshare/eval/mistakes.h>
 #include <splitshare/eval/per_class.h>
-#include <splitshare/explain/image_write.h>
+#include <splitshare/image/png.h>
 #include <splitshare/explain/mistakes_sheet.h>
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/checkpoint/checkpoint.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -37,7 +37,7 @@ nlohmann::json write_misclassified(nn::ClassifierImpl& model, data::BatchStream&
   if (mistakes.empty()) {
     std::fprintf(stderr, "eval: no misclassified samples; %s not written\n", path.c_str());
   } else {
-    explain::write_png(path, explain::mistakes_sheet(mistakes, m.preprocess, classes));
+    data::write_png(path, explain::mistakes_sheet(mistakes, m.preprocess, classes));
     std::fprintf(stderr, "eval: the %zu most confident mistakes -> %s\n", mistakes.size(), path.c_str());
   }
   return {{"path", mistakes.empty() ? nlohmann::json() : nlohmann::json(path)},

@@ -1,7 +1,7 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
-#include <splitshare/train/export.h>
+#include <splitshare/export/export.h>
 
 #include <cstdio>
 #include <filesystem>

@@ -1,8 +1,8 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
-#include <splitshare/train/checkpoint.h>
-#include <splitshare/train/import.h>
+#include <splitshare/checkpoint/checkpoint.h>
+#include <splitshare/checkpoint/import.h>
 
 #include <cstdio>
 #include <fstream>

@@ -1,7 +1,7 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
-#include <splitshare/train/distributed.h>
+#include <splitshare/distributed/distributed.h>
 
 #include <cstring>
 

@@ -1,8 +1,8 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/eval/predict.h>
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/checkpoint/checkpoint.h>
 #include <splitshare/util/files.h>
 
 #include <splitshare/util/progress.h>

@@ -1,9 +1,9 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/data/image_folder.h>
-#include <splitshare/train/checkpoint.h>
-#include <splitshare/train/gate.h>
+#include <splitshare/checkpoint/checkpoint.h>
+#include <splitshare/train/select.h>
 #include <splitshare/util/files.h>
 
 #include <cstdio>

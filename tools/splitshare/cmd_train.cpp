@@ -1,11 +1,11 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/data/image_folder.h>
 #include <splitshare/explain/run_figures.h>
 #include <splitshare/report/html.h>
-#include <splitshare/train/build_info.h>
-#include <splitshare/train/trainer.h>
+#include <splitshare/util/build_info.h>
+#include <splitshare/train/fit.h>
 #include <splitshare/util/device.h>
 
 #include <splitshare/util/signals.h>
@@ -129,7 +129,6 @@ void print_start(const nn::ClassifierOptions& model_opts, nn::ClassifierImpl& mo
                ((train.accum_steps() > 1 ? " x " + std::to_string(train.accum_steps()) + " accumulated" : std::string()) +
                 (world > 1 ? " x " + std::to_string(world) + " ranks" : std::string()))
                    .c_str());
-  note_small_image_folder(bundle, "train");
   if (!bundle.val_files.empty()) {
     std::fprintf(stderr, "splitshare train: validation split: %zu files held out (listed in val_files.txt)\n",
                  bundle.val_files.size());
@@ -277,6 +276,7 @@ int run_train(int argc, char** argv) {
   metadata.extra["config"] = run_config(*args, train, data_opts, threads);
   const bool main_rank = !job || job->rank() == 0;
   if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
+  if (main_rank) note_small_image_folder(bundle, data_opts, "train");
   if (main_rank) write_val_files(bundle, context.out_dir());
   const auto result = fit_or_explain(model, bundle, train, context, metadata);
   if (!main_rank) return result.stopped_by ? 128 + result.stopped_by : 0;

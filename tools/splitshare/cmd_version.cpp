@@ -1,7 +1,7 @@
 #include "splitshare/commands.h"
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
-#include <splitshare/train/build_info.h>
+#include <splitshare/util/build_info.h>
 
 #include <cstdio>
 

@@ -1,8 +1,8 @@
-#include "splitshare/common.h"
+#include "splitshare/options.h"
 
 #include <splitshare/data/augment.h>
 #include <splitshare/data/image_folder.h>
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/checkpoint/checkpoint.h>
 
 #include <filesystem>
 #include <map>

@@ -2,9 +2,9 @@
 
 #include <splitshare/data/augment.h>
 #include <splitshare/data/dataset.h>
-#include <splitshare/data/image_io.h>
+#include <splitshare/image/decode.h>
 #include <splitshare/data/loader.h>
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 #include <splitshare/data/transforms.h>
 
 #include <memory>

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <splitshare/data/dataset.h>
-#include <splitshare/data/image_io.h>
+#include <splitshare/image/decode.h>
 
 #include <torch/torch.h>
 

@@ -2,7 +2,7 @@
 
 #include <splitshare/explain/figure.h>
 #include <splitshare/explain/gradcam.h>
-#include <splitshare/train/checkpoint.h>
+#include <splitshare/checkpoint/checkpoint.h>
 
 #include <torch/torch.h>
 

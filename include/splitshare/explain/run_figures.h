@@ -1,8 +1,8 @@
 #pragma once
 
-#include <splitshare/data/source.h>
+#include <splitshare/data/datasets.h>
 #include <splitshare/nn/classifier.h>
-#include <splitshare/train/compare.h>
+#include <splitshare/run/records.h>
 
 #include <string>
 #include <vector>
@@ -16,7 +16,7 @@ void write_gradcam_figure(nn::ClassifierImpl& model, data::DataBundle& data, con
 
 /// write_gradcam_figure for the first seed of every variant of a finished compare, from
 /// its checkpoint (OUT/<variant>/seed-<seed>/checkpoint.pt -> gradcam.png beside it).
-void write_compare_figures(const std::string& out_dir, const std::vector<train::VariantResult>& results,
+void write_compare_figures(const std::string& out_dir, const std::vector<run::VariantResult>& results,
                            data::DataBundle& data, int64_t count = 4);
 
 }  // namespace splitshare::explain

@@ -2,7 +2,7 @@
 
 #include <splitshare/nn/classifier.h>
 
-#include <splitshare/nn/fused_conv.h>
+#include <splitshare/nn/kernels/fused_conv.h>
 
 #include <torch/torch.h>
 

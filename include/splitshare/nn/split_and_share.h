@@ -1,6 +1,6 @@
 #pragma once
 
-#include <splitshare/nn/matmul.h>
+#include <splitshare/nn/kernels/matmul.h>
 #include <splitshare/nn/batch_norm.h>
 
 #include <torch/torch.h>

@@ -1,8 +1,7 @@
 #pragma once
 
 #include <splitshare/eval/per_class.h>
-#include <splitshare/train/compare.h>
-#include <splitshare/train/trainer.h>
+#include <splitshare/run/records.h>
 
 #include <optional>
 #include <string>
@@ -16,9 +15,9 @@ struct RunRecord {
   std::string name;
   std::string dir;
   /// metrics.jsonl, one record per epoch, in order.
-  std::vector<train::EpochRecord> epochs;
+  std::vector<run::EpochRecord> epochs;
   /// summary.json; empty while the run has not finished.
-  std::optional<train::RunSummary> summary;
+  std::optional<run::RunSummary> summary;
   /// The run's Grad-CAM figure (gradcam.png) as PNG bytes; empty when absent.
   std::string gradcam_png;
   /// per_class.json: the last epoch's per-class validation figures; empty when absent
@@ -33,7 +32,7 @@ struct ReportData {
   std::string dir;
   std::vector<RunRecord> runs;
   /// compare.json for a comparison; empty for a single training run.
-  std::optional<std::vector<train::VariantResult>> compare;
+  std::optional<std::vector<run::VariantResult>> compare;
 };
 
 /// Reads a `train` output folder (metrics.jsonl, summary.json, gradcam.png, per_class.json) or a

@@ -1,0 +1,55 @@
+#include <splitshare/nn/kernels/fused_conv.h>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <optional>
+
+namespace splitshare::nn {
+namespace {
+
+std::optional<c10::OperatorHandle> find_op(const char* name, const char* overload) {
+  return c10::Dispatcher::singleton().findSchema({name, overload});
+}
+
+// Boxed calls: the operators' unboxed C++ signatures are internal to PyTorch and have
+// changed between releases; their schemas are what inductor relies on.
+torch::Tensor call(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(&stack);
+  return stack.front().toTensor();
+}
+
+c10::IValue no_scalars() { return c10::IValue(c10::List<std::optional<c10::Scalar>>()); }
+
+}  // namespace
+
+bool fused_conv_available() {
+  return at::hasMKLDNN() && find_op("mkldnn::_convolution_pointwise", "").has_value() &&
+         find_op("mkldnn::_convolution_pointwise_", "binary").has_value();
+}
+
+torch::Tensor pack_conv_weight(const torch::Tensor& weight, const FusedConvSpec& spec,
+                               at::IntArrayRef input_sizes) {
+  TORCH_CHECK(weight.dim() == 4, "pack_conv_weight: expected a 4-d weight, got ", weight.sizes());
+  TORCH_CHECK(input_sizes.size() == 4, "pack_conv_weight: expected 4-d input sizes, got ", input_sizes);
+  return at::mkldnn_reorder_conv2d_weight(weight.contiguous().to_mkldnn(), spec.padding, spec.stride, {1, 1},
+                                          spec.groups, input_sizes);
+}
+
+torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& bias,
+                         const FusedConvSpec& spec, bool relu) {
+  static const auto op = find_op("mkldnn::_convolution_pointwise", "");
+  TORCH_CHECK(op.has_value(), "fused_conv: this libtorch has no mkldnn::_convolution_pointwise");
+  return call(*op, {x, packed, bias, spec.padding, spec.stride, std::vector<int64_t>{1, 1}, spec.groups,
+                    std::string(relu ? "relu" : "none"), no_scalars(), c10::IValue()});
+}
+
+torch::Tensor& fused_conv_add_relu_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& packed,
+                                    const torch::Tensor& bias, const FusedConvSpec& spec) {
+  static const auto op = find_op("mkldnn::_convolution_pointwise_", "binary");
+  TORCH_CHECK(op.has_value(), "fused_conv_add_relu_: this libtorch has no mkldnn::_convolution_pointwise_.binary");
+  call(*op, {residual, x, packed, bias, spec.padding, spec.stride, std::vector<int64_t>{1, 1}, spec.groups,
+             std::string("add"), c10::Scalar(1.0), std::string("relu"), no_scalars(), c10::IValue()});
+  return residual;
+}
+
+}  // namespace splitshare::nn

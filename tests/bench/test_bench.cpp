@@ -1,0 +1,111 @@
+// `splitshare bench`: the peers' command lines, the table's ratios and JSON shape, and one
+// real run against the eager peer.
+#include <splitshare/bench/suite.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support.h"
+
+namespace sb = splitshare::bench;
+namespace sn = splitshare::nn;
+
+namespace {
+
+sb::Workload default_model_workload() {
+  return sb::standard_workloads().at(0).second;  // fashion-train: the default model
+}
+
+sb::Timing timing(std::vector<double> rates, double peak = 0, double flops = 0) {
+  sb::Timing t;
+  t.images_per_second = std::move(rates);
+  t.peak_rss_mb = peak;
+  t.flops_per_item = flops;
+  return t;
+}
+
+}  // namespace
+
+TEST(Bench, PeerCommandsFollowTheWorkloadAndTheTuningGuide) {
+  auto w = default_model_workload();
+  const auto eager = sb::peer_command(w, "py", "peer.py", 2, "eager");
+  EXPECT_NE(eager.find("--peer eager "), std::string::npos) << eager;
+  EXPECT_NE(eager.find("--amp fp32"), std::string::npos) << eager;
+  EXPECT_NE(eager.find("--ssm-norm first"), std::string::npos) << eager;
+  EXPECT_NE(eager.find("--threads 2"), std::string::npos) << eager;
+  EXPECT_EQ(eager.find("OMP_NUM_THREADS"), std::string::npos) << eager;
+  const auto tuned = sb::peer_command(w.precision(splitshare::train::Precision::kBFloat16), "py", "peer.py", 2,
+                                      "eager_tuned");
+  EXPECT_NE(tuned.find("OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores"), std::string::npos) << tuned;
+  EXPECT_NE(tuned.find("--amp bf16"), std::string::npos) << tuned;
+  EXPECT_EQ(sb::peer_names(), (std::vector<std::string>{"eager", "eager_tuned", "compile"}));
+  EXPECT_THROW(sb::peer_command(w, "py", "peer.py", 2, "jit"), c10::Error);
+  EXPECT_THROW(sb::peer_command(w.precision(splitshare::train::Precision::kFloat16), "py", "peer.py", 2, "eager"),
+               c10::Error);
+}
+
+TEST(Bench, RatiosAreAgainstTheBestPeerAndAboveOneMeansWeWin) {
+  sb::Row speed;
+  speed.key = "fashion-train";
+  speed.workload = default_model_workload();
+  speed.ours = timing({90, 100, 110});
+  speed.peers["eager"] = timing({40, 50, 60}, 0, 2e9);
+  speed.peers["compile"] = timing({70, 80, 90});
+  speed.peak_gflops = 400;
+  EXPECT_EQ(sb::best_peer(speed), "compile");
+  EXPECT_DOUBLE_EQ(sb::ratio(speed.ours, speed.peers["compile"], false), 100.0 / 80.0);
+  EXPECT_DOUBLE_EQ(sb::achieved_gflops(speed), 200.0);  // 2 GFLOP per image x 100 images/s
+
+  sb::Row memory;
+  memory.workload = sb::Workload().memory(true);
+  memory.ours = timing({1}, 3000);
+  memory.peers["eager"] = timing({1}, 3600);
+  memory.peers["eager_tuned"] = timing({1}, 3300);
+  EXPECT_EQ(sb::best_peer(memory), "eager_tuned");  // the least memory
+  EXPECT_DOUBLE_EQ(sb::ratio(memory.ours, memory.peers["eager_tuned"], true), 1.1);
+
+  const auto rows = sb::to_json({speed, memory});
+  EXPECT_EQ(rows[0]["best_peer"], "compile");
+  EXPECT_DOUBLE_EQ(rows[0]["ratio_vs_best_peer"].get<double>(), 1.25);
+  EXPECT_DOUBLE_EQ(rows[0]["gflops"].get<double>(), 200.0);
+  EXPECT_DOUBLE_EQ(rows[0]["peak_fraction"].get<double>(), 0.5);
+  EXPECT_EQ(rows[0]["unit"], "images/s");
+  EXPECT_EQ(rows[0]["precision"], "fp32");
+  EXPECT_EQ(rows[0]["peers"].size(), 2u);
+  EXPECT_EQ(rows[1]["unit"], "MiB");
+  EXPECT_TRUE(rows[1]["gflops"].is_null());
+  const auto table = sb::format_table({speed, memory});
+  EXPECT_NE(table.find("1.25x"), std::string::npos) << table;
+  EXPECT_NE(table.find("50%"), std::string::npos) << table;
+}
+
+TEST(Bench, MatrixProductPeakIsPositiveAndBf16Runs) {
+  EXPECT_GT(sb::measure_peak_gflops(torch::kFloat, 256), 0.0);
+  EXPECT_GT(sb::measure_peak_gflops(torch::kBFloat16, 256), 0.0);
+}
+
+TEST(BenchCli, JsonHasThePeersTheBestRatioAndThePeaks) {
+  if (!splitshare::testing::have_python_torch()) GTEST_SKIP() << "no Python with torch (scripts/setup)";
+  std::string out;
+  ASSERT_EQ(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) +
+                                                 " bench --workloads head-linear --peers eager --repeats 2 --steps 1 "
+                                                 "--warmup 0 --threads 1 --json 2>/dev/null",
+                                             &out),
+            0)
+      << out;
+  const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_FALSE(j["libtorch"].get<std::string>().empty());
+  EXPECT_GT(j["peak_gflops"]["fp32"].get<double>(), 0.0);
+  ASSERT_EQ(j["rows"].size(), 1u);
+  const auto& row = j["rows"][0];
+  EXPECT_EQ(row["key"], "head-linear");
+  EXPECT_EQ(row["unit"], "feature vectors/s");
+  EXPECT_EQ(row["best_peer"], "eager");
+  const double ours = row["ours"]["median"].get<double>(), eager = row["peers"]["eager"]["median"].get<double>();
+  EXPECT_GT(eager, 0.0);
+  EXPECT_NEAR(row["ratio_vs_best_peer"].get<double>(), ours / eager, 1e-9);
+  EXPECT_GT(row["gflops"].get<double>(), 0.0);  // the eager peer counts the head's FLOPs
+  std::string log;
+  EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " bench --peers jit 2>&1", &log), 0);
+  EXPECT_NE(log.find("unknown peer 'jit'"), std::string::npos) << log;
+}
