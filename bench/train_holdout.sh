@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #21's leak-free measurement: the main job's models trained without a stratified hold-out
+# The leak-free measurement of the gate: the main job's models trained without a stratified hold-out
 # of the training split (`train --holdout`), so that `select` trains its gate on samples the
 # model never saw. Same recipe as `compare --preset paper-small` (9 epochs, lr 0.1, cosine).
 # Resumable: a finished seed (best.pt and summary.json) is skipped, an interrupted one resumed.

@@ -1,0 +1,192 @@
+"""The 1,000-class section of docs/results.md (the experiment docs/preregistration-glyphs.md fixes),
+written from the run folders of `bench/glyphs.sh narrow` and `bench/glyphs.sh wide`: what the data
+and models were (read from the runs' summaries and the data set's manifest), the paper's
+prediction at these widths, every run, the heads, the ensembles of the three seed pairs, and one
+verdict per claim and width by the pre-registered rule (results_stats.verdict on Welch's interval).
+Standard library only; `splitshare eval` computes the ensembles.
+"""
+import json
+import pathlib
+import statistics
+import subprocess
+
+import results_stats as rs
+
+VARIANTS = ("linear", "ssm", "ssm-allnorm", "kfc3")
+NAMES = {"linear": "linear", "ssm": "SSM (default: BN+ReLU on splits 1-3)",
+         "ssm-allnorm": "SSM, Algorithm 1 (BN+ReLU on all 4)", "kfc3": "3-FC"}
+BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
+
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def mean_sd(values):
+    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values)) if len(values) > 1 else '-'}"
+
+
+def load_width(folder):
+    """{variant: [per-seed summary dicts, in seed order]} of one width's compare folder."""
+    out = {}
+    for variant in VARIANTS:
+        seeds = sorted((folder / variant).glob("seed-*/summary.json"), key=lambda p: int(p.parent.name[5:]))
+        out[variant] = [dict(json.loads(p.read_text()), dir=str(p.parent), seed=int(p.parent.name[5:])) for p in seeds]
+    return out
+
+
+def features(summary):
+    model = summary["model"]
+    return model["width"] * 8 * (1 if model["arch"] in BASIC_BLOCKS else 4)
+
+
+def val(summary):
+    return summary["final"]["val"]
+
+
+def top1s(runs):
+    return [val(r)["top1"] for r in runs]
+
+
+def head_values(runs, h):
+    return [val(r)["heads"][h]["top1"] for r in runs]
+
+
+def selection_values(runs, key):
+    return [val(r)["selection"][key] for r in runs]
+
+
+def describe(widths, manifest):
+    """The data and models, from the runs and the data set's manifest."""
+    any_run = next(r for runs in widths.values() for v in runs.values() for r in v)
+    model = any_run["model"]
+    pre = model["preprocess"]
+    faces = manifest["faces"]
+    train_faces = [f for f in faces if f["split"] == "train"]
+    test_faces = [f for f in faces if f["split"] == "val"]
+    lines = [f"{model['num_classes']:,} classes (CJK ideographs, `bench/make_glyphs.py` seed {manifest['seed']}, "
+             f"generator version {manifest['version']}): {manifest['train_per_class']} training images per class "
+             f"({model['num_classes'] * manifest['train_per_class']:,}) drawn from {len(train_faces)} font faces of "
+             f"{len({f['family'] for f in train_faces})} design families, {val(any_run)['samples']:,} test images "
+             f"from {len(test_faces)} faces of {len({f['family'] for f in test_faces})} other families; "
+             f"{pre['size']}×{pre['size']} pixels, {pre['channels']} channels, read into memory (no resize)."]
+    for name, runs in widths.items():
+        m = runs["linear"][0]["model"]
+        lines.append(f"- **{name}**: `{m['arch']}`, width {m['width']}, {m['stem']} stem: {features(runs['linear'][0]):,} "
+                     f"feature channels, {features(runs['linear'][0]) / m['num_classes']:.2f} per class; "
+                     f"{runs['linear'][0]['final']['epoch']} epochs.")
+    return "\n".join(lines)
+
+
+def prediction(widths):
+    rows = ["| setting | feature channels | classes | channels per class | SSM − linear in the paper |",
+            "| --- | ---: | ---: | ---: | --- |",
+            "| paper: ResNet-18, ImageNet-1K | 512 | 1,000 | 0.51 | +0.01 (Table 1) |",
+            "| paper: ResNet-50, ImageNet-1K | 2,048 | 1,000 | 2.05 | +1.03 (Table 1) |",
+            "| ours: Fashion-MNIST, resnet10 | 128 | 10 | 12.8 | - |"]
+    for name, runs in widths.items():
+        f, k = features(runs["linear"][0]), runs["linear"][0]["model"]["num_classes"]
+        rows.append(f"| ours: glyphs, {name} | {f:,} | {k:,} | {f / k:.2f} | - |")
+    return "\n".join(rows)
+
+
+def runs_table(runs):
+    rows = ["| head | params | head params | top-1 % (mean ± std) | per seed | top-5 % | training minutes per run |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for v in VARIANTS:
+        r = runs[v]
+        rows.append(f"| {NAMES[v]} | {r[0]['params']:,} | {r[0]['head_params']:,} | {mean_sd(top1s(r))} | "
+                    f"{' / '.join(pct(t) for t in top1s(r))} | {mean_sd([val(x)['top5'] for x in r])} | "
+                    f"{statistics.mean(x['seconds'] for x in r) / 60:.0f} |")
+    return "\n".join(rows)
+
+
+def heads_table(runs):
+    rows = ["| head | FC1 | FC2 | FC3 | FC4 | averaged | oracle | most confident | conf.-weighted |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for v in ("ssm", "ssm-allnorm"):
+        r = runs[v]
+        cells = [mean_sd(head_values(r, h)) for h in range(len(val(r[0])["heads"]))]
+        cells += [mean_sd(top1s(r)), mean_sd([val(x)["oracle"] for x in r]),
+                  mean_sd(selection_values(r, "most_confident")), mean_sd(selection_values(r, "confidence_weighted"))]
+        rows.append(f"| {NAMES[v]} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def ensemble_gains(runs, binary, data):
+    """Per variant: [(seeds, ensemble top-1, gain over the better member)] for the three seed pairs."""
+    out = {}
+    for v in ("linear", "ssm"):
+        r = runs[v]
+        pairs = [(a, b) for i, a in enumerate(r) for b in r[i + 1:]]
+        out[v] = []
+        for a, b in pairs:
+            run = subprocess.run([binary, "eval", "--json", "--data", data, "--checkpoint", a["dir"] + "/checkpoint.pt",
+                                  "--checkpoint", b["dir"] + "/checkpoint.pt"], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"results-md: splitshare eval of {a['dir']} + {b['dir']} failed:\n{run.stderr}")
+            top1 = json.loads(run.stdout)["top1"]
+            out[v].append(((a["seed"], b["seed"]), top1, top1 - max(val(a)["top1"], val(b)["top1"])))
+    return out
+
+
+def claim_rows(runs, ensembles):
+    """(claim, paper, cell) rows of one width, each cell 'verdict: d [low, high]'."""
+    def cell(a, b):
+        d, low, high, _ = rs.welch(a, b)
+        return f"{rs.verdict(low, high)}: {100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+    ssm = runs["ssm"]
+    heads = [head_values(ssm, h) for h in range(len(val(ssm[0])["heads"]))]
+    best = max(range(len(heads)), key=lambda h: statistics.mean(heads[h]))
+    rows = [("Table 1: SSM beats the linear head (ssm − linear)", "+1.03 / +0.01", cell(top1s(ssm), top1s(runs["linear"]))),
+            ("Table 4: SSM beats 3-FC (ssm − kfc3)", "+1.01", cell(top1s(ssm), top1s(runs["kfc3"]))),
+            ("Table 2: FC2 − FC1", "+8.00", cell(heads[1], heads[0])),
+            ("Table 2: FC3 − FC2", "+1.85", cell(heads[2], heads[1])),
+            ("Table 2: the last head is weak (FC3 − FC4)", "+74.07", cell(heads[2], heads[3])),
+            (f"Table 2: averaged − best single head (FC{best + 1})", "+1.59", cell(top1s(ssm), heads[best])),
+            ("Section 6: oracle − averaged", "+6.2", cell([val(x)["oracle"] for x in ssm], top1s(ssm))),
+            ("no claim: Algorithm 1's norm (ssm − ssm-allnorm)", "-", cell(top1s(ssm), top1s(runs["ssm-allnorm"])))]
+    for v, paper in (("ssm", "+1.36"), ("linear", "+1.60")):
+        gains = [g for _, _, g in ensembles[v]]
+        word = "supported" if all(g > 0 for g in gains) else "not shown"
+        rows.append((f"Table 3: {v} gains from an ensemble of two seeds (over the better member)", paper,
+                     f"{word}: " + ", ".join(f"{100 * g:+.2f}" for g in gains) + " (three pairs)"))
+    for key, label in (("most_confident", "most-confident head"), ("confidence_weighted", "confidence-weighted heads")):
+        d, low, high, _ = rs.welch(selection_values(ssm, key), top1s(ssm))
+        rows.append((f"Section 6, label-free: {label} − averaged", "-",
+                     f"figures only: {100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"))
+    return rows
+
+
+def section(folders, manifest_path, binary, data, trained_at):
+    """The markdown of the 1,000-class section. folders: {"narrow": Path, "wide": Path}."""
+    widths = {name: load_width(pathlib.Path(f)) for name, f in folders.items()}
+    for name, runs in widths.items():
+        short = [v for v in VARIANTS if len(runs[v]) < 3]
+        if short:
+            raise SystemExit(f"results-md: {folders[name]} lacks three finished seeds of {short}; run bench/glyphs.sh")
+    manifest = json.loads(pathlib.Path(manifest_path).read_text(encoding="utf-8"))
+    ensembles = {name: ensemble_gains(runs, binary, data) for name, runs in widths.items()}
+    claims = {name: claim_rows(runs, ensembles[name]) for name, runs in widths.items()}
+    names = list(widths)
+    table = ["| claim | paper | " + " | ".join(f"{n} ({features(widths[n]['linear'][0])} channels)" for n in names) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for i, (claim, paper, _) in enumerate(claims[names[0]]):
+        table.append(f"| {claim} | {paper} | " + " | ".join(claims[n][i][2] for n in names) + " |")
+    parts = ["## 1,000 classes at two feature widths (pre-registered)", "",
+             "Pre-registered in [preregistration-glyphs.md](preregistration-glyphs.md) before any run; trained with "
+             f"the binary of commit {trained_at}. " + describe(widths, manifest), "",
+             "### What the paper predicts at this scale", "", prediction(widths), "",
+             "The paper's gain grows with the feature's size: +0.01 at ResNet-18's 0.5 channels per class, +1.03 at "
+             "ResNet-50's 2. Section 4.1 asks for a feature that is \"large enough\". Our wide model has ResNet-18's "
+             "ratio, so the paper itself predicts about no gain there; the narrow model is below it.", "",
+             "### The claims, one verdict per width", "",
+             "Difference of the means over the three seeds, in points, with Welch's 95 % interval; **supported** when "
+             "the interval lies above 0, **contradicted** below 0, **not shown** otherwise (the pre-registered rule).",
+             "", "\n".join(table), ""]
+    for name, runs in widths.items():
+        parts += [f"### {name}: every run", "", runs_table(runs), "", f"### {name}: the heads (Table 2, Section 6)",
+                  "", heads_table(runs), "", f"Ensembles of two seeds (Table 3), top-1 % of the ensemble: " +
+                  "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t)}" for v, rows in ensembles[name].items()
+                            for s, t, _ in rows) + ".", ""]
+    return "\n".join(parts)
