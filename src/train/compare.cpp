@@ -57,6 +57,52 @@ Variant parse_variant(const std::string& name, int64_t splits) {
   return v;
 }
 
+namespace {
+
+// A run that finished earlier: its final model, checked to be the variant asked for.
+nn::Classifier finished_run(const std::string& dir, const Variant& variant, uint64_t seed,
+                            const nn::ClassifierOptions& model_options, const RunContext& context) {
+  std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
+               static_cast<unsigned long long>(seed), dir.c_str());
+  auto loaded = load_checkpoint(dir + "/checkpoint.pt", context.device());
+  // A folder left by a run with other flags must not pass for this variant.
+  const auto differences = model_differences(nn::ClassifierOptions(model_options).head(variant.head),
+                                             loaded.metadata.model);
+  if (!differences.empty()) {
+    std::string list;
+    for (const auto& d : differences) list += "\n  " + d;
+    TORCH_CHECK(false, dir, "/checkpoint.pt was trained with another model than this run asks for:", list,
+                "\nuse another --out folder or delete ", dir);
+  }
+  return loaded.model;
+}
+
+// Trains one variant and seed into `dir`; a run stopped part-way continues from its last
+// checkpoint (fit refuses one of other settings).
+nn::Classifier train_run(const std::string& dir, const Variant& variant, uint64_t seed, data::DataBundle& data,
+                         const nn::ClassifierOptions& model_options, const TrainOptions& train,
+                         const RunContext& context, bool progress, const data::Preprocess* preprocess_override) {
+  torch::manual_seed(seed);
+  auto options_for_variant = nn::ClassifierOptions(model_options).head(variant.head);
+  auto model = nn::make_classifier(options_for_variant);
+  CheckpointMetadata metadata;
+  metadata.model = options_for_variant;
+  metadata.classes = data.classes;
+  metadata.preprocess = preprocess_override ? *preprocess_override : data.preprocess;
+  metadata.extra["config"] = {{"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}};
+  const auto label = variant.name + "/" + std::to_string(seed);
+  auto run_context = RunContext(context).out_dir(dir).observer(progress ? progress_printer(label) : FitObserver());
+  if (std::filesystem::exists(dir + "/checkpoint.pt")) {
+    std::fprintf(stderr, "%s seed %llu: stopped part-way, continuing from %s/checkpoint.pt\n", variant.name.c_str(),
+                 static_cast<unsigned long long>(seed), dir.c_str());
+    run_context.resume_from(dir + "/checkpoint.pt");
+  }
+  fit(model, data, TrainOptions(train).loss(variant.loss), run_context, metadata);
+  return model;
+}
+
+}  // namespace
+
 std::vector<run::VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model_options,
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
                                        const TrainOptions& train, const RunContext& context,
@@ -74,35 +120,10 @@ std::vector<run::VariantResult> run_compare(const CompareOptions& options, const
       const uint64_t seed = options.seed() + static_cast<uint64_t>(s);
       const std::string dir = options.out_dir() + "/" + variant.name + "/seed-" + std::to_string(seed);
       auto data = data::open_data(data_spec, data::DataOptions(data_options).seed(seed));
-      nn::Classifier model{nullptr};
-      if (std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")) {
-        std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
-                     static_cast<unsigned long long>(seed), dir.c_str());
-        auto loaded = load_checkpoint(dir + "/checkpoint.pt", context.device());
-        // A folder left by a run with other flags must not pass for this variant.
-        const auto differences = model_differences(nn::ClassifierOptions(model_options).head(variant.head),
-                                                   loaded.metadata.model);
-        if (!differences.empty()) {
-          std::string list;
-          for (const auto& d : differences) list += "\n  " + d;
-          TORCH_CHECK(false, dir, "/checkpoint.pt was trained with another model than this run asks for:", list,
-                      "\nuse another --out folder or delete ", dir);
-        }
-        model = loaded.model;
-      } else {
-        torch::manual_seed(seed);
-        auto options_for_variant = nn::ClassifierOptions(model_options).head(variant.head);
-        model = nn::make_classifier(options_for_variant);
-        CheckpointMetadata metadata;
-        metadata.model = options_for_variant;
-        metadata.classes = data.classes;
-        metadata.preprocess = preprocess_override ? *preprocess_override : data.preprocess;
-        metadata.extra["config"] = {{"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}};
-        const auto label = variant.name + "/" + std::to_string(seed);
-        fit(model, data, TrainOptions(train).loss(variant.loss),
-            RunContext(context).out_dir(dir).observer(options.progress() ? progress_printer(label) : FitObserver()),
-            metadata);
-      }
+      auto model = std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")
+                       ? finished_run(dir, variant, seed, model_options, context)
+                       : train_run(dir, variant, seed, data, model_options, train, context, options.progress(),
+                                   preprocess_override);
       vr.params = nn::count_parameters(*model);
       vr.head_params = nn::count_parameters(*model->head.ptr());
       vr.seeds.push_back(seed);

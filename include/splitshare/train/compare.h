@@ -39,8 +39,9 @@ struct CompareOptions {
 };
 
 
-/// Trains every variant for every seed (skipping runs whose summary.json already
-/// exists, so a stopped compare resumes), then evaluates and tabulates them. Each run's
+/// Trains every variant for every seed (skipping runs whose summary.json already exists, and
+/// continuing a run stopped part-way from its checkpoint.pt, so a stopped compare resumes),
+/// then evaluates and tabulates them. Each run's
 /// context is `context` with its own out_dir (under options.out_dir) and observer.
 std::vector<run::VariantResult> run_compare(const CompareOptions& options, const nn::ClassifierOptions& model,
                                        const data::DataSpec& data_spec, const data::DataOptions& data_options,
