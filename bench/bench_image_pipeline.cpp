@@ -24,6 +24,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "data/resample.h"
 
 namespace sd = splitshare::data;
 

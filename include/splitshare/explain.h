@@ -2,7 +2,6 @@
 
 /// splitshare's explain area: Grad-CAM, figures and contact sheets.
 
-#include <splitshare/explain/bitmap_text.h>
 #include <splitshare/explain/colormap.h>
 #include <splitshare/explain/figure.h>
 #include <splitshare/explain/gradcam.h>

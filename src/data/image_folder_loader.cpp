@@ -11,6 +11,7 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#include "resample.h"
 #endif
 
 namespace splitshare::data {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include "resample.h"
 
 namespace splitshare::data {
 namespace {

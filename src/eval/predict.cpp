@@ -6,6 +6,7 @@
 #include <splitshare/data/transforms.h>
 
 #include <algorithm>
+#include "../data/resample.h"
 
 namespace splitshare::eval {
 namespace {

@@ -1,6 +1,6 @@
 #include <splitshare/explain/colormap.h>
 #include <splitshare/explain/figure.h>
-#include <splitshare/explain/bitmap_text.h>
+#include "bitmap_text.h"
 
 #include <cstdio>
 

@@ -1,4 +1,4 @@
-#include <splitshare/explain/bitmap_text.h>
+#include "bitmap_text.h"
 #include <splitshare/explain/mistakes_sheet.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 #include <splitshare/nn/heads.h>
 
+#include "kernels/matmul.h"
+
 namespace splitshare::nn {
 
 std::string to_string(HeadKind kind) {

@@ -1,5 +1,7 @@
 #include <splitshare/nn/inference.h>
 
+#include "kernels/matmul.h"
+
 #include <mutex>
 #include <utility>
 

@@ -1,5 +1,6 @@
 #include <splitshare/nn/split_and_share.h>
 
+#include "kernels/matmul.h"
 #include "kernels/split_and_share_kernels.h"
 
 namespace splitshare::nn {

@@ -9,6 +9,7 @@
 
 #include "image_writers.h"
 #include "support.h"
+#include "data/resample.h"
 
 namespace sd = splitshare::data;
 namespace st = splitshare::testing;

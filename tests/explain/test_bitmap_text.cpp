@@ -1,5 +1,5 @@
 // The built-in bitmap font of the figures.
-#include <splitshare/explain/bitmap_text.h>
+#include "explain/bitmap_text.h"
 
 #include "support.h"
 

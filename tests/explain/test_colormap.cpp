@@ -1,6 +1,6 @@
 // The jet colormap against OpenCV's and the overlay blend.
 #include <splitshare/explain/colormap.h>
-#include <splitshare/explain/bitmap_text.h>
+#include "explain/bitmap_text.h"
 
 #include "support.h"
 

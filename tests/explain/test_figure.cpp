@@ -2,7 +2,7 @@
 #include <splitshare/data/loader.h>
 #include <splitshare/explain/figure.h>
 #include <splitshare/explain/gradcam.h>
-#include <splitshare/explain/bitmap_text.h>
+#include "explain/bitmap_text.h"
 
 #include "support.h"
 #include "tiny_models.h"

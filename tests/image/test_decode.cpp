@@ -6,6 +6,7 @@
 
 #include "image_writers.h"
 #include "support.h"
+#include "data/resample.h"
 
 using splitshare::testing::expect_error;
 

@@ -1,4 +1,4 @@
-#include <splitshare/nn/kernels/matmul.h>
+#include "nn/kernels/matmul.h"
 #include <splitshare/util/runtime.h>
 
 #include "support.h"

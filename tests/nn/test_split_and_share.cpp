@@ -1,6 +1,7 @@
 #include <splitshare/nn/split_and_share.h>
 #include <splitshare/util/runtime.h>
 
+#include "nn/kernels/matmul.h"
 #include "support.h"
 
 namespace sn = splitshare::nn;

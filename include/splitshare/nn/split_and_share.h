@@ -1,6 +1,5 @@
 #pragma once
 
-#include <splitshare/nn/kernels/matmul.h>
 #include <splitshare/nn/batch_norm.h>
 
 #include <torch/torch.h>

@@ -1,6 +1,6 @@
 #include "split_and_share_kernels.h"
 
-#include <splitshare/nn/kernels/matmul.h>
+#include "matmul.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
