@@ -27,6 +27,10 @@ void cifar(const uint8_t* data, size_t size);
 void image(const uint8_t* data, size_t size);
 /// A checkpoint's splitshare.json (train::parse_checkpoint_metadata).
 void checkpoint_metadata(const uint8_t* data, size_t size);
+/// A --class-map file (data::read_class_map).
+void class_map(const uint8_t* data, size_t size);
+/// A `predict @LIST` file (eval::expand_image_arguments).
+void image_list(const uint8_t* data, size_t size);
 
 /// A property that must hold whatever the input: aborts (a finding) when it does not.
 /// Not TORCH_CHECK: a c10::Error would look like a clean refusal.

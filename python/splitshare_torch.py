@@ -1,7 +1,7 @@
 """The splitshare models in plain PyTorch, and a loader for splitshare checkpoints.
 
     import splitshare_torch as ss
-    model, meta = ss.load_checkpoint("runs/train/checkpoint.pt")
+    model, meta = ss.load_checkpoint("runs/a/checkpoint.pt")
     logits = model(images).logits          # combined, [N, K]
     heads = model(images).head_logits      # per sub-classifier
     x = ss.load_image("cat.jpg", meta)     # the checkpoint's preprocessing, [C, H, W]

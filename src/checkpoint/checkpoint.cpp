@@ -61,11 +61,22 @@ auto named(const std::string& source, Parse parse) {
   }
 }
 
+// Bounds of the metadata fields that size allocations, far above any real model (torchvision's
+// widest first stage has 64 channels; ImageNet-21K has 21,841 classes), so that an edited file
+// is refused by field instead of failing in the allocator.
+constexpr int64_t kMaxImageSide = 16384;
+constexpr int64_t kMaxWidth = 4096;
+constexpr int64_t kMaxClasses = 1000000;
+
 // A positive image size, or null (absent) for "not used".
 std::optional<int64_t> optional_size(const nlohmann::json& json, const char* key, const std::string& source) {
   if (!json.contains(key) || json.at(key).is_null()) return std::nullopt;
   const auto value = field<int64_t>(json, key, source);
   TORCH_CHECK(value >= 1, source, ": checkpoint metadata field 'preprocess.", key, "' must be positive, got ", value);
+  // A side past this is an edited or damaged file, not a model: refused before any image of
+  // that size is allocated.
+  TORCH_CHECK(value <= kMaxImageSide, source, ": checkpoint metadata field 'preprocess.", key, "' is ", value,
+              " pixels, more than the ", kMaxImageSide, " a model input may have");
   return value;
 }
 
@@ -78,7 +89,10 @@ void check_model_fields(const nn::ClassifierOptions& model, const std::string& s
   require(model.num_classes() >= 1, "num_classes " + std::to_string(model.num_classes()) + " (must be >= 1)");
   require(model.in_channels() == 1 || model.in_channels() == 3,
           "in_channels " + std::to_string(model.in_channels()) + " (must be 1 or 3)");
-  require(model.width() >= 1, "width " + std::to_string(model.width()) + " (must be >= 1)");
+  require(model.width() >= 1 && model.width() <= kMaxWidth,
+          "width " + std::to_string(model.width()) + " (must be 1.." + std::to_string(kMaxWidth) + ")");
+  require(model.num_classes() <= kMaxClasses,
+          "num_classes " + std::to_string(model.num_classes()) + " (must be <= " + std::to_string(kMaxClasses) + ")");
   require(model.head().splits() >= 1, "splits " + std::to_string(model.head().splits()) + " (must be >= 1)");
   require(model.head().k() >= 1, "k " + std::to_string(model.head().k()) + " (must be >= 1)");
   if (problems.empty()) return;

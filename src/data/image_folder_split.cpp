@@ -108,6 +108,7 @@ ClassMap read_class_map(const std::string& path) {
   TORCH_CHECK(in, "cannot read class map ", path);
   ClassMap map;
   std::set<std::string> seen;
+  std::map<std::string, int64_t> name_line;
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -117,6 +118,11 @@ ClassMap read_class_map(const std::string& path) {
     const std::string name = tab == std::string::npos ? folder : line.substr(tab + 1);
     TORCH_CHECK(!folder.empty() && !name.empty(), path, ":", number, ": empty class folder or name");
     TORCH_CHECK(seen.insert(folder).second, path, ":", number, ": class folder '", folder, "' listed twice");
+    TORCH_CHECK(name.find('\t') == std::string::npos, path, ":", number, ": the class name '", name, "' holds a tab; "
+                "a line is FOLDER or FOLDER<TAB>NAME, with no tab in NAME");
+    const auto [earlier, fresh] = name_line.emplace(name, number);
+    TORCH_CHECK(fresh, path, ":", number, ": the class name '", name, "' is also the name on line ", earlier->second,
+                "; two classes with one name could not be told apart in reports and predictions");
     map.folders.push_back(folder);
     map.names.push_back(name);
   }

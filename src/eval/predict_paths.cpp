@@ -29,27 +29,41 @@ std::vector<std::string> folder_images(const std::string& folder) {
   return out;
 }
 
-void expand_one(const std::string& argument, std::vector<std::string>& out, int depth) {
-  if (argument.size() > 1 && argument[0] == '@') {
-    TORCH_CHECK(depth < 4, "list ", argument, ": lists nested more than 4 deep");
-    const std::string list = argument.substr(1);
-    std::ifstream in(list);
-    TORCH_CHECK(in, "cannot read the list of images ", list);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || line[0] == '#') continue;
-      expand_one(line, out, depth + 1);
-    }
-    return;
+void expand_one(const std::string& argument, std::vector<std::string>& out, int depth, const std::string& where);
+
+// The entries of list file `list` (one per line; blank lines and '#' comments skipped), each
+// expanded; errors name the list and the line.
+void expand_list(const std::string& list, std::vector<std::string>& out, int depth, const std::string& where) {
+  TORCH_CHECK(depth < 4, where, "list @", list, ": lists nested more than 4 deep");
+  std::error_code error;
+  TORCH_CHECK(!fs::is_directory(list, error), where, "@", list, " is a folder, not a list file: give the folder "
+              "without '@' to classify its images");
+  TORCH_CHECK(fs::exists(list, error), where, "no such list of images: @", list);
+  std::ifstream in(list);
+  TORCH_CHECK(in, where, "cannot read the list of images @", list);
+  std::string line;
+  const auto before = out.size();
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    expand_one(line, out, depth + 1, "list " + list + " line " + std::to_string(number) + ": ");
   }
+  TORCH_CHECK(out.size() > before, where, "the list @", list, " names no images (blank lines and '#' comments are "
+              "skipped)");
+}
+
+void expand_one(const std::string& argument, std::vector<std::string>& out, int depth, const std::string& where) {
+  if (argument.size() > 1 && argument[0] == '@') return expand_list(argument.substr(1), out, depth, where);
   std::error_code error;
   if (fs::is_directory(argument, error)) {
     const auto images = folder_images(argument);
     out.insert(out.end(), images.begin(), images.end());
     return;
   }
-  TORCH_CHECK(fs::exists(argument, error), "no such image file or folder: ", argument);
+  const bool relative = fs::path(argument).is_relative() && !where.empty();
+  TORCH_CHECK(fs::exists(argument, error), where, "no such image file or folder: ", argument,
+              relative ? " (relative paths in a list are taken from the current folder, " + fs::current_path().string()
+                             + ")" : std::string());
   out.push_back(argument);
 }
 
@@ -76,7 +90,7 @@ data::ImageFolderOptions loader_transform(const data::Preprocess& preprocess) {
 
 std::vector<std::string> expand_image_arguments(const std::vector<std::string>& arguments) {
   std::vector<std::string> out;
-  for (const auto& argument : arguments) expand_one(argument, out, 0);
+  for (const auto& argument : arguments) expand_one(argument, out, 0, "");
   return out;
 }
 

@@ -1,4 +1,5 @@
 #include <splitshare/image/decode.h>
+#include <splitshare/util/numbers.h>
 
 #include "formats.h"
 #include "pixel_rows.h"
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <type_traits>
@@ -21,6 +23,16 @@
 #include <png.h>
 
 namespace splitshare::data {
+
+int64_t default_max_pixels() {
+  const char* text = std::getenv("SPLITSHARE_MAX_PIXELS");
+  if (!text) return kDefaultMaxPixels;
+  const auto value = util::parse_number<int64_t>(text);
+  TORCH_CHECK(value && *value >= 1, "environment variable SPLITSHARE_MAX_PIXELS='", text,
+              "' is not a whole number >= 1 (the largest pixel count of an image to decode; default ",
+              kDefaultMaxPixels, ")");
+  return *value;
+}
 namespace {
 
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
@@ -384,8 +396,8 @@ const DecodedRegion& ImageDecoder::decode(const DecodeOptions& options) {
     if (s.info.format == ImageFormat::kJpeg) jpeg_abort_decompress(&s.jpeg);
     s.destroy_png();
     TORCH_CHECK(false, "image ", s.name, " has ", width, "x", height, " = ", width * height,
-                " pixels, more than the limit of ", options.max_pixels(),
-                " (decompression-bomb guard; raise max_pixels to allow it)");
+                " pixels, more than the limit of ", options.max_pixels(), " (decompression-bomb guard; to read it, "
+                "set the environment variable SPLITSHARE_MAX_PIXELS=", width * height, " or more)");
   }
 
   DecodePlan plan;

@@ -59,11 +59,42 @@ Variant parse_variant(const std::string& name, int64_t splits) {
 
 namespace {
 
-// A run that finished earlier: its final model, checked to be the variant asked for.
+// What a compare run records of its data, so that a later compare into the same folder does
+// not reuse runs made on other data.
+nlohmann::json data_record(const data::DataSpec& spec, const data::DataOptions& options) {
+  return {{"kind", spec.kind},          {"root", spec.root},
+          {"train", spec.train_path},   {"val", spec.val_path},
+          {"limit_train", options.limit_train()}, {"limit_val", options.limit_val()},
+          {"augment", options.augment()}, {"image_size", options.image_size()}};
+}
+
+// A finished run is reused only when it recorded the training options and data asked for now
+// (runs that predate a record are not checked on it).
+void check_same_settings(const std::string& dir, const nlohmann::json& asked) {
+  const auto state = read_training_state(dir + "/checkpoint.pt");
+  if (!state) return;
+  std::string differences;
+  const auto caller = state->config.value("caller", nlohmann::json::object());
+  for (const auto& section : {"train", "data_settings"}) {
+    const auto& holder = std::string(section) == "train" ? state->config : caller;
+    const auto saved = holder.is_object() ? holder.value(section, nlohmann::json::object()) : nlohmann::json::object();
+    for (const auto& [key, value] : asked.at(section).items()) {
+      if (!saved.contains(key) || saved.at(key) == value) continue;
+      differences += "\n  " + std::string(section) + "." + key + ": " + saved.at(key).dump() + " in the run, " +
+                     value.dump() + " asked for";
+    }
+  }
+  TORCH_CHECK(differences.empty(), dir, "/checkpoint.pt was trained with other settings than this compare asks for:",
+              differences, "\nuse another --out folder or move ", dir, " away");
+}
+
+// A run that finished earlier: its final model, checked to be the variant, recipe and data asked for.
 nn::Classifier finished_run(const std::string& dir, const Variant& variant, uint64_t seed,
-                            const nn::ClassifierOptions& model_options, const RunContext& context) {
+                            const nn::ClassifierOptions& model_options, const RunContext& context,
+                            const nlohmann::json& asked) {
   std::fprintf(stderr, "%s seed %llu: finished earlier, reusing %s/checkpoint.pt\n", variant.name.c_str(),
                static_cast<unsigned long long>(seed), dir.c_str());
+  check_same_settings(dir, asked);
   auto loaded = load_checkpoint(dir + "/checkpoint.pt", context.device());
   // A folder left by a run with other flags must not pass for this variant.
   const auto differences = model_differences(nn::ClassifierOptions(model_options).head(variant.head),
@@ -81,7 +112,8 @@ nn::Classifier finished_run(const std::string& dir, const Variant& variant, uint
 // checkpoint (fit refuses one of other settings).
 nn::Classifier train_run(const std::string& dir, const Variant& variant, uint64_t seed, data::DataBundle& data,
                          const nn::ClassifierOptions& model_options, const TrainOptions& train,
-                         const RunContext& context, bool progress, const data::Preprocess* preprocess_override) {
+                         const RunContext& context, bool progress, const data::Preprocess* preprocess_override,
+                         const nlohmann::json& data_json) {
   torch::manual_seed(seed);
   auto options_for_variant = nn::ClassifierOptions(model_options).head(variant.head);
   auto model = nn::make_classifier(options_for_variant);
@@ -89,7 +121,8 @@ nn::Classifier train_run(const std::string& dir, const Variant& variant, uint64_
   metadata.model = options_for_variant;
   metadata.classes = data.classes;
   metadata.preprocess = preprocess_override ? *preprocess_override : data.preprocess;
-  metadata.extra["config"] = {{"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}};
+  metadata.extra["config"] = {
+      {"variant", variant.name}, {"seed", seed}, {"loss", nn::to_string(variant.loss)}, {"data_settings", data_json}};
   const auto label = variant.name + "/" + std::to_string(seed);
   auto run_context = RunContext(context).out_dir(dir).observer(progress ? progress_printer(label) : FitObserver());
   if (std::filesystem::exists(dir + "/checkpoint.pt")) {
@@ -120,10 +153,13 @@ std::vector<run::VariantResult> run_compare(const CompareOptions& options, const
       const uint64_t seed = options.seed() + static_cast<uint64_t>(s);
       const std::string dir = options.out_dir() + "/" + variant.name + "/seed-" + std::to_string(seed);
       auto data = data::open_data(data_spec, data::DataOptions(data_options).seed(seed));
+      const auto recorded = data_record(data_spec, data::DataOptions(data_options).seed(seed));
+      const nlohmann::json asked = {{"train", to_json(TrainOptions(train).loss(variant.loss))},
+                                    {"data_settings", recorded}};
       auto model = std::filesystem::exists(dir + "/summary.json") && std::filesystem::exists(dir + "/checkpoint.pt")
-                       ? finished_run(dir, variant, seed, model_options, context)
+                       ? finished_run(dir, variant, seed, model_options, context, asked)
                        : train_run(dir, variant, seed, data, model_options, train, context, options.progress(),
-                                   preprocess_override);
+                                   preprocess_override, recorded);
       vr.params = nn::count_parameters(*model);
       vr.head_params = nn::count_parameters(*model->head.ptr());
       vr.seeds.push_back(seed);

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -70,6 +71,58 @@ void append_to_file(const std::string& path, const std::string& text) {
   if (error == 0 && ::fsync(fd) != 0) error = errno;
   if (::close(fd) != 0 && error == 0) error = errno;
   TORCH_CHECK(error == 0, "could not append to ", path, ": ", reason(error));
+}
+
+void check_not_an_input(const std::string& output, const std::vector<std::string>& inputs, const std::string& what) {
+  struct stat out {};
+  if (::stat(output.c_str(), &out) != 0) return;
+  for (const auto& input : inputs) {
+    struct stat in {};
+    if (::stat(input.c_str(), &in) != 0) continue;
+    TORCH_CHECK(in.st_dev != out.st_dev || in.st_ino != out.st_ino, what, " ", output, " is the input ", input,
+                "; writing it would destroy that input: choose another file name");
+  }
+}
+
+StreamedFile::StreamedFile(const std::string& path, const std::string& what) : path_(path), what_(what) {
+  const auto temporary = path + ".tmp";
+  file_ = std::fopen(temporary.c_str(), "wb");
+  if (!file_) {
+    const int error = errno;
+    const auto parent = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    const bool no_folder = !parent.empty() && !std::filesystem::is_directory(parent, ec);
+    TORCH_CHECK(false, what, " ", path, ": cannot create the file: ", reason(error),
+                no_folder ? " (the folder " + parent.string() + " does not exist)" : std::string());
+  }
+}
+
+StreamedFile::~StreamedFile() {
+  if (!file_) return;
+  std::fclose(file_);
+  std::remove((path_ + ".tmp").c_str());
+}
+
+void StreamedFile::write(const std::string& text) {
+  TORCH_CHECK(file_, what_, " ", path_, ": written after it was committed");
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
+    TORCH_CHECK(false, what_, " ", path_, ": writing failed: ", reason(errno), "; ", path_, " was not changed");
+  }
+}
+
+void StreamedFile::commit() {
+  TORCH_CHECK(file_, what_, " ", path_, ": committed twice");
+  int error = std::fflush(file_) != 0 ? errno : 0;
+  if (error == 0 && ::fsync(fileno(file_)) != 0) error = errno;
+  if (std::fclose(file_) != 0 && error == 0) error = errno;
+  file_ = nullptr;
+  const auto temporary = path_ + ".tmp";
+  if (error == 0 && std::rename(temporary.c_str(), path_.c_str()) != 0) error = errno;
+  if (error != 0) {
+    std::remove(temporary.c_str());
+    TORCH_CHECK(false, what_, " ", path_, ": writing failed: ", reason(error), "; ", path_, " was not changed");
+  }
+  sync_folder_of(path_);
 }
 
 void check_output_folder(const std::string& dir, int64_t min_free_bytes) {

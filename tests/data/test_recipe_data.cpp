@@ -92,6 +92,15 @@ TEST(ClassMap, FixesOrderAndNamesAndRefusesMismatches) {
             std::string::npos);
   write_file(dir.file("twice.txt"), "dog\ndog\n");
   EXPECT_NE(expect_error([&] { sd::read_class_map(dir.file("twice.txt")); }).find("twice.txt:2"), std::string::npos);
+  // Two folders under one name, and a name with a tab in it, are refused by line.
+  write_file(dir.file("same.txt"), "dog\tpet\ncat\tpet\n");
+  EXPECT_NE(expect_error([&] { sd::read_class_map(dir.file("same.txt")); }).find("same.txt:2: the class name 'pet' is "
+                                                                                  "also the name on line 1"),
+            std::string::npos);
+  write_file(dir.file("tab.txt"), "dog\tbig\tdog\ncat\n");
+  EXPECT_NE(expect_error([&] { sd::read_class_map(dir.file("tab.txt")); }).find("tab.txt:1: the class name 'big\tdog' "
+                                                                                 "holds a tab"),
+            std::string::npos);
 }
 
 TEST(BalancedSampler, DrawsClassesEvenlyDeterministicallyAndSharded) {

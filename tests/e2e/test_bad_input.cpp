@@ -7,6 +7,7 @@
 #include <splitshare/image/decode.h>
 #include <splitshare/checkpoint/checkpoint.h>
 
+#include "cli_support.h"
 #include "data_files.h"
 #include "image_writers.h"
 #include "support.h"
@@ -27,9 +28,13 @@ namespace st = splitshare::testing;
 namespace tr = splitshare::train;
 
 using st::contains;
+using st::expect_cli_refusal;
 using st::expect_error;
+using st::run_cli;
+using st::tiny_checkpoint;
+using st::tiny_metadata;
+using st::write_tiny_mnist;
 
-const std::string kCli = SPLITSHARE_CLI;
 
 /// One malformed file: its name, its bytes, and a phrase the refusal must contain.
 struct BadFile {
@@ -65,62 +70,10 @@ std::string png_header_only(uint32_t width, uint32_t height) {
          png_chunk("IEND", "");
 }
 
-/// A valid mnist:DIR folder of `count` 8x8 images per split, labels 0..count-1.
-void write_tiny_mnist(const fs::path& dir, uint8_t count) {
-  fs::create_directories(dir);
-  std::vector<uint8_t> labels;
-  for (uint8_t i = 0; i < count; ++i) labels.push_back(i);
-  for (const char* prefix : {"train", "t10k"}) {
-    st::write_file((dir / (std::string(prefix) + "-images-idx3-ubyte")).string(), st::idx_images_bytes(count, 8, 8));
-    st::write_file((dir / (std::string(prefix) + "-labels-idx1-ubyte")).string(), st::idx_labels_bytes(labels));
-  }
-}
-
 std::string gzip_bytes(const st::TempDir& dir, const std::string& bytes) {
   const auto path = dir.file("scratch.gz");
   st::write_gzip(path, bytes);
   return st::read_file(path);
-}
-
-/// The CLI's exit status (-1 for a signal) and output.
-struct CliResult {
-  int status;
-  std::string output;
-};
-
-CliResult run_cli(const std::string& args) {
-  CliResult result;
-  result.status = st::run_command(kCli + " " + args, &result.output);
-  return result;
-}
-
-/// A refused command line: exit status 1 (a clean error, not a crash) and a message with every phrase.
-void expect_cli_refusal(const std::string& args, const std::vector<std::string>& phrases) {
-  SCOPED_TRACE(args);
-  const auto result = run_cli(args);
-  EXPECT_EQ(result.status, 1) << result.output;
-  for (const auto& phrase : phrases) EXPECT_TRUE(contains(result.output, phrase)) << phrase << " in\n" << result.output;
-  EXPECT_TRUE(contains(result.output, "error:")) << result.output;
-}
-
-tr::CheckpointMetadata tiny_metadata() {
-  tr::CheckpointMetadata m;
-  m.model = sn::ClassifierOptions().arch("resnet10").width(4).in_channels(1).stem(sn::Stem::kSmall).num_classes(3).head(
-      sn::HeadOptions().kind(sn::HeadKind::kSSM).splits(4));
-  m.classes = {"a", "b", "c"};
-  m.preprocess.channels = 1;
-  m.preprocess.size = 8;
-  m.preprocess.mean = {0.5};
-  m.preprocess.std = {0.25};
-  return m;
-}
-
-std::string tiny_checkpoint(const st::TempDir& dir, const std::string& name,
-                            const tr::CheckpointMetadata& metadata = tiny_metadata()) {
-  auto model = sn::make_classifier(metadata.model);
-  const auto path = dir.file(name);
-  tr::save_checkpoint(*model, metadata, path);
-  return path;
 }
 
 }  // namespace
@@ -237,7 +190,7 @@ TEST(BadInput, CheckpointMetadataFieldsAreChecked) {
          j["width"] = -2;
          j["classes"] = nlohmann::json::array();
        },
-       "invalid values: num_classes 0 (must be >= 1), width -2 (must be >= 1)"},
+       "invalid values: num_classes 0 (must be >= 1), width -2 (must be 1..4096)"},
       {[](auto& j) { j["classes"] = {"a"}; }, "lists 1 class names for num_classes=3"},
       {[](auto& j) { j["reduction"] = "max"; }, "'reduction' is 'max'"},
       {[](auto& j) { j["preprocess"] = 3; }, "'preprocess' is not a JSON object"},

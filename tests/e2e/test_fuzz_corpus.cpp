@@ -42,5 +42,7 @@ TEST(FuzzCorpus, Idx) { replay("idx", splitshare::fuzz::idx); }
 TEST(FuzzCorpus, Cifar) { replay("cifar", splitshare::fuzz::cifar); }
 TEST(FuzzCorpus, Image) { replay("image", splitshare::fuzz::image); }
 TEST(FuzzCorpus, CheckpointMetadata) { replay("checkpoint_metadata", splitshare::fuzz::checkpoint_metadata); }
+TEST(FuzzCorpus, ClassMap) { replay("class_map", splitshare::fuzz::class_map); }
+TEST(FuzzCorpus, ImageList) { replay("image_list", splitshare::fuzz::image_list); }
 
 }  // namespace

@@ -298,12 +298,18 @@ TEST(ReportCli, TrainAndCompareWriteReportsAndReportRegenerates) {
   // A run stopped part-way (its checkpoint.pt without summary.json) continues where it was.
   // Continued, its first epoch stays the 1-epoch run's (a run started again for 2 epochs would
   // have another learning rate in its first epoch).
+  // A finished run is reused only for the settings it was made with (epochs included).
+  log.clear();
+  EXPECT_EQ(run_command(kCli + " compare --variants ssm --seeds 2" + common + " --epochs 2 --out " + compare_out, &log),
+            1) << log;
+  EXPECT_NE(log.find("train.epochs: 1 in the run, 2 asked for"), std::string::npos) << log;
   const auto first_epoch = read_file(compare_out + "/ssm/seed-1/metrics.jsonl");
+  fs::remove(compare_out + "/ssm/seed-0/summary.json");
   fs::remove(compare_out + "/ssm/seed-1/summary.json");
   log.clear();
   ASSERT_EQ(run_command(kCli + " compare --variants ssm --seeds 2" + common + " --epochs 2 --out " + compare_out, &log),
             0) << log;
-  EXPECT_EQ(count(log, "finished earlier"), 1u) << log;
+  EXPECT_EQ(count(log, "finished earlier"), 0u) << log;
   EXPECT_NE(log.find("ssm seed 1: stopped part-way, continuing from " + compare_out + "/ssm/seed-1/checkpoint.pt"),
             std::string::npos) << log;
   const auto both_epochs = read_file(compare_out + "/ssm/seed-1/metrics.jsonl");

@@ -30,9 +30,9 @@ int run_bench(int argc, char** argv) {
   for (const auto& name : bench::default_workload_names()) all += (all.empty() ? "" : ",") + name;
   options.add_options()
       ("workloads", "comma-separated, from: " + names, cxxopts::value<std::vector<std::string>>()->default_value(all))
-      ("repeats", "timed repeats per workload (0 = workload default)", cxxopts::value<int64_t>()->default_value("0"))
-      ("steps", "timed steps per repeat (0 = workload default)", cxxopts::value<int64_t>()->default_value("0"))
-      ("warmup", "untimed steps first (-1 = workload default)", cxxopts::value<int64_t>()->default_value("-1"))
+      ("repeats", "timed repeats per workload (0 = workload default)", number<int64_t>()->default_value("0"))
+      ("steps", "timed steps per repeat (0 = workload default)", number<int64_t>()->default_value("0"))
+      ("warmup", "untimed steps first (-1 = workload default)", number<int64_t>()->default_value("-1"))
       ("no-peer", "skip the PyTorch peers")
       ("peers", "comma-separated, from: eager, eager_tuned, compile",
        cxxopts::value<std::vector<std::string>>()->default_value("eager,eager_tuned,compile"))
@@ -65,6 +65,9 @@ int run_bench(int argc, char** argv) {
     auto it = std::find_if(table.begin(), table.end(), [&](const auto& entry) { return entry.first == name; });
     TORCH_CHECK(it != table.end(), "unknown workload '", name, "': expected one of ", names);
     auto w = it->second;
+    TORCH_CHECK((*args)["repeats"].as<int64_t>() >= 0 && (*args)["steps"].as<int64_t>() >= 0 &&
+                    (*args)["warmup"].as<int64_t>() >= -1,
+                "--repeats and --steps must be >= 0 (0 = the workload's) and --warmup >= -1 (-1 = the workload's)");
     if ((*args)["repeats"].as<int64_t>() > 0) w.repeats((*args)["repeats"].as<int64_t>());
     if ((*args)["steps"].as<int64_t>() > 0) w.steps((*args)["steps"].as<int64_t>());
     if ((*args)["warmup"].as<int64_t>() >= 0) w.warmup((*args)["warmup"].as<int64_t>());

@@ -30,7 +30,7 @@ int run_compare(int argc, char** argv) {
                    "on the first S-1 splits; ssm-allnorm: on all, Algorithm 1)",
        cxxopts::value<std::vector<std::string>>()->default_value("linear,ssm"))
       ("seeds", "seeds per variant (mean ± std; the first two are also ensembled)",
-       cxxopts::value<int64_t>()->default_value("1"))
+       number<int64_t>()->default_value("1"))
       ("preset", "paper-small: linear, ssm, ssm-allnorm, ssm-individual, kfc2, kfc3 with 3 seeds into runs/paper-small (explicit "
                  "--variants/--seeds/--out still apply); use --data cifar10:DIR for CIFAR-10",
        cxxopts::value<std::string>()->default_value("none"))
@@ -40,19 +40,28 @@ int run_compare(int argc, char** argv) {
   // The main job: short enough for 15 minutes on 2 cores (9 epochs x 2 models), with a
   // cosine schedule at lr 0.1, which reaches 92% with the SSM head where the paper's step
   // decay, compressed to 9 epochs, stays below it.
-  add_train_options(options, TrainDefaults{"runs/compare", train::TrainOptions().epochs(9).lr(0.1).schedule(
-                                                                 train::ScheduleKind::kCosine)});
+  const TrainDefaults defaults{"runs/compare",
+                               train::TrainOptions().epochs(9).lr(0.1).schedule(train::ScheduleKind::kCosine),
+                               /*fresh_out=*/false};
+  add_train_options(options, defaults);
   add_thread_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   configure_threads(*args);
   auto train = train_options(*args);
-  auto context = run_context(*args);
+  auto context = run_context(*args, defaults);
   const auto preset = (*args)["preset"].as<std::string>();
   TORCH_CHECK(preset == "none" || preset == "paper-small", "--preset: unknown preset '", preset,
               "'; expected paper-small");
   const bool paper = preset == "paper-small";
   if (paper && !args->count("out")) context.out_dir("runs/paper-small");
+  // compare reuses what it finds by design: finished runs of the same settings, part-way ones continued.
+  const auto claim = claim_output(*args, context.out_dir(), "compare", /*continue_existing=*/true);
+  if (claim && claim->had_results()) {
+    std::fprintf(stderr, "splitshare compare: %s holds earlier runs: finished ones made with the same settings are "
+                 "reused and part-way ones continued (runs with other settings are refused); another --out starts "
+                 "afresh\n", context.out_dir().c_str());
+  }
   auto data_opts = data_options(*args);
   auto spec = data_spec(*args);
   // Class count, channels and image kind come from the data; open it once to learn them.

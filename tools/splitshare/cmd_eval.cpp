@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 namespace splitshare::cli {
@@ -117,10 +118,10 @@ nlohmann::json eval_json(const std::vector<Member>& members, const nlohmann::jso
 int run_eval(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Evaluate one checkpoint, or several and their ensemble (mean of softmax)");
   options.add_options()
-      ("checkpoint", "checkpoint file (repeat for an ensemble)", cxxopts::value<std::vector<std::string>>())
+      ("checkpoint", "checkpoint file; repeat the flag for an ensemble (one path per flag: a comma is part of the path)", paths())
       ("json", "print JSON")
       ("misclassified", "draw the N most confident mistakes (one checkpoint) into --misclassified-out",
-       cxxopts::value<int64_t>()->default_value("0"))
+       number<int64_t>()->default_value("0"))
       ("misclassified-out", "PNG file for --misclassified", cxxopts::value<std::string>());
   add_data_options(options);
   add_thread_option(options);
@@ -138,8 +139,14 @@ int run_eval(int argc, char** argv) {
   const bool flip = tta_flip(*args);
   const auto paths = (*args)["checkpoint"].as<std::vector<std::string>>();
   TORCH_CHECK(misclassified == 0 || paths.size() == 1, "--misclassified takes one --checkpoint, got ", paths.size());
+  for (const auto& path : paths) {
+    std::error_code error;
+    TORCH_CHECK(std::filesystem::exists(path, error) || path.find(',') == std::string::npos, "--checkpoint ", path,
+                ": no such file; for an ensemble, repeat --checkpoint for each model (one path per flag: a comma is "
+                "part of the path)");
+  }
   auto data_opts = data_options(*args).augment(false);
-  auto spec = data_spec(*args);
+  auto spec = run_data_spec(*args, paths[0], "eval");
   follow_run_data(paths[0], data_opts);
   // Classes and channels, to check each checkpoint against before opening the data for it.
   const auto probe = data::open_data(spec, data::DataOptions(data_opts).limit_train(1).limit_val(1));

@@ -62,10 +62,10 @@ int run_export(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("out", "file to write", cxxopts::value<std::string>())
       ("opset", "ONNX opset, " + text(train::kOnnxMinOpset) + " to " + text(train::kOnnxMaxOpset),
-       cxxopts::value<int64_t>()->default_value(text(onnx_defaults.opset())))
-      ("fixed-batch", "ONNX: fix the batch dimension to N (default: dynamic)", cxxopts::value<int64_t>())
+       number<int64_t>()->default_value(text(onnx_defaults.opset())))
+      ("fixed-batch", "ONNX: fix the batch dimension to N (default: dynamic)", number<int64_t>())
       ("no-verify", "skip running the exported model against the folded model before writing")
-      ("seed", "seed of the random images of that check", cxxopts::value<uint64_t>()->default_value(text(defaults.seed())))
+      ("seed", "seed of the random images of that check", number<uint64_t>()->default_value(text(defaults.seed())))
       ("json", "print a JSON report");
   auto args = parse(options, argc, argv);
   if (!args) return 0;

@@ -15,20 +15,21 @@ int run_gradcam(int argc, char** argv) {
   options.positional_help("IMAGES...");
   options.add_options()
       ("checkpoint", "checkpoint file", cxxopts::value<std::string>())
-      ("images", "image files (JPEG or PNG)", cxxopts::value<std::vector<std::string>>())
+      ("images", "image files (JPEG or PNG)", paths())
       ("data", "explain images of this dataset's validation split instead (same forms as train --data)",
        cxxopts::value<std::string>())
-      ("count", "--data: number of images", cxxopts::value<int64_t>()->default_value("4"))
-      ("first", "--data: index of the first image", cxxopts::value<int64_t>()->default_value("0"))
+      ("count", "--data: number of images", number<int64_t>()->default_value("4"))
+      ("first", "--data: index of the first image", number<int64_t>()->default_value("0"))
       ("target", "class explained: label (true class), pred (the model's prediction), or a class name or index "
                  "(auto: label with --data, pred for files)",
        cxxopts::value<std::string>()->default_value("auto"))
       ("method", "gradcam | gradcampp (Grad-CAM++)", cxxopts::value<std::string>()->default_value("gradcam"))
       ("size", "input side for checkpoints that record no input size (files only)",
-       cxxopts::value<int64_t>()->default_value("0"))
+       number<int64_t>()->default_value("0"))
       ("min-size", "images smaller than this are enlarged (integer factor) in the PNGs",
-       cxxopts::value<int64_t>()->default_value("128"))
-      ("out", "output folder", cxxopts::value<std::string>()->default_value("runs/gradcam"));
+       number<int64_t>()->default_value("128"))
+      ("out", "output folder (default: a new runs/gradcam-<date>-<n>)", cxxopts::value<std::string>());
+  add_overwrite_option(options);
   add_thread_option(options);
   options.parse_positional({"images"});
   auto args = parse(options, argc, argv);
@@ -42,13 +43,16 @@ int run_gradcam(int argc, char** argv) {
   const auto figure = explain::FigureOptions().min_size((*args)["min-size"].as<int64_t>());
   TORCH_CHECK(figure.min_size() >= 1, "--min-size must be positive, got ", figure.min_size());
   const std::string checkpoint = (*args)["checkpoint"].as<std::string>();
-  const std::string out = (*args)["out"].as<std::string>();
+  const std::string out = args->count("out") ? (*args)["out"].as<std::string>() : run::fresh_folder("runs/gradcam");
+  const auto claim = claim_output(*args, out, "gradcam", /*continue_existing=*/false);
 
   auto loaded = train::load_checkpoint(checkpoint);
   auto& metadata = loaded.metadata;
-  if ((*args)["size"].as<int64_t>() > 0) metadata.preprocess.size = (*args)["size"].as<int64_t>();
+  const auto size = in_range<int64_t>(*args, "size", 0, 16384);
+  if (size > 0) metadata.preprocess.size = size;
   const auto in = from_data ? explain::inputs_from_data((*args)["data"].as<std::string>(),
-                                                        (*args)["first"].as<int64_t>(), (*args)["count"].as<int64_t>(),
+                                                        in_range<int64_t>(*args, "first", 0, INT64_MAX),
+                                                        in_range<int64_t>(*args, "count", 1, 4096),
                                                         metadata)
                              : explain::inputs_from_files((*args)["images"].as<std::vector<std::string>>(), metadata);
   const auto targets = explain::resolve_targets((*args)["target"].as<std::string>(), in, metadata.classes,

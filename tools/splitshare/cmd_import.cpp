@@ -38,12 +38,12 @@ int run_import(int argc, char** argv) {
       ("weights", "file written by torch.jit.save or torch.save (a dict of tensors)", cxxopts::value<std::string>())
       ("out", "checkpoint to write", cxxopts::value<std::string>())
       ("classes", "classes of the new model (0 = the weights' classifier's, or the --labels count)",
-       cxxopts::value<int64_t>()->default_value("0"))
+       number<int64_t>()->default_value("0"))
       ("labels", "class names, one per line", cxxopts::value<std::string>())
       ("image-size", "evaluation crop; images are resized to image-size/0.875 first (torchvision: 256 -> 224)",
-       cxxopts::value<int64_t>()->default_value("224"))
+       number<int64_t>()->default_value("224"))
       ("non-strict", "load the backbone tensors that match and report the rest instead of failing")
-      ("seed", "seed of the initialisation of a head that is not loaded", cxxopts::value<uint64_t>()->default_value("0"))
+      ("seed", "seed of the initialisation of a head that is not loaded", number<uint64_t>()->default_value("0"))
       ("json", "print a JSON report");
   add_model_options(options);
   auto args = parse(options, argc, argv);

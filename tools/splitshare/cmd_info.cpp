@@ -11,8 +11,8 @@ int run_info(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Parameter counts of a model (--arch/--head…), or a checkpoint's metadata");
   options.add_options()
       ("checkpoint", "checkpoint file", cxxopts::value<std::string>())
-      ("classes", "number of classes", cxxopts::value<int64_t>()->default_value("1000"))
-      ("channels", "input channels", cxxopts::value<int64_t>()->default_value("3"))
+      ("classes", "number of classes", number<int64_t>()->default_value("1000"))
+      ("channels", "input channels", number<int64_t>()->default_value("3"))
       ("json", "print JSON");
   add_model_options(options);
   auto args = parse(options, argc, argv);

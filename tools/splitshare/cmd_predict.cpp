@@ -6,10 +6,10 @@
 #include <splitshare/util/files.h>
 
 #include <splitshare/util/progress.h>
+#include <splitshare/util/signals.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 
 namespace splitshare::cli {
@@ -42,34 +42,34 @@ void report_skipped(const eval::PredictRun& run) {
   if (run.skipped > static_cast<int64_t>(run.skipped_reports.size())) std::fprintf(stderr, "  ...\n");
 }
 
-// Where --output goes: CSV or JSON lines by the file's extension, one row per image as it comes.
+// Where --output goes: CSV or JSON lines by the file's extension, one row per image as it
+// comes, published whole at the end (util::StreamedFile: an error or a stop leaves no file).
 class OutputFile {
  public:
   OutputFile(const std::string& path, int64_t topk, int64_t heads, const std::vector<std::string>& classes)
-      : path_(path + ".tmp"), final_(path), classes_(classes) {
+      : file_(path, "--output"), classes_(classes), csv_(extension_of(path) == ".csv") {
+    if (csv_) file_.write(eval::csv_header(topk, heads) + "\n");
+  }
+  static std::string extension_of(const std::string& path) {
     const auto dot = path.rfind('.');
     const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
     TORCH_CHECK(ext == ".csv" || ext == ".jsonl", "--output ", path, ": expected a .csv or .jsonl file name");
-    csv_ = ext == ".csv";
-    out_.open(path_);
-    TORCH_CHECK(out_, "--output ", path, ": cannot write ", path_);
-    if (csv_) out_ << eval::csv_header(topk, heads) << "\n";
+    return ext;
   }
   void write(const eval::Prediction& p) {
-    out_ << (csv_ ? eval::csv_row(p, classes_) : eval::to_json(p).dump()) << "\n";
+    file_.write((csv_ ? eval::csv_row(p, classes_) : eval::to_json(p).dump()) + "\n");
   }
-  // The finished file replaces any older one at once.
-  void close() {
-    out_.close();
-    TORCH_CHECK(out_, "--output ", final_, ": writing ", path_, " failed (disk full?)");
-    std::filesystem::rename(path_, final_);
-  }
+  void close() { file_.commit(); }
 
  private:
-  std::string path_, final_;
+  util::StreamedFile file_;
   std::vector<std::string> classes_;
   bool csv_ = true;
-  std::ofstream out_;
+};
+
+// A stop request (SIGINT, SIGTERM) between batches: predict ends without output.
+struct Stopped {
+  int signal;
 };
 
 eval::PredictOptions predict_options(const cxxopts::ParseResult& args) {
@@ -83,6 +83,33 @@ eval::PredictOptions predict_options(const cxxopts::ParseResult& args) {
       .keep_inputs(args.count("dump-inputs") > 0).dtype(inference_dtype(args)).flip_tta(tta_flip(args));
 }
 
+// --output and --dump-inputs: never one of the images or the checkpoint; --output's kind
+// checked before any image is read.
+void check_outputs(const cxxopts::ParseResult& args, const std::vector<std::string>& paths,
+                   const std::string& checkpoint) {
+  auto inputs = paths;
+  inputs.push_back(checkpoint);
+  for (const std::string flag : {"output", "dump-inputs"}) {
+    if (!args.count(flag)) continue;
+    util::check_not_an_input(args[flag].as<std::string>(), inputs, "--" + flag);
+    if (flag == "output") OutputFile::extension_of(args[flag].as<std::string>());
+  }
+}
+
+// The predictions on stdout: JSON, or the table unless they went to --output.
+void print_results(const cxxopts::ParseResult& args, const std::vector<eval::Prediction>& kept,
+                   const eval::PredictRun& run) {
+  if (args.count("json")) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& p : kept) list.push_back(eval::to_json(p));
+    nlohmann::json out = {{"predictions", list}};
+    if (run.skipped) out["skipped"] = run.skipped_reports;
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (!args.count("output")) {
+    print_table(kept);
+  }
+}
+
 }  // namespace
 
 int run_predict(int argc, char** argv) {
@@ -90,16 +117,15 @@ int run_predict(int argc, char** argv) {
                                     "preprocessing");
   options.add_options()
       ("checkpoint", "checkpoint file", cxxopts::value<std::string>())
-      ("images", "image files, folders (recursive, sorted) or @LIST (a file listing them)",
-       cxxopts::value<std::vector<std::string>>())
-      ("topk", "classes listed per image", cxxopts::value<int64_t>()->default_value("5"))
-      ("batch-size", "images classified together", cxxopts::value<int64_t>()->default_value("16"))
-      ("workers", "decoding threads (0 = the main thread)", cxxopts::value<int64_t>()->default_value("2"))
+      ("images", "image files, folders (recursive, sorted) or @LIST (a file listing them)", paths())
+      ("topk", "classes listed per image", number<int64_t>()->default_value("5"))
+      ("batch-size", "images classified together", number<int64_t>()->default_value("16"))
+      ("workers", "decoding threads (0 = the main thread)", number<int64_t>()->default_value("2"))
       ("output", "write one row per image to FILE.csv or FILE.jsonl (JSON lines: the --json record)",
        cxxopts::value<std::string>())
       ("strict", "stop at the first unreadable image instead of skipping it")
       ("size", "input side for checkpoints that record no resize, crop or size (0 = from the checkpoint)",
-       cxxopts::value<int64_t>()->default_value("0"))
+       number<int64_t>()->default_value("0"))
       ("dump-inputs", "also write the preprocessed images [N, C, H, W] to this file (Python: torch.load)",
        cxxopts::value<std::string>())
       ("no-progress", "no progress bar")
@@ -117,8 +143,11 @@ int run_predict(int argc, char** argv) {
   const auto popts = predict_options(*args);
   const auto size = (*args)["size"].as<int64_t>();
   TORCH_CHECK(size >= 0, "--size must be >= 0, got ", size);
-  auto loaded = train::load_checkpoint((*args)["checkpoint"].as<std::string>());
+  const auto checkpoint = (*args)["checkpoint"].as<std::string>();
+  auto loaded = train::load_checkpoint(checkpoint);
   const auto paths = eval::expand_image_arguments((*args)["images"].as<std::vector<std::string>>());
+  check_outputs(*args, paths, checkpoint);
+  const util::StopSignals signals;
   auto preprocess = loaded.metadata.preprocess;
   if (size > 0) preprocess.size = size;
   const auto& classes = loaded.metadata.classes;
@@ -126,9 +155,11 @@ int run_predict(int argc, char** argv) {
   std::vector<eval::Prediction> kept;
   const bool keep = !args->count("output") || args->count("json") || args->count("dump-inputs");
   util::ProgressBar bar("predict", static_cast<int64_t>(paths.size()), !args->count("no-progress") && paths.size() > 64);
-  const auto run = eval::predict_paths(
-      *loaded.model, preprocess, classes, paths, popts,
+  eval::PredictRun run;
+  try {
+    run = eval::predict_paths(*loaded.model, preprocess, classes, paths, popts,
       [&](std::vector<eval::Prediction>& batch) {
+        if (signals.pending()) throw Stopped{signals.pending()};
         for (auto& p : batch) {
           if (args->count("output")) {
             if (!output) output.emplace((*args)["output"].as<std::string>(), popts.topk(),
@@ -139,21 +170,19 @@ int run_predict(int argc, char** argv) {
         }
       },
       [&](int64_t done, int64_t total) { bar.update(done, std::to_string(done) + "/" + std::to_string(total)); });
+    if (signals.pending()) throw Stopped{signals.pending()};
+  } catch (const Stopped& stop) {
+    output.reset();
+    std::fprintf(stderr, "\nsplitshare predict: stopped by signal %d; no output written\n", stop.signal);
+    return 128 + stop.signal;
+  }
   bar.finish(std::to_string(run.predicted) + " images");
   if (output) output->close();
   report_skipped(run);
   TORCH_CHECK(run.predicted > 0 || paths.empty(), "no image could be read (", run.skipped, " skipped",
               run.skipped_reports.empty() ? std::string() : ", first: " + run.skipped_reports[0], ")");
   if (args->count("dump-inputs") && !kept.empty()) write_inputs(kept, (*args)["dump-inputs"].as<std::string>());
-  if (args->count("json")) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& p : kept) list.push_back(eval::to_json(p));
-    nlohmann::json out = {{"predictions", list}};
-    if (run.skipped) out["skipped"] = run.skipped_reports;
-    std::printf("%s\n", out.dump(2).c_str());
-  } else if (!args->count("output")) {
-    print_table(kept);
-  }
+  print_results(*args, kept, run);
   return 0;
 }
 

@@ -31,12 +31,12 @@ train::SelectOptions select_options(const cxxopts::ParseResult& args, const std:
                     .holdout_seed(args["holdout-seed"].as<uint64_t>())
                     .model_saw_holdout(!recorded)
                     .input(nn::parse_gate_input(args["gate-input"].as<std::string>()))
-                    .hidden(args["gate-hidden"].as<int64_t>())
+                    .hidden(in_range<int64_t>(args, "gate-hidden", 0, 1 << 20))
                     .hard(args.count("hard") > 0)
                     .seed(args["gate-seed"].as<uint64_t>())
                     .train(train::GateTrainOptions()
-                               .epochs(args["gate-epochs"].as<int64_t>())
-                               .lr(args["gate-lr"].as<double>()));
+                               .epochs(in_range<int64_t>(args, "gate-epochs", 1, 1 << 20))
+                               .lr(in_range(args, "gate-lr", 1e-12, 1e3)));
   if (!recorded) return select;
   TORCH_CHECK(!args.count("holdout") || select.holdout() == recorded->fraction, "--holdout ", select.holdout(), ": ",
               checkpoint, " was trained without a hold-out of ", recorded->fraction,
@@ -80,16 +80,17 @@ int run_select(int argc, char** argv) {
   options.add_options("Gate")
       ("checkpoint", "trained model (best.pt, checkpoint.pt)", cxxopts::value<std::string>())
       ("out", "folder for gated.pt, select.json and holdout.txt", cxxopts::value<std::string>())
-      ("holdout", "share of the training split the gate trains on", cxxopts::value<double>()->default_value(text(defaults.holdout())))
-      ("holdout-seed", "seed of the hold-out draw", cxxopts::value<uint64_t>()->default_value("0"))
+      ("holdout", "share of the training split the gate trains on", number<double>()->default_value(text(defaults.holdout())))
+      ("holdout-seed", "seed of the hold-out draw", number<uint64_t>()->default_value("0"))
       ("gate-input", "features | logits | both", cxxopts::value<std::string>()->default_value("both"))
-      ("gate-hidden", "0 = linear gate; N = one hidden layer of N units", cxxopts::value<int64_t>()->default_value("0"))
+      ("gate-hidden", "0 = linear gate; N = one hidden layer of N units", number<int64_t>()->default_value("0"))
       ("hard", "choose one head per sample (trained soft, one-hot at evaluation)")
-      ("gate-epochs", "epochs over the hold-out", cxxopts::value<int64_t>()->default_value(text(train_defaults.epochs())))
-      ("gate-lr", "Adam learning rate", cxxopts::value<double>()->default_value(text(train_defaults.lr())))
-      ("gate-seed", "seed of the gate's initialisation and mini-batches", cxxopts::value<uint64_t>()->default_value("0"))
+      ("gate-epochs", "epochs over the hold-out", number<int64_t>()->default_value(text(train_defaults.epochs())))
+      ("gate-lr", "Adam learning rate", number<double>()->default_value(text(train_defaults.lr())))
+      ("gate-seed", "seed of the gate's initialisation and mini-batches", number<uint64_t>()->default_value("0"))
       ("json", "print select.json");
   add_thread_option(options);
+  add_overwrite_option(options);
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   TORCH_CHECK(args->count("checkpoint"), "--checkpoint is required");
@@ -97,12 +98,14 @@ int run_select(int argc, char** argv) {
   configure_threads(*args);
   const auto checkpoint = (*args)["checkpoint"].as<std::string>();
   const auto out = (*args)["out"].as<std::string>();
+  const auto claim = claim_output(*args, out, "select", /*continue_existing=*/false);
   auto loaded = train::load_checkpoint(checkpoint);
   // Every training sample once, in order: the hold-out is drawn from all of them.
   auto data_opts = data_options(*args).augment(false).train_in_order(true);
   follow_run_data(checkpoint, data_opts);
   const auto select = select_options(*args, checkpoint, data_opts);
-  auto bundle = data::open_data(data_spec(*args), data::evaluation_options(data_opts, loaded.metadata.preprocess));
+  auto bundle = data::open_data(run_data_spec(*args, checkpoint, "select"),
+                                data::evaluation_options(data_opts, loaded.metadata.preprocess));
   const auto result = train::select_gate(*loaded.model, bundle, select);
   const auto record = train::select_record(checkpoint, select, result);
   write_outputs(out, loaded, bundle, result, record);

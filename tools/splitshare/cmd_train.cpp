@@ -30,7 +30,8 @@ const std::set<std::string>& resume_overrides() {
 std::vector<std::string> stored_arguments(const cxxopts::ParseResult& args) {
   std::vector<std::string> out;
   for (const auto& kv : args.arguments()) {
-    if (kv.key() != "resume" && kv.key() != "out" && kv.key() != "help") out.push_back("--" + kv.key() + "=" + kv.value());
+    const auto& key = kv.key();
+    if (key != "resume" && key != "out" && key != "help" && key != "overwrite") out.push_back("--" + key + "=" + kv.value());
   }
   return out;
 }
@@ -218,7 +219,8 @@ int run_train(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Train a classifier; writes OUT/metrics.jsonl, summary.json, checkpoint.pt, best.pt");
   add_model_options(options);
   add_data_options(options);
-  add_train_options(options, TrainDefaults{});
+  const TrainDefaults defaults;
+  add_train_options(options, defaults);
   add_recipe_options(options);
   add_finetune_options(options);
   add_thread_option(options);
@@ -231,12 +233,13 @@ int run_train(int argc, char** argv) {
                   "Gloo on the CPU)", cxxopts::value<std::string>()->default_value("auto"))
       ("dist-timeout", "seconds a rank waits for the others (rendezvous, each collective) before it stops with an "
                        "error naming the failure",
-       cxxopts::value<int64_t>()->default_value(text(train::DistributedOptions().timeout_seconds())));
+       number<int64_t>()->default_value(text(train::DistributedOptions().timeout_seconds())));
+  add_overwrite_option(options);
   options.add_options("Checkpoints")
       ("resume", "continue the run in DIR where it stopped (configuration from DIR/checkpoint.pt; only --epochs, "
                  "--threads, --no-progress, --checkpoint-every and --dist-timeout may be given)", cxxopts::value<std::string>())
       ("checkpoint-every", "also write checkpoint.pt every N steps (0 = after each epoch only)",
-       cxxopts::value<int64_t>()->default_value("0"));
+       number<int64_t>()->default_value("0"));
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   const std::string resume_dir = args->count("resume") ? (*args)["resume"].as<std::string>() : std::string();
@@ -252,7 +255,7 @@ int run_train(int argc, char** argv) {
   auto train = train_options(*args);
   apply_finetune_options(*args, train);
   apply_recipe_options(*args, train);
-  auto context = run_context(*args);
+  auto context = run_context(*args, defaults);
   TORCH_CHECK((*args)["checkpoint-every"].as<int64_t>() >= 0, "--checkpoint-every must be >= 0");
   context.checkpoint_every((*args)["checkpoint-every"].as<int64_t>())
       .stop_requested([&signals] { return signals.pending(); });
@@ -261,10 +264,16 @@ int run_train(int argc, char** argv) {
   apply_data_recipe(*args, data_opts);
   apply_transfer(*args, context.device(), data_opts);
   // A resumed (or re-run) split run keeps the validation files it recorded.
-  const auto recorded = (*args)["out"].as<std::string>() + "/" + data::kValFilesName;
+  const auto recorded = context.out_dir() + "/" + data::kValFilesName;
   if (!resume_dir.empty() && std::filesystem::exists(recorded)) data_opts.val_files(data::read_val_files(recorded));
   // Checked before any data is read, with or without a job: nccl on the CPU is refused here.
   const auto backend = train::resolve_backend(train::parse_backend((*args)["backend"].as<std::string>()), context.device());
+  // Rank 0 writes the run folder, so it alone claims it, before any data is read.
+  const bool main_rank = !job || job->rank() == 0;
+  TORCH_CHECK(resume_dir.empty() || !args->count("overwrite"), "--overwrite and --resume contradict each other");
+  const auto claim = main_rank ? claim_output(*args, context.out_dir(), "train", !resume_dir.empty(),
+                                              "continue it with `splitshare train --resume " + context.out_dir() + "`")
+                               : nullptr;
   if (job) join_job(*job, backend, (*args)["dist-timeout"].as<int64_t>(), context, data_opts);
   auto bundle = data::open_data(data_spec(*args), data_opts);
   apply_weight_decay(*args, bundle.small_images, train);
@@ -274,7 +283,6 @@ int run_train(int argc, char** argv) {
   auto model = build_model(*args, context, bundle, model_opts);
   auto metadata = fresh_metadata(model_opts, bundle);
   metadata.extra["config"] = run_config(*args, train, data_opts, threads);
-  const bool main_rank = !job || job->rank() == 0;
   if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
   if (main_rank) note_small_image_folder(bundle, data_opts, "train");
   if (main_rank) write_val_files(bundle, context.out_dir());

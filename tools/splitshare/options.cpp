@@ -1,10 +1,12 @@
 #include "splitshare/options.h"
 
 #include <splitshare/checkpoint/import.h>
+#include <splitshare/run/folder.h>
 #include <splitshare/util/device.h>
 #include <splitshare/util/progress.h>
 #include <splitshare/util/runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,9 +28,9 @@ void add_model_options(cxxopts::Options& options) {
        cxxopts::value<std::string>()->default_value("auto"))
       ("head", "classifier head: linear|ssm|kfc",
        cxxopts::value<std::string>()->default_value(nn::to_string(nn::HeadOptions().kind())))
-      ("splits", "SSM sub-classifiers", cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().splits())))
+      ("splits", "SSM sub-classifiers", number<int64_t>()->default_value(text(nn::HeadOptions().splits())))
       ("k,kfc-k", "kfc: parallel classifiers (also --k K)",
-       cxxopts::value<int64_t>()->default_value(text(nn::HeadOptions().k())))
+       number<int64_t>()->default_value(text(nn::HeadOptions().k())))
       ("ssm-norm", "SSM: BatchNorm+ReLU on the 'first' S-1 splits (Section 3's text, Table 4's count) or on "
                    "'all' S (Algorithm 1)",
        cxxopts::value<std::string>()->default_value(nn::HeadOptions().last_plain() ? "first" : "all"))
@@ -87,23 +89,23 @@ void add_data_options(cxxopts::Options& options) {
       ("data", "fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR | "
                "imagefolder:TRAIN,VAL",
        cxxopts::value<std::string>()->default_value("fashion-mnist"))
-      ("batch-size", "training batch size", cxxopts::value<int64_t>()->default_value(text(data.batch_size())))
+      ("batch-size", "training batch size", number<int64_t>()->default_value(text(data.batch_size())))
       ("eval-batch-size", "evaluation batch size",
-       cxxopts::value<int64_t>()->default_value(text(data.eval_batch_size())))
+       number<int64_t>()->default_value(text(data.eval_batch_size())))
       ("workers", "image decoding threads (image folders; 0 = the training thread)",
-       cxxopts::value<int64_t>()->default_value(text(data.workers())))
-      ("seed", "seed of initialisation and data order", cxxopts::value<uint64_t>()->default_value(text(data.seed())))
+       number<int64_t>()->default_value(text(data.workers())))
+      ("seed", "seed of initialisation and data order", number<uint64_t>()->default_value(text(data.seed())))
       ("augment", "photo folders: paper (resize to 256x256, random 224 crop, flip; evaluation: 256x256, centre "
                   "224) | torchvision (RandomResizedCrop + flip; evaluation: shorter side 256, centre 224) | none. "
                   "28/32-px data: pad-crop-flip unless none",
        cxxopts::value<std::string>()->default_value(data::to_string(data.photo_recipe())))
       ("limit-train", "use only the first N training samples (0 = all)",
-       cxxopts::value<int64_t>()->default_value(text(data.limit_train())))
+       number<int64_t>()->default_value(text(data.limit_train())))
       ("limit-val", "use only the first N validation samples (0 = all)",
-       cxxopts::value<int64_t>()->default_value(text(data.limit_val())))
+       number<int64_t>()->default_value(text(data.limit_val())))
       ("image-size", "training crop for photos; given, it also reads a folder of small images (at most " +
                          text(data.small_image_side()) + " px) through the photo pipeline instead of into memory",
-       cxxopts::value<int64_t>()->default_value(text(data.image_size())))
+       number<int64_t>()->default_value(text(data.image_size())))
       ("strict", "stop at the first unreadable image instead of skipping it");
 }
 
@@ -147,10 +149,10 @@ data::DataOptions data_options(const cxxopts::ParseResult& args) {
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults) {
   const auto& o = defaults.options;
   options.add_options("Training")
-      ("epochs", "training epochs", cxxopts::value<int64_t>()->default_value(text(o.epochs())))
+      ("epochs", "training epochs", number<int64_t>()->default_value(text(o.epochs())))
       ("lr", "base learning rate (0 = 0.1 x batch/256, the paper's rate scaled linearly)",
-       cxxopts::value<double>()->default_value(text(o.lr())))
-      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value(text(o.momentum())))
+       number<double>()->default_value(text(o.lr())))
+      ("momentum", "SGD momentum", number<double>()->default_value(text(o.momentum())))
       ("weight-decay", "L2 weight decay (auto: " + text(train::kPaperWeightDecay) + ", the paper's, for photo folders; " +
                            text(train::kSmallImageWeightDecay) + " for 28/32-px data, the usual small-image recipe)",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -161,9 +163,10 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
        cxxopts::value<std::string>()->default_value(nn::to_string(o.individual_reduction())))
       ("schedule", "step | cosine", cxxopts::value<std::string>()->default_value(train::to_string(o.schedule())))
       ("milestones", "step schedule epochs, comma-separated (default: 1/3 and 2/3 of the run)",
-       cxxopts::value<std::vector<int64_t>>())
-      ("warmup-epochs", "linear warm-up epochs", cxxopts::value<double>()->default_value(text(o.warmup_epochs())))
-      ("out", "output folder", cxxopts::value<std::string>()->default_value(defaults.out))
+       number<std::vector<int64_t>>())
+      ("warmup-epochs", "linear warm-up epochs", number<double>()->default_value(text(o.warmup_epochs())))
+      ("out", defaults.fresh_out ? "output folder (default: a new " + defaults.out + "-<date>-<n> for each run)"
+                                 : "output folder (default: " + defaults.out + ")", cxxopts::value<std::string>())
       ("no-channels-last", "keep NCHW layout")
       ("channels-last", "channels-last layout of weights and batches (the default)")
       ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
@@ -196,7 +199,7 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
       .epochs(epochs)
       .batch_size(data_options(args).batch_size())
       .lr(lr)
-      .momentum(args["momentum"].as<double>())
+      .momentum(in_range(args, "momentum", 0.0, 1.0))
       .individual_reduction(nn::parse_individual_reduction(args["individual-reduction"].as<std::string>()))
       .nesterov(args.count("nesterov") > 0)
       .loss(nn::parse_loss_kind(args["loss"].as<std::string>()))
@@ -227,11 +230,37 @@ void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, tra
   train.weight_decay(wd);
 }
 
-train::RunContext run_context(const cxxopts::ParseResult& args) {
+train::RunContext run_context(const cxxopts::ParseResult& args, const TrainDefaults& defaults) {
+  std::string out = defaults.fresh_out ? run::fresh_folder(defaults.out) : defaults.out;
+  if (args.count("out")) out = args["out"].as<std::string>();
   return train::RunContext()
-      .out_dir(args["out"].as<std::string>())
+      .out_dir(out)
       .device(util::parse_device(args["device"].as<std::string>()))
       .observer(args.count("no-progress") ? train::FitObserver() : train::progress_printer("train"));
+}
+
+void add_overwrite_option(cxxopts::Options& options) {
+  options.add_options()("overwrite", "--out already holds results: move them to OUT.old-<time> and start afresh "
+                                     "(without it such a folder is refused; nothing is deleted either way)");
+}
+
+std::unique_ptr<run::FolderClaim> claim_output(const cxxopts::ParseResult& args, const std::string& out,
+                                               const std::string& command, bool continue_existing,
+                                               const std::string& other_choice) {
+  if (out.empty()) return nullptr;
+  const bool overwrite = args.count("overwrite") > 0;
+  const auto existing = continue_existing ? run::Existing::kContinue
+                        : overwrite       ? run::Existing::kMoveAside
+                                          : run::Existing::kRefuse;
+  const auto choices = "Choose: " + (other_choice.empty() ? std::string() : other_choice + ", ") +
+                       "write elsewhere with --out, or start afresh with --overwrite (moves the old results to " +
+                       out + ".old-<time>)";
+  auto claim = std::make_unique<run::FolderClaim>(out, "splitshare " + command, existing, choices);
+  if (!claim->moved_to().empty()) {
+    std::fprintf(stderr, "splitshare %s: --overwrite: the earlier results in %s moved to %s\n", command.c_str(),
+                 out.c_str(), claim->moved_to().c_str());
+  }
+  return claim;
 }
 
 void add_finetune_options(cxxopts::Options& options) {
@@ -239,7 +268,7 @@ void add_finetune_options(cxxopts::Options& options) {
       ("init", "start from this checkpoint's weights (e.g. made by `splitshare import`)", cxxopts::value<std::string>())
       ("freeze-backbone", "train only the head; backbone weights and BatchNorm statistics stay as loaded")
       ("head-lr", "learning rate of the head (0 = --lr); follows the same schedule",
-       cxxopts::value<double>()->default_value(text(train::TrainOptions().head_lr())));
+       number<double>()->default_value(text(train::TrainOptions().head_lr())));
 }
 
 void apply_finetune_options(const cxxopts::ParseResult& args, train::TrainOptions& train) {
@@ -279,7 +308,7 @@ nn::Classifier init_model(const cxxopts::ParseResult& args, int64_t classes, int
 
 void add_thread_option(cxxopts::Options& options) {
   options.add_options()("threads", "compute threads (0 = all available cores)",
-                        cxxopts::value<int>()->default_value("0"));
+                        number<int>()->default_value("0"));
 }
 
 int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_machine) {
@@ -318,6 +347,37 @@ bool tta_flip(const cxxopts::ParseResult& args) {
   return value == "flip";
 }
 
+namespace {
+
+// The long name of the option whose value `text` is in `argv` ("--name text", "--name=text",
+// "-x text" or "-xtext"); empty when none is found.
+std::string option_given(const std::vector<std::string>& argv, const std::string& text) {
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const auto& arg = argv[i];
+    const auto equals = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && equals != std::string::npos && arg.substr(equals + 1) == text) {
+      return arg.substr(2, equals - 2);
+    }
+    if (arg == text && argv[i - 1].size() > 1 && argv[i - 1][0] == '-') return argv[i - 1].substr(
+        argv[i - 1].rfind("--", 0) == 0 ? 2 : 1);
+    if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-' && arg.substr(2) == text) return arg.substr(1, 1);
+  }
+  return {};
+}
+
+// The default --help shows for option `name` (long or short), or empty.
+std::string default_of(const cxxopts::Options& options, const std::string& name) {
+  for (const auto& group : options.groups()) {
+    for (const auto& option : options.group_help(group).options) {
+      const bool named = option.s == name || std::find(option.l.begin(), option.l.end(), name) != option.l.end();
+      if (named && option.has_default) return option.default_value;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv) {
   options.add_options()("h,help", "show this help");
   // cxxopts needs two characters for a long option; the documented `--k K` is spelled
@@ -338,7 +398,16 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
   }
   std::vector<char*> rewritten;
   for (auto& arg : storage) rewritten.push_back(arg.data());
-  auto result = options.parse(static_cast<int>(rewritten.size()), rewritten.data());
+  std::optional<cxxopts::ParseResult> parsed;
+  try {
+    parsed = options.parse(static_cast<int>(rewritten.size()), rewritten.data());
+  } catch (const NotANumber& e) {
+    const auto name = option_given(std::vector<std::string>(argv, argv + argc), e.text());
+    const auto example = default_of(options, name);
+    TORCH_CHECK(false, name.empty() ? "an option" : "--" + name, ": '", e.text(), "' is not ", e.kind(),
+                example.empty() ? std::string() : " (e.g. " + example + ", the default)");
+  }
+  auto& result = *parsed;
   if (result.count("help")) {
     std::cout << options.help() << std::endl;
     return std::nullopt;

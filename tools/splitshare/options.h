@@ -1,11 +1,15 @@
 #pragma once
 
+#include "splitshare/option_values.h"
+
 #include <splitshare/data/datasets.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/run/folder.h>
 #include <splitshare/train/fit.h>
 
 #include <cxxopts.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -39,6 +43,9 @@ void note_small_image_folder(const data::DataBundle& bundle, const data::DataOpt
 struct TrainDefaults {
   std::string out = "runs/train";
   train::TrainOptions options;
+  /// Without --out, each run gets a new folder `out`-<date>-<n> (run::fresh_folder) instead
+  /// of `out` itself.
+  bool fresh_out = true;
 };
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
 /// The hyper-parameters the training flags give (--batch-size from the data flags).
@@ -59,6 +66,11 @@ void apply_class_weights(const cxxopts::ParseResult& args, const data::DataBundl
 /// the validation split recorded next to `checkpoint` (val_files.txt) and the run's --class-map.
 void follow_run_data(const std::string& checkpoint, data::DataOptions& data);
 
+/// The data a command reading checkpoint `checkpoint` evaluates on (eval, select): --data when
+/// given, else the data the run recorded (said on stderr as `splitshare COMMAND`), else the
+/// default Fashion-MNIST for a model of its images, refused otherwise (pass --data).
+data::DataSpec run_data_spec(const cxxopts::ParseResult& args, const std::string& checkpoint, const char* command);
+
 /// The hold-out `train --holdout` left out of the run that wrote a checkpoint.
 struct RunHoldout {
   double fraction = 0;
@@ -70,8 +82,18 @@ struct RunHoldout {
 /// training split (or recorded no arguments).
 std::optional<RunHoldout> run_holdout(const std::string& checkpoint);
 
-/// The run's context the training flags give: --out, --device, --no-progress.
-train::RunContext run_context(const cxxopts::ParseResult& args);
+/// The run's context the training flags give: --out (or the default of `defaults`), --device, --no-progress.
+train::RunContext run_context(const cxxopts::ParseResult& args, const TrainDefaults& defaults);
+
+/// Registers --overwrite (commands that write a folder: train, select, gradcam).
+void add_overwrite_option(cxxopts::Options& options);
+/// Claims the output folder `out` of `splitshare COMMAND` (run::FolderClaim) before anything is
+/// written: another process writing it is refused; results already in it are kept when
+/// `continue_existing`, moved aside with --overwrite, and refused otherwise, with the choices
+/// (`other_choice`, if any, then --out and --overwrite). Null when `out` is empty.
+std::unique_ptr<run::FolderClaim> claim_output(const cxxopts::ParseResult& args, const std::string& out,
+                                               const std::string& command, bool continue_existing,
+                                               const std::string& other_choice = "");
 
 /// Registers --init, --freeze-backbone, --head-lr (fine-tuning; `train` only).
 void add_finetune_options(cxxopts::Options& options);

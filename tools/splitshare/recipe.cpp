@@ -4,6 +4,7 @@
 #include <splitshare/data/image_folder.h>
 #include <splitshare/checkpoint/checkpoint.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -16,7 +17,7 @@ namespace {
 // "A,B" as two numbers; errors name the flag.
 std::vector<double> pair_of(const cxxopts::ParseResult& args, const std::string& flag) {
   const auto values = args[flag].as<std::vector<double>>();
-  TORCH_CHECK(values.size() == 2, "--", flag, " takes two comma-separated numbers (MIN,MAX), got ", values.size());
+  TORCH_CHECK(values.size() == 2, "--", flag, " takes two comma-separated numbers, got ", values.size());
   return values;
 }
 
@@ -28,23 +29,23 @@ void add_recipe_options(cxxopts::Options& options) {
   options.add_options("Optimizer")
       ("opt", "sgd | adamw | rmsprop (--lr 0 then means 0.1, 0.001 and 0.016/6 x batch/256 resp.; weight decay "
               "auto is 0.05 for adamw)", cxxopts::value<std::string>()->default_value(train::to_string(t.optimizer())))
-      ("betas", "AdamW (beta1,beta2)", cxxopts::value<std::vector<double>>()->default_value("0.9,0.999"))
-      ("eps", "AdamW / RMSprop eps", cxxopts::value<double>()->default_value(text(t.eps())))
+      ("betas", "AdamW (beta1,beta2)", number<std::vector<double>>()->default_value("0.9,0.999"))
+      ("eps", "AdamW / RMSprop eps", number<double>()->default_value(text(t.eps())))
       ("no-decay-bn-bias", "no weight decay on BatchNorm and bias parameters (default with adamw)")
       ("decay-bn-bias", "weight decay on every parameter, also with adamw")
       ("clip-grad", "clip the gradients' global L2 norm to NORM (0 = off)",
-       cxxopts::value<double>()->default_value(text(t.clip_grad_norm())))
+       number<double>()->default_value(text(t.clip_grad_norm())))
       ("accum-steps", "micro-batches per optimizer step (global batch = batch x N x processes)",
-       cxxopts::value<int64_t>()->default_value(text(t.accum_steps())))
+       number<int64_t>()->default_value(text(t.accum_steps())))
       ("ema", "keep an EMA of the weights with this decay, e.g. 0.9998 (0 = off)",
-       cxxopts::value<double>()->default_value(text(t.ema_decay())))
+       number<double>()->default_value(text(t.ema_decay())))
       ("ema-best", "with --ema, best.pt holds: ema (chosen by the EMA's top-1) | raw",
        cxxopts::value<std::string>()->default_value("ema"));
   options.add_options("Regularisation")
-      ("label-smoothing", "label smoothing of every loss term", cxxopts::value<double>()->default_value("0"))
-      ("mixup", "mixup Beta(alpha, alpha) (0 = off)", cxxopts::value<double>()->default_value("0"))
+      ("label-smoothing", "label smoothing of every loss term", number<double>()->default_value("0"))
+      ("mixup", "mixup Beta(alpha, alpha) (0 = off)", number<double>()->default_value("0"))
       ("cutmix", "CutMix Beta(alpha, alpha) (0 = off; with --mixup, one of the two per batch)",
-       cxxopts::value<double>()->default_value("0"))
+       number<double>()->default_value("0"))
       ("class-weights", "loss weights per class: auto (N / (K x n_class)) | FILE (K numbers)",
        cxxopts::value<std::string>())
       ("sampler", "random | balanced (with replacement, by inverse class frequency)",
@@ -52,20 +53,20 @@ void add_recipe_options(cxxopts::Options& options) {
   options.add_options("Gate hold-out")
       ("holdout", "leave this stratified share of the training split out of training, for `select` to "
                   "train a head-selection gate on (0 = train on all of it)",
-       cxxopts::value<double>()->default_value("0"))
-      ("holdout-seed", "seed of that hold-out", cxxopts::value<uint64_t>()->default_value("0"));
+       number<double>()->default_value("0"))
+      ("holdout-seed", "seed of that hold-out", number<uint64_t>()->default_value("0"));
   options.add_options("Photo data")
       ("val-split", "imagefolder:DIR without DIR/train: validation share per class",
-       cxxopts::value<double>()->default_value(text(d.val_split())))
+       number<double>()->default_value(text(d.val_split())))
       ("class-map", "class order and names: one folder per line (FOLDER or FOLDER<TAB>NAME)",
        cxxopts::value<std::string>())
       ("auto-augment", "none | randaugment | trivialaugment | autoaugment (torchvision's)",
        cxxopts::value<std::string>()->default_value("none"))
-      ("random-erase", "RandomErasing probability", cxxopts::value<double>()->default_value("0"))
+      ("random-erase", "RandomErasing probability", number<double>()->default_value("0"))
       ("crop-scale", "RandomResizedCrop area range MIN,MAX (--augment torchvision)",
-       cxxopts::value<std::vector<double>>()->default_value("0.08,1"))
+       number<std::vector<double>>()->default_value("0.08,1"))
       ("crop-ratio", "RandomResizedCrop aspect range MIN,MAX (--augment torchvision)",
-       cxxopts::value<std::vector<double>>()->default_value("0.75,1.3333333333333333"));
+       number<std::vector<double>>()->default_value("0.75,1.3333333333333333"));
 }
 
 void apply_recipe_options(const cxxopts::ParseResult& args, train::TrainOptions& train) {
@@ -87,8 +88,12 @@ void apply_recipe_options(const cxxopts::ParseResult& args, train::TrainOptions&
               "--mixup and --cutmix must be >= 0");
   TORCH_CHECK(!args.count("nesterov") || kind == train::OptimizerKind::kSgd, "--nesterov is an SGD option, not ",
               train::to_string(kind), "'s");
+  const auto betas = pair_of(args, "betas");
+  TORCH_CHECK(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1, "--betas: each must be in [0, 1), got ",
+              betas[0], ",", betas[1]);
+  TORCH_CHECK(args["eps"].as<double>() > 0, "--eps must be positive, got ", args["eps"].as<double>());
   train.optimizer(kind)
-      .betas(pair_of(args, "betas"))
+      .betas(betas)
       .eps(args["eps"].as<double>())
       .no_decay_bn_bias(no_decay)
       .label_smoothing(smoothing)
@@ -166,6 +171,25 @@ void follow_run_data(const std::string& checkpoint, data::DataOptions& data) {
   for (const auto& arg : config.value("args", std::vector<std::string>())) {
     if (data.class_map().empty() && arg.rfind(flag, 0) == 0) data.class_map(arg.substr(flag.size()));
   }
+}
+
+data::DataSpec run_data_spec(const cxxopts::ParseResult& args, const std::string& checkpoint, const char* command) {
+  if (args.count("data")) return data_spec(args);
+  const auto metadata = train::read_checkpoint_metadata(checkpoint);
+  const auto config = metadata.extra.value("config", nlohmann::json::object());
+  if (config.contains("data") && config.at("data").is_string()) {
+    const auto text = config.at("data").get<std::string>();
+    if (text != args["data"].as<std::string>()) {  // the default needs no note
+      std::fprintf(stderr, "splitshare %s: --data %s, the data %s was trained on (--data chooses other data)\n",
+                   command, text.c_str(), checkpoint.c_str());
+    }
+    return data::parse_data_spec(text);
+  }
+  const auto& p = metadata.preprocess;
+  const bool fashion_mnist_like = p.channels == 1 && p.size.value_or(0) == 28 && !p.resize && !p.crop;
+  TORCH_CHECK(fashion_mnist_like, checkpoint, " records no data set, and its model takes ", p.channels,
+              "-channel images, not Fashion-MNIST's grey 28x28 ones: pass --data (e.g. --data imagefolder:DIR)");
+  return data_spec(args);
 }
 
 }  // namespace splitshare::cli

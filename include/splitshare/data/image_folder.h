@@ -83,7 +83,8 @@ struct ClassMap {
 };
 
 /// Reads a class map: one class per line, "FOLDER" or "FOLDER<TAB>NAME"; blank lines and
-/// lines starting with '#' are skipped. Errors name the file and line (duplicates, empty).
+/// lines starting with '#' are skipped. Errors name the file and line (a folder listed twice,
+/// two folders with one name, a tab in a name, an empty folder or name).
 ClassMap read_class_map(const std::string& path);
 
 /// `index` relabelled in the map's order with its display names. Every class folder must be
@@ -124,7 +125,7 @@ struct ImageFolderOptions {
   /// scaled at the default of 2 (a 224 crop would need a source >= 896 pixels).
   TORCH_ARG(double, dct_reducing_gap) = 2.0;
   /// Images with more pixels than this are refused (counted as unreadable).
-  TORCH_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
+  TORCH_ARG(int64_t, max_pixels) = default_max_pixels();
   /// Batches decoded ahead of the consumer (workers > 0).
   TORCH_ARG(int64_t, prefetch_batches) = 2;
   /// Unreadable files reported on stderr one by one; later ones are only counted.

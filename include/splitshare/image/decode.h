@@ -14,6 +14,10 @@ namespace splitshare::data {
 /// PIL's decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS): larger images are refused.
 constexpr int64_t kDefaultMaxPixels = 178956970;
 
+/// The pixel limit in effect: kDefaultMaxPixels, unless the environment variable
+/// SPLITSHARE_MAX_PIXELS gives another (a whole number >= 1; anything else is refused by name).
+int64_t default_max_pixels();
+
 /// The encodings the decoders understand. The format is detected from the
 /// file's first bytes, never from its extension. kPnm covers the netpbm family
 /// (PBM, PGM, PPM; plain and raw); kWebp needs a build with libwebp (can_decode).
@@ -59,7 +63,7 @@ struct DecodeOptions {
   /// always decoded at full size.
   TORCH_ARG(double, min_scale) = 1.0;
   /// Images with more pixels than this are refused (decompression-bomb guard).
-  TORCH_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
+  TORCH_ARG(int64_t, max_pixels) = default_max_pixels();
 };
 
 /// Pixels produced by an ImageDecoder: an interleaved (HWC) uint8 region of the

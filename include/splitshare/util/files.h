@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 namespace splitshare::util {
 
@@ -19,6 +21,31 @@ std::string read_file(const std::string& path, const std::string& what = "file")
 /// Appends `text` to `path` (created when missing) and flushes it to disk; throws naming
 /// the file when the write fails (e.g. the disk is full).
 void append_to_file(const std::string& path, const std::string& text);
+
+/// Refuses (naming `what`, e.g. "--dump-inputs") to write `output` when it is the same file as
+/// one of `inputs`: same device and inode, so symlinks, hard links and `..` are seen through.
+/// An output that does not exist yet cannot be an input.
+void check_not_an_input(const std::string& output, const std::vector<std::string>& inputs, const std::string& what);
+
+/// A file written as a stream and published whole: the text goes to PATH.tmp, commit() flushes
+/// it to disk and renames it over PATH. Destroyed without commit() (an error, a stop request),
+/// the temporary file is removed, so PATH is the old file or the complete new one, and no .tmp
+/// is left behind (only kill -9 can leave one). Errors name PATH, the user's name, and why.
+class StreamedFile {
+ public:
+  /// `what` names the file in messages (e.g. "--output").
+  StreamedFile(const std::string& path, const std::string& what);
+  ~StreamedFile();
+  StreamedFile(const StreamedFile&) = delete;
+  StreamedFile& operator=(const StreamedFile&) = delete;
+
+  void write(const std::string& text);
+  void commit();
+
+ private:
+  std::string path_, what_;
+  std::FILE* file_ = nullptr;
+};
 
 /// Checks that `dir` exists or can be created, is writable and has at least
 /// `min_free_bytes` free; throws with a message that names the folder otherwise.
