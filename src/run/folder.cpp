@@ -74,7 +74,7 @@ FolderClaim::FolderClaim(const std::string& dir, const std::string& command, Exi
   created_ = !fs::exists(dir, error);
   fs::create_directories(dir, error);
   TORCH_CHECK(!error, "cannot create the output folder ", dir, ": ", error.message());
-  const bool had_lock = fs::exists(fs::path(dir) / kLockName, error);
+  before_ = sorted_entries(dir);
   lock(command);
   had_results_ = holds_results(dir);
   if (had_results_ && existing == Existing::kRefuse) {
@@ -87,17 +87,14 @@ FolderClaim::FolderClaim(const std::string& dir, const std::string& command, Exi
     for (int n = 2; fs::exists(aside, error); ++n) aside = dir + ".old-" + local_time("%Y%m%d-%H%M%S") + "-" +
                                                           std::to_string(n);
     fs::rename(dir, aside, error);
+    release();  // the lock went with the old folder; the new one gets its own
     TORCH_CHECK(!error, "cannot move the run in ", dir, " aside to ", aside, ": ", error.message());
     moved_to_ = aside;
-    ::close(fd_);  // its lock went with the old folder; the new one gets its own
-    fd_ = -1;
     fs::create_directories(dir, error);
     TORCH_CHECK(!error, "cannot create the output folder ", dir, ": ", error.message());
+    before_.clear();
     lock(command);
   }
-  before_ = sorted_entries(dir);
-  // The lock file is the claim's own unless an earlier command left it.
-  if (!had_lock || !moved_to_.empty()) before_.erase(std::find(before_.begin(), before_.end(), kLockName));
 }
 
 void FolderClaim::lock(const std::string& command) {
@@ -113,8 +110,10 @@ void FolderClaim::lock(const std::string& command) {
                 "); wait for it to finish or choose another --out");
   }
   const auto holder = command + " (pid " + std::to_string(::getpid()) + " on host " + host_name() + ")\n";
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, holder.data(), holder.size(), 0) < 0) {
-    // The lock holds without the note; only the message to a second writer is poorer.
+  // Without this note the lock still holds; only the message to a second writer is poorer.
+  if (::ftruncate(fd_, 0) == 0) {
+    const auto written = ::pwrite(fd_, holder.data(), holder.size(), 0);
+    static_cast<void>(written);
   }
 }
 
@@ -150,6 +149,7 @@ FolderClaim::~FolderClaim() {
   }
   release();
   std::error_code error;
+  // The lock file is the claim's own unless an earlier command left it.
   const bool own_lock = !std::binary_search(before_.begin(), before_.end(), kLockName);
   if (abandoned && own_lock) fs::remove(fs::path(dir_) / kLockName, error);
   if (abandoned && (created_ || !moved_to_.empty()) && sorted_entries(dir_).empty()) {

@@ -231,8 +231,9 @@ void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, tra
 }
 
 train::RunContext run_context(const cxxopts::ParseResult& args, const TrainDefaults& defaults) {
-  std::string out = defaults.fresh_out ? run::fresh_folder(defaults.out) : defaults.out;
-  if (args.count("out")) out = args["out"].as<std::string>();
+  const auto out = args.count("out")     ? args["out"].as<std::string>()
+                   : defaults.fresh_out ? run::fresh_folder(defaults.out)
+                                        : defaults.out;
   return train::RunContext()
       .out_dir(out)
       .device(util::parse_device(args["device"].as<std::string>()))

@@ -51,7 +51,7 @@ class FolderClaim {
   int fd_ = -1;
   bool created_ = false;
   bool had_results_ = false;
-  /// The folder's entries when it was claimed, sorted.
+  /// The folder's entries before its lock was taken, sorted.
   std::vector<std::string> before_;
 };
 
