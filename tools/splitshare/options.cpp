@@ -3,6 +3,7 @@
 #include <splitshare/checkpoint/import.h>
 #include <splitshare/run/folder.h>
 #include <splitshare/util/device.h>
+#include <splitshare/util/numbers.h>
 #include <splitshare/util/progress.h>
 #include <splitshare/util/runtime.h>
 
@@ -67,11 +68,9 @@ nn::ClassifierOptions model_options(const cxxopts::ParseResult& args, int64_t cl
   const auto head = head_options(args);
   int64_t width_value = small_images ? 16 : 64;
   if (width != "auto") {
-    try {
-      width_value = std::stoll(width);
-    } catch (const std::exception&) {
-      TORCH_CHECK(false, "--width expects a positive integer or auto, got '", width, "'");
-    }
+    const auto parsed = util::parse_number<int64_t>(width);
+    TORCH_CHECK(parsed, "--width expects a positive integer or auto, got '", width, "'");
+    width_value = *parsed;
     TORCH_CHECK(width_value >= 1, "--width must be positive, got ", width_value);
   }
   return nn::ClassifierOptions()
@@ -219,15 +218,9 @@ void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, tra
                                                                          : train::default_weight_decay(small_images));
     return;
   }
-  double wd = -1;
-  try {
-    size_t used = 0;
-    wd = std::stod(text_value, &used);
-    if (used != text_value.size()) wd = -1;
-  } catch (const std::exception&) {
-  }
-  TORCH_CHECK(wd >= 0, "--weight-decay expects a number >= 0 or auto, got '", text_value, "'");
-  train.weight_decay(wd);
+  const auto wd = util::parse_number<double>(text_value);
+  TORCH_CHECK(wd && *wd >= 0, "--weight-decay expects a number >= 0 or auto, got '", text_value, "'");
+  train.weight_decay(*wd);
 }
 
 train::RunContext run_context(const cxxopts::ParseResult& args, const TrainDefaults& defaults) {
