@@ -8,6 +8,7 @@
 # Usage: bench/select_seeds.sh [RUNS=runs/paper-small] [OUT=runs/select]
 # Environment: VARIANTS="ssm ssm-individual kfc3"  SEEDS="0 1 2"  GATE_SEEDS="0 1 2"  CHECKPOINT=checkpoint.pt
 #              CONFIGS="both-linear:--gate-input both|logits-mlp64:--gate-input logits --gate-hidden 64"
+#              SPLITSHARE=path/to/binary (default build/splitshare; a copy keeps the runs on one binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-runs/paper-small}
@@ -17,6 +18,7 @@ seeds=${SEEDS:-"0 1 2"}
 gate_seeds=${GATE_SEEDS:-"0 1 2"}
 # The final epoch's checkpoint, like the main tables: best.pt is chosen on the test split.
 checkpoint_name=${CHECKPOINT:-checkpoint.pt}
+splitshare=${SPLITSHARE:-./build/splitshare}
 configs=${CONFIGS:-"both-linear:--gate-input both|logits-mlp64:--gate-input logits --gate-hidden 64"}
 IFS='|' read -r -a config_list <<<"$configs"
 for variant in $variants; do
@@ -30,7 +32,7 @@ for variant in $variants; do
         dir="$out/$variant/seed-$seed/$name/gate-$gate_seed"
         if [ -f "$dir/select.json" ]; then continue; fi
         # shellcheck disable=SC2086
-        ./build/splitshare select --checkpoint "$checkpoint" --out "$dir" --gate-seed "$gate_seed" $flags 2>/dev/null |
+        "$splitshare" select --checkpoint "$checkpoint" --out "$dir" --gate-seed "$gate_seed" $flags 2>/dev/null |
           grep "^validation" | sed "s|^|$variant seed $seed $name gate $gate_seed: |"
       done
     done

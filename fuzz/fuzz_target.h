@@ -25,12 +25,15 @@ void idx(const uint8_t* data, size_t size);
 void cifar(const uint8_t* data, size_t size);
 /// JPEG and PNG decoding with varied options (data::ImageDecoder, data::decode_image).
 void image(const uint8_t* data, size_t size);
-/// A checkpoint's splitshare.json (train::parse_checkpoint_metadata).
+/// A checkpoint's splitshare.json, gate (format version 2) included (train::parse_checkpoint_metadata).
 void checkpoint_metadata(const uint8_t* data, size_t size);
 /// A --class-map file (data::read_class_map).
 void class_map(const uint8_t* data, size_t size);
 /// A `predict @LIST` file (eval::expand_image_arguments).
 void image_list(const uint8_t* data, size_t size);
+/// A checkpoint file read by the ONNX and TorchScript export (train::export_onnx /
+/// export_torchscript on a path).
+void export_checkpoint(const uint8_t* data, size_t size);
 
 /// A property that must hold whatever the input: aborts (a finding) when it does not.
 /// Not TORCH_CHECK: a c10::Error would look like a clean refusal.

@@ -132,9 +132,7 @@ def ensemble_gains(runs, binary, data):
 
 def claim_rows(runs, ensembles):
     """(claim, paper, cell) rows of one width, each cell 'verdict: d [low, high]'."""
-    def cell(a, b):
-        d, low, high, _ = rs.welch(a, b)
-        return f"{rs.verdict(low, high)}: {100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+    cell = rs.cell
     ssm = runs["ssm"]
     heads = [head_values(ssm, h) for h in range(len(val(ssm[0])["heads"]))]
     best = max(range(len(heads)), key=lambda h: statistics.mean(heads[h]))
@@ -159,7 +157,8 @@ def claim_rows(runs, ensembles):
 
 
 def section(folders, manifest_path, binary, data, trained_at):
-    """The markdown of the 1,000-class section. folders: {"narrow": Path, "wide": Path}."""
+    """(markdown of the 1,000-class section, {width: (channels per class, {claim: verdict cell})}).
+    folders: {"narrow": Path, "wide": Path}."""
     widths = {name: load_width(pathlib.Path(f)) for name, f in folders.items()}
     for name, runs in widths.items():
         short = [v for v in VARIANTS if len(runs[v]) < 3]
@@ -189,4 +188,6 @@ def section(folders, manifest_path, binary, data, trained_at):
                   "", heads_table(runs), "", f"Ensembles of two seeds (Table 3), top-1 % of the ensemble: " +
                   "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t)}" for v, rows in ensembles[name].items()
                             for s, t, _ in rows) + ".", ""]
-    return "\n".join(parts)
+    cells = {name: (features(runs["linear"][0]) / runs["linear"][0]["model"]["num_classes"],
+                    {claim: cell for claim, _, cell in claims[name]}) for name, runs in widths.items()}
+    return "\n".join(parts), cells

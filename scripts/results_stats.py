@@ -70,6 +70,16 @@ def welch(a, b, level=0.95):
     return d, d - half, d + half, df
 
 
+def one_sample(values, level=0.95):
+    """(mean, low, high) of the t interval for the mean of `values` (at least two): for paired
+    differences, such as a gate's gain over its own model's mean."""
+    if len(values) < 2:
+        raise ValueError(f"a t interval needs two values, got {len(values)}")
+    m = statistics.mean(values)
+    half = t_quantile(0.5 + level / 2.0, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
 def verdict(low, high):
     """The pre-registered rule: supported when the interval lies above 0 (the paper's direction),
     contradicted when it lies below 0, not shown otherwise."""
@@ -80,7 +90,7 @@ def verdict(low, high):
     return "not shown"
 
 
-def interval_text(a, b, scale=100.0):
-    """'+0.12 [−0.30, +0.54]' points (values are fractions; scale 100 gives points)."""
+def cell(a, b):
+    """'supported: +1.20 [+0.30, +2.10]': the rule's verdict on mean(a) - mean(b), in points."""
     d, low, high, _ = welch(a, b)
-    return f"{scale * d:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]"
+    return f"{verdict(low, high)}: {100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"

@@ -35,7 +35,8 @@ EpochRecord epoch_record_from_json(const nlohmann::json& j) {
 nlohmann::json to_json(const RunSummary& s) {
   return {{"best_top1", s.best_top1},   {"best_epoch", s.best_epoch}, {"seconds", s.seconds},
           {"params", s.params},         {"head_params", s.head_params}, {"final", to_json(s.last)},
-          {"model", train::to_json(s.model)}, {"build", s.build}};
+          {"model", train::to_json(s.model)}, {"build", s.build},
+          {"train", s.train},           {"train_images_per_epoch", s.train_images_per_epoch}};
 }
 
 RunSummary summary_from_json(const nlohmann::json& j, const std::string& source) {
@@ -49,6 +50,8 @@ RunSummary summary_from_json(const nlohmann::json& j, const std::string& source)
     s.head_params = j.at("head_params").get<int64_t>();
     s.last = epoch_record_from_json(j.at("final"));
     s.build = j.value("build", nlohmann::json::object());
+    s.train = j.value("train", nlohmann::json::object());
+    s.train_images_per_epoch = j.value("train_images_per_epoch", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     TORCH_CHECK(false, source, ": not a run summary: ", e.what());
   }

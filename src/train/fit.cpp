@@ -423,6 +423,8 @@ class FitRun {
     summary.last = result_.history.back();
     summary.model = metadata_;
     summary.build = to_json(build_info());
+    summary.train = to_json(options_);
+    summary.train_images_per_epoch = steps_per_epoch_ * batch_size_ * world_;
     util::write_file_atomic(out_ + "/summary.json", to_json(summary).dump(2) + "\n");
     if (per_class_) {
       auto per_class = eval::to_json(*per_class_);

@@ -6,6 +6,7 @@ scripts/results_glyphs.py) on values whose answers are known.
 import json
 import pathlib
 import stat
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -13,6 +14,7 @@ import unittest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import results_fashion  # noqa: E402
 import results_glyphs  # noqa: E402
 import results_stats as rs  # noqa: E402
 
@@ -36,9 +38,18 @@ class Statistics(unittest.TestCase):
         self.assertEqual(rs.verdict(0.01, 0.5), "supported")
         self.assertEqual(rs.verdict(-0.5, -0.01), "contradicted")
         self.assertEqual(rs.verdict(-0.1, 0.1), "not shown")
-        self.assertEqual(rs.interval_text([0.5, 0.5, 0.5], [0.4, 0.4, 0.4]), "+10.00 [+10.00, +10.00]")
+        self.assertEqual(rs.cell([0.5, 0.5, 0.5], [0.4, 0.4, 0.4]), "supported: +10.00 [+10.00, +10.00]")
+        self.assertEqual(rs.cell([0.4, 0.5, 0.6], [0.5, 0.5, 0.5]), "not shown: +0.00 [-24.84, +24.84]")
         with self.assertRaises(ValueError):
             rs.welch([0.5], [0.4, 0.6])
+
+    def test_one_sample_interval_by_hand(self):
+        # mean 0.2, sd 0.1, n 3: half-width t(0.975, 2) * 0.1 / sqrt(3).
+        mean, low, high = rs.one_sample([0.1, 0.2, 0.3])
+        half = 4.3027 * 0.1 / 3 ** 0.5
+        self.assertAlmostEqual(mean, 0.2)
+        self.assertAlmostEqual(low, 0.2 - half, places=4)
+        self.assertAlmostEqual(high, 0.2 + half, places=4)
 
 
 def summary(top1, heads, width, arch, seed, variant):
@@ -84,7 +95,7 @@ class GlyphSection(unittest.TestCase):
         self.scratch.cleanup()
 
     def test_section_reads_the_runs_and_applies_the_rule(self):
-        text = results_glyphs.section(self.folders, self.manifest, str(self.binary), "imagefolder:x", "abc1234")
+        text, cells = results_glyphs.section(self.folders, self.manifest, str(self.binary), "imagefolder:x", "abc1234")
         self.assertIn("1,000 classes (CJK ideographs", text)
         self.assertIn("30 training images per class (30,000)", text)
         self.assertIn("128 feature channels, 0.13 per class", text)   # resnet10, width 16
@@ -97,6 +108,8 @@ class GlyphSection(unittest.TestCase):
         # linear's members are 0.60-0.604: an ensemble at 0.75 gains in all three pairs.
         self.assertRegex(table["Table 3: linear gains from an ensemble of two seeds (over the better member)"],
                          r"supported: \+14\.60, \+15\.00, \+14\.60 \(three pairs\)")
+        self.assertAlmostEqual(cells["narrow"][0], 0.128)
+        self.assertRegex(cells["wide"][1]["Table 1: SSM beats the linear head (ssm − linear)"], r"^supported: \+10\.00")
 
     def test_missing_seeds_are_refused_by_name(self):
         for path in (self.folders["wide"] / "kfc3" / "seed-2").iterdir():
@@ -105,6 +118,75 @@ class GlyphSection(unittest.TestCase):
         with self.assertRaises(SystemExit) as caught:
             results_glyphs.section(self.folders, self.manifest, str(self.binary), "imagefolder:x", "abc1234")
         self.assertIn("kfc3", str(caught.exception))
+
+
+def small_folder(root, base):
+    """A compare --preset paper-small folder: base top-1 per variant, seeds 0-2 at +0, +0.002, -0.002."""
+    variants = []
+    for variant, top in base.items():
+        runs, seeds = [], [0, 1, 2]
+        for seed, e in zip(seeds, (0.0, 0.002, -0.002)):
+            t = top + e
+            heads = [t - 0.03, t - 0.01, t - 0.005, t - 0.10] if variant.startswith("ssm") else [t]
+            val = {"top1": t, "top5": 0.99, "oracle": t + 0.04, "heads": [{"top1": h} for h in heads],
+                   "selection": {"most_confident": t - 0.002, "confidence_weighted": t - 0.001}}
+            runs.append(val)
+            summary = {"seconds": 60, "train_images_per_epoch": 59904, "final": {"epoch": 9, "val": dict(val, samples=10000)},
+                       "train": {"epochs": 9, "optimizer": "sgd", "momentum": 0.9, "lr": 0.1, "schedule": "cosine",
+                                 "batch_size": 128, "weight_decay": 0.0005},
+                       "model": {"arch": "resnet10", "width": 16, "stem": "small", "num_classes": 10,
+                                 "preprocess": {"size": 28, "channels": 1},
+                                 "extra": {"config": {"data_settings": {"kind": "fashion-mnist", "augment": True}}}}}
+            run = root / variant / f"seed-{seed}"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text(json.dumps(summary))
+        variants.append({"variant": variant, "seeds": seeds, "runs": runs, "params": 300000, "head_params": 1290,
+                         "top5_mean": 0.99, "ensemble_top1": top + 0.003, "ensemble_gain_over_best": 0.001,
+                         "ensemble_gain_over_mean": 0.003})
+    (root / "compare.json").write_text(json.dumps({"variants": variants}))
+
+
+class SmallSection(unittest.TestCase):
+    def setUp(self):
+        self.scratch = tempfile.TemporaryDirectory(prefix="results-md-test-")
+        self.root = pathlib.Path(self.scratch.name) / "paper-small"
+        # SSM 2 points above linear, the k-FC heads equal to linear.
+        small_folder(self.root, {"linear": 0.90, "ssm": 0.92, "ssm-allnorm": 0.92, "ssm-individual": 0.90,
+                                 "kfc2": 0.90, "kfc3": 0.90})
+
+    def tearDown(self):
+        self.scratch.cleanup()
+
+    def test_section_describes_the_runs_and_applies_the_rule(self):
+        variants = results_fashion.load(self.root)
+        text = results_fashion.section(variants, "the command")
+        self.assertIn("## Fashion-MNIST: the paper's tables at small scale", text)
+        self.assertIn("Fashion-MNIST (10 classes; 59,904 training images per epoch, 10,000 test images, 28×28", text)
+        self.assertIn("`resnet10` with stage-1 width 16 and the small stem (128 feature channels, 12.8 per class)", text)
+        self.assertIn("9 epochs of SGD (momentum 0.9, lr 0.1, cosine schedule, batch 128, weight decay 0.0005)", text)
+        self.assertIn("chance: 10.00 % for 10 classes", text)
+        verdicts = results_fashion.verdicts(variants)
+        self.assertEqual(verdicts["Table 1: SSM beats the linear head (ssm − linear)"], "supported")
+        self.assertEqual(verdicts["Table 4: extra FCs alone barely help (kfc2 − linear)"], "not shown")
+        # Individual heads are 0.90 - 0.03 and so on, joint ones 0.92 - 0.03: each joint head is better.
+        self.assertEqual(verdicts["Table 2: FC1 trained alone beats FC1 trained jointly (individual − joint)"],
+                         "contradicted")
+
+    def test_unfinished_folder_is_refused(self):
+        compare = json.loads((self.root / "compare.json").read_text())
+        compare["variants"] = compare["variants"][:-1]
+        (self.root / "compare.json").write_text(json.dumps(compare))
+        with self.assertRaises(SystemExit) as caught:
+            results_fashion.load(self.root)
+        self.assertIn("kfc3", str(caught.exception))
+
+    def test_the_page_opens_with_the_statement_and_ends_with_provenance(self):
+        page = subprocess.run([sys.executable, str(ROOT / "scripts" / "results-md"), str(self.root), "abc1234"],
+                              capture_output=True, text=True, check=True, cwd=ROOT).stdout
+        self.assertTrue(page.startswith("# Results: the paper's claims, tested"))
+        self.assertIn("On Fashion-MNIST the default SSM head against the linear head is *supported*", page)
+        self.assertIn("git checkout abc1234 && scripts/setup && scripts/build", page)
+        self.assertNotIn("54,000", page)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,12 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
   auto metrics = nlohmann::json::parse(splitshare::testing::read_file(out + "/metrics.jsonl"));
   EXPECT_EQ(metrics["epoch"], 1);
   EXPECT_EQ(metrics["val"]["samples"], 256);
+  // The summary records the recipe and the training set's size (results pages read them).
+  auto summary = nlohmann::json::parse(splitshare::testing::read_file(out + "/summary.json"));
+  EXPECT_EQ(summary["train_images_per_epoch"], 512);  // 8 whole batches of 64
+  EXPECT_EQ(summary["train"]["batch_size"], 64);
+  EXPECT_EQ(summary["train"]["epochs"], 1);
+  EXPECT_DOUBLE_EQ(summary["train"]["weight_decay"].get<double>(), 0.0005);
 
   auto info = run_json("info --checkpoint " + out + "/checkpoint.pt --json");
   EXPECT_EQ(info["arch"], "resnet10");

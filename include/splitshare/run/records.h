@@ -45,9 +45,15 @@ struct RunSummary {
   train::CheckpointMetadata model;
   /// to_json(BuildInfo) of the build that trained it.
   nlohmann::json build;
+  /// train::to_json(TrainOptions) of the run (the recipe: optimizer, lr, schedule, epochs, ...).
+  nlohmann::json train = nlohmann::json::object();
+  /// Training images per epoch, all ranks together (steps x batch size x world size: whole
+  /// batches only); 0 when not recorded.
+  int64_t train_images_per_epoch = 0;
 };
 
-/// {"best_top1", "best_epoch", "seconds", "params", "head_params", "final", "model", "build"}.
+/// {"best_top1", "best_epoch", "seconds", "params", "head_params", "final", "model", "build",
+/// "train", "train_images_per_epoch"}; summaries written before the last two read as empty / 0.
 nlohmann::json to_json(const RunSummary& summary);
 /// The inverse of to_json; throws naming `source` and the missing or mistyped key.
 RunSummary summary_from_json(const nlohmann::json& json, const std::string& source);
