@@ -34,6 +34,8 @@ void image_list(const uint8_t* data, size_t size);
 /// A checkpoint file read by the ONNX and TorchScript export (train::export_onnx /
 /// export_torchscript on a path).
 void export_checkpoint(const uint8_t* data, size_t size);
+/// A tar archive (a WebDataset shard) listed by data::list_tar.
+void tar(const uint8_t* data, size_t size);
 
 /// A property that must hold whatever the input: aborts (a finding) when it does not.
 /// Not TORCH_CHECK: a c10::Error would look like a clean refusal.

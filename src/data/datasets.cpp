@@ -1,4 +1,5 @@
 #include <splitshare/data/datasets.h>
+#include <splitshare/data/webdataset.h>
 
 #include <splitshare/data/cifar.h>
 #include <splitshare/data/fashion_mnist.h>
@@ -19,8 +20,8 @@ namespace fs = std::filesystem;
 
 constexpr const char* kAcceptedForms =
     "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR, "
-    "imagefolder:TRAIN,VAL";
-constexpr std::array<const char*, 5> kKinds{"fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder"};
+    "imagefolder:TRAIN,VAL, wds:DIR, wds:DIR/train-{000000..000009}.tar";
+constexpr std::array<const char*, 6> kKinds{"fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "wds"};
 
 bool is_known_kind(const std::string& kind) {
   for (const char* known : kKinds) {
@@ -103,6 +104,7 @@ DataSpec parse_data_spec(const std::string& text) {
   const std::string path = colon == std::string::npos ? "" : text.substr(colon + 1);
   TORCH_CHECK(!path.empty(), "Data spec '", text, "' names no directory; write ", spec.kind,
               spec.kind == "imagefolder" ? ":DIR or imagefolder:TRAIN,VAL" : ":DIR");
+  if (spec.kind == "wds") spec.root = path;
   if (spec.kind != "imagefolder") {
     spec.train_path = spec.val_path = path;
     return spec;
@@ -133,6 +135,7 @@ DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess
 }
 
 DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
+  if (spec.kind == "wds") return open_webdataset(spec.root, options);
   if (spec.kind == "imagefolder") {
     std::error_code error;
     if (!spec.root.empty() && !fs::exists(spec.train_path, error)) return open_image_folder_split(spec.root, options);

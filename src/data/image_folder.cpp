@@ -1,4 +1,5 @@
 #include <splitshare/data/image_folder.h>
+#include <splitshare/util/files.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -64,15 +65,41 @@ ImageFolderIndex rows_of(const ImageFolderIndex& index, const torch::Tensor& row
   out.root = index.root;
   out.classes = index.classes;
   out.ignored_files = index.ignored_files;
+  out.shards = index.shards;
   const auto* row = rows.data_ptr<int64_t>();
-  for (int64_t i = 0; i < rows.numel(); ++i) {
-    out.paths.push_back(index.paths[static_cast<size_t>(row[i])]);
-    out.labels.push_back(index.labels[static_cast<size_t>(row[i])]);
-  }
+  for (int64_t i = 0; i < rows.numel(); ++i) out.add_from(index, static_cast<size_t>(row[i]));
   return out;
 }
 
+ImageInfo sample_info(const ImageFolderIndex& index, size_t i) {
+  if (index.members.empty()) return read_image_info(index.paths[i]);
+  std::vector<uint8_t> bytes;
+  read_sample_bytes(index, static_cast<int64_t>(i), bytes);
+  return ImageDecoder().open(bytes.data(), bytes.size(), index.paths[i]);
+}
+
+torch::Tensor decode_sample(const ImageFolderIndex& index, size_t i) {
+  if (index.members.empty()) return decode_image(index.paths[i]);
+  std::vector<uint8_t> bytes;
+  read_sample_bytes(index, static_cast<int64_t>(i), bytes);
+  return decode_image(bytes.data(), bytes.size(), index.paths[i]);
+}
+
 }  // namespace
+
+void ImageFolderIndex::add_from(const ImageFolderIndex& other, size_t i) {
+  paths.push_back(other.paths[i]);
+  labels.push_back(other.labels[i]);
+  if (!other.members.empty()) members.push_back(other.members[i]);
+}
+
+void read_sample_bytes(const ImageFolderIndex& index, int64_t i, std::vector<uint8_t>& buffer) {
+  const auto at = static_cast<size_t>(i);
+  if (index.members.empty()) return read_file_bytes(index.paths[at], buffer);
+  const auto& member = index.members[at];
+  util::read_file_range(index.shards[static_cast<size_t>(member.shard)], member.offset, member.size, buffer,
+                        "member " + index.paths[at]);
+}
 
 ImageFolderIndex list_image_folder(const std::string& root) {
   std::error_code error;
@@ -113,7 +140,7 @@ bool has_small_images(const ImageFolderIndex& index, int64_t max_side) {
     const auto label = static_cast<size_t>(index.labels[i]);
     if (seen[label]) continue;
     seen[label] = true;
-    const auto info = read_image_info(index.paths[i]);
+    const auto info = sample_info(index, i);
     if (info.width > max_side || info.height > max_side) return false;
   }
   return true;
@@ -121,11 +148,11 @@ bool has_small_images(const ImageFolderIndex& index, int64_t max_side) {
 
 TensorDataset decode_image_folder(const ImageFolderIndex& index) {
   TORCH_CHECK(!index.paths.empty(), "image folder ", index.root, ": no images to decode");
-  const auto first = decode_image(index.paths[0]);
+  const auto first = decode_sample(index, 0);
   auto images = torch::empty({index.size(), 3, first.size(1), first.size(2)}, torch::kUInt8);
   for (int64_t i = 0; i < index.size(); ++i) {
     const auto& path = index.paths[static_cast<size_t>(i)];
-    const auto image = i == 0 ? first : decode_image(path);
+    const auto image = i == 0 ? first : decode_sample(index, static_cast<size_t>(i));
     TORCH_CHECK(image.sizes() == first.sizes(), "image folder ", index.root, ": ", path, " is ", image.size(2), "x",
                 image.size(1), " but ", index.paths[0], " is ", first.size(2), "x", first.size(1),
                 "; a folder of small images is read into memory and needs one size (resize the images, or pass "
@@ -185,16 +212,24 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
                 train_root, " has ", join(train.classes), " (first difference at position ",
                 mismatch.first - train.classes.begin(), ": '", train_class, "' vs '", val_class, "')");
   }
+  return open_image_index_data(std::move(train), std::move(val), options);
+}
+
+DataBundle open_image_index_data(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options) {
   return image_folder_bundle(mapped(train, options), mapped(val, options), options);
 }
 
 DataBundle open_image_folder_split(const std::string& root, const DataOptions& options) {
   ImageFolderIndex all = list_image_folder(root);
   check_no_empty_classes(all);
+  return open_image_index_split(std::move(all), options, "imagefolder:TRAIN,VAL");
+}
+
+DataBundle open_image_index_split(ImageFolderIndex all, const DataOptions& options, const std::string& alternative) {
   auto split = options.val_files().empty() ? split_image_folder(all, options.val_split(), options.seed())
                                            : split_image_folder(all, options.val_files());
-  TORCH_CHECK(!split.val.paths.empty(), "image folder ", root, ": the validation split is empty (every class has "
-              "fewer than 2 images); add images or give imagefolder:TRAIN,VAL");
+  TORCH_CHECK(!split.val.paths.empty(), all.root, ": the validation split is empty (every class has fewer than 2 "
+              "images); add images or give ", alternative);
   auto bundle = image_folder_bundle(mapped(split.train, options), mapped(split.val, options), options);
   bundle.val_files = std::move(split.val_files);
   return bundle;

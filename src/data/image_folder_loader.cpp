@@ -246,7 +246,7 @@ std::shared_ptr<PendingBatch> ImageFolderLoader::Impl::open_batch() {
 void ImageFolderLoader::Impl::decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample,
                                             torch::Tensor& images, int64_t slot) {
   const std::string& path = index.paths[static_cast<size_t>(sample)];
-  read_file_bytes(path, state.bytes);
+  read_sample_bytes(index, sample, state.bytes);
   ImageInfo info = state.decoder.open(state.bytes.data(), state.bytes.size(), path);
   ResampleSpec spec;
   const bool paper = options.recipe() == PhotoRecipe::kPaper;

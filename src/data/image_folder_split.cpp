@@ -30,6 +30,7 @@ ImageFolderIndex empty_like(const ImageFolderIndex& index) {
   out.root = index.root;
   out.classes = index.classes;
   out.ignored_files = index.ignored_files;
+  out.shards = index.shards;
   return out;
 }
 
@@ -37,9 +38,7 @@ ImageFolderIndex empty_like(const ImageFolderIndex& index) {
 ImageFolderSplit split_by_flags(const ImageFolderIndex& index, const std::vector<bool>& is_val) {
   ImageFolderSplit split{empty_like(index), empty_like(index), {}};
   for (size_t i = 0; i < index.paths.size(); ++i) {
-    auto& part = is_val[i] ? split.val : split.train;
-    part.paths.push_back(index.paths[i]);
-    part.labels.push_back(index.labels[i]);
+    (is_val[i] ? split.val : split.train).add_from(index, i);
     if (is_val[i]) split.val_files.push_back(relative_path(index, i));
   }
   return split;

@@ -141,6 +141,26 @@ void check_output_folder(const std::string& dir, int64_t min_free_bytes) {
               " MiB (free some space or choose another --out)");
 }
 
+void read_file_range(const std::string& path, int64_t offset, int64_t size, std::vector<uint8_t>& out,
+                     const std::string& what) {
+  TORCH_CHECK(offset >= 0 && size >= 0, "cannot read ", what, " of ", path, ": offset ", offset, ", size ", size);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  TORCH_CHECK(fd >= 0, "cannot open ", path, " to read ", what, ": ", std::strerror(errno));
+  out.resize(static_cast<size_t>(size));
+  int64_t done = 0;
+  while (done < size) {
+    const auto n = ::pread(fd, out.data() + done, static_cast<size_t>(size - done), static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string reason = n < 0 ? std::strerror(errno) : "the file ends first";
+      ::close(fd);
+      TORCH_CHECK(false, "cannot read ", what, " of ", path, " (", size, " bytes at offset ", offset, "): ", reason);
+    }
+    done += n;
+  }
+  ::close(fd);
+}
+
 std::string read_file(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   TORCH_CHECK(in.is_open(), "cannot open ", what, " ", path);

@@ -8,6 +8,7 @@
 #include <splitshare/nn/heads.h>
 #include <splitshare/train/fit.h>
 
+#include "image_writers.h"
 #include "support.h"
 
 using splitshare::testing::run_command;
@@ -20,7 +21,8 @@ const char* kFashion = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyt
 
 nlohmann::json run_json(const std::string& args) {
   std::string out;
-  const int rc = run_command(kCli + " " + args + " 2>/dev/null", &out);
+  // In a subshell: run_command's own 2>&1 would otherwise send the log into the JSON.
+  const int rc = run_command("(" + kCli + " " + args + " 2>/dev/null)", &out);
   EXPECT_EQ(rc, 0) << args << "\n" << out;
   try {
     return nlohmann::json::parse(out);
@@ -202,4 +204,36 @@ TEST(Cli, HelpDefaultsAreTheOptionStructsDefaults) {
   expect_default("accum-steps", std::to_string(train.accum_steps()));
   expect_default("val-split", "0.1");
   EXPECT_DOUBLE_EQ(data.val_split(), 0.1);
+}
+
+TEST(Cli, TrainsAndEvaluatesFromWebDatasetShards) {
+  TempDir dir;
+  const auto staging = dir.file("staging"), shards = dir.file("shards");
+  std::filesystem::create_directories(staging);
+  std::filesystem::create_directories(shards);
+  std::string members;
+  for (int c = 0; c < 2; ++c) {
+    for (int i = 0; i < 10; ++i) {
+      const std::string key = "c" + std::to_string(c) + "_" + std::to_string(i);
+      splitshare::testing::write_file(staging + "/" + key + ".png",
+                                      splitshare::testing::encode_png(splitshare::testing::test_picture(3, 24, 20, 7 * i + c)));
+      splitshare::testing::write_file(staging + "/" + key + ".cls", std::to_string(c));
+      members += " " + key + ".png " + key + ".cls";
+    }
+  }
+  splitshare::testing::write_file(staging + "/nolabel.png", splitshare::testing::encode_png(
+                                                               splitshare::testing::test_picture(3, 24, 20, 99)));
+  ASSERT_EQ(run_command("tar -C " + staging + " -cf " + shards + "/train-000000.tar" + members + " nolabel.png", nullptr), 0);
+  const auto out = dir.file("run");
+  const std::string recipe = " --epochs 1 --width 2 --batch-size 4 --val-split 0.2 --no-progress --workers 0";
+  std::string log;
+  ASSERT_EQ(run_command(kCli + " train --data wds:" + shards + recipe + " --out " + out, &log), 0) << log;
+  EXPECT_NE(log.find(shards + "/train-000000.tar: sample nolabel has no .cls member"), std::string::npos) << log;
+  const auto val_files = splitshare::testing::read_file(out + "/val_files.txt");
+  EXPECT_NE(val_files.find("train-000000.tar/c0_"), std::string::npos) << val_files;
+  // eval without --data reads the run's shards and its recorded split: 2 of each class's 10.
+  EXPECT_EQ(run_json("eval --checkpoint " + out + "/checkpoint.pt --json")["samples"], 4);
+  expect_failure("train --data wds:" + shards + recipe + " --strict --out " + dir.file("strict"),
+                 "sample nolabel has no .cls member (its class index) (--strict refuses such shards");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("strict") + "/checkpoint.pt"));
 }

@@ -44,6 +44,7 @@ TEST(FuzzCorpus, Image) { replay("image", splitshare::fuzz::image); }
 TEST(FuzzCorpus, CheckpointMetadata) { replay("checkpoint_metadata", splitshare::fuzz::checkpoint_metadata); }
 TEST(FuzzCorpus, ClassMap) { replay("class_map", splitshare::fuzz::class_map); }
 TEST(FuzzCorpus, ImageList) { replay("image_list", splitshare::fuzz::image_list); }
+TEST(FuzzCorpus, Tar) { replay("tar", splitshare::fuzz::tar); }
 TEST(FuzzCorpus, ExportCheckpoint) { replay("export_checkpoint", splitshare::fuzz::export_checkpoint); }
 
 }  // namespace

@@ -86,7 +86,7 @@ void add_data_options(cxxopts::Options& options) {
   const data::DataOptions data;
   options.add_options("Data")
       ("data", "fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | imagefolder:DIR | "
-               "imagefolder:TRAIN,VAL",
+               "imagefolder:TRAIN,VAL | wds:DIR | wds:DIR/train-{000000..000009}.tar",
        cxxopts::value<std::string>()->default_value("fashion-mnist"))
       ("batch-size", "training batch size", number<int64_t>()->default_value(text(data.batch_size())))
       ("eval-batch-size", "evaluation batch size",

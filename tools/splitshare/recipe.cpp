@@ -56,7 +56,7 @@ void add_recipe_options(cxxopts::Options& options) {
        number<double>()->default_value("0"))
       ("holdout-seed", "seed of that hold-out", number<uint64_t>()->default_value("0"));
   options.add_options("Photo data")
-      ("val-split", "imagefolder:DIR without DIR/train: validation share per class",
+      ("val-split", "imagefolder:DIR without DIR/train, or wds: shards without val-*.tar: validation share per class",
        number<double>()->default_value(text(d.val_split())))
       ("class-map", "class order and names: one folder per line (FOLDER or FOLDER<TAB>NAME)",
        cxxopts::value<std::string>())

@@ -15,12 +15,15 @@ namespace splitshare::data {
 ///   "fashion-mnist:DIR" or "mnist:DIR" (idx files, plain or .gz),
 ///   "cifar10:DIR", "cifar100:DIR" (the binary versions),
 ///   "imagefolder:DIR" (DIR/train + DIR/val, or, without DIR/train, DIR/<class>/* split into
-///   training and validation by DataOptions::val_split) or "imagefolder:TRAIN,VAL".
+///   training and validation by DataOptions::val_split) or "imagefolder:TRAIN,VAL",
+///   "wds:LOCATION" (WebDataset tar shards: a folder, a shard, or DIR/train-{000000..000009}.tar;
+///   see webdataset.h).
 struct DataSpec {
   std::string kind;
   std::string train_path;
   std::string val_path;
-  /// "imagefolder:DIR": DIR (a single class-per-folder root when DIR/train does not exist).
+  /// "imagefolder:DIR": DIR (a single class-per-folder root when DIR/train does not exist);
+  /// "wds:LOCATION": LOCATION.
   std::string root;
 };
 

@@ -13,8 +13,18 @@
 
 namespace splitshare::data {
 
-/// The files of an ImageNet-layout folder: ROOT/<class>/<image>, images also in
-/// nested sub-folders of a class folder.
+/// Where a sample's image is inside a tar shard (a WebDataset sample, see webdataset.h).
+struct ArchiveMember {
+  /// Position in ImageFolderIndex::shards.
+  int64_t shard = 0;
+  /// The image member's data: offset in the shard file and length.
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+
+/// The images of a data set and their labels: the files of an ImageNet-layout folder
+/// (ROOT/<class>/<image>, images also in nested sub-folders of a class folder), or the
+/// image members of WebDataset shards (then `members` says where each one is).
 struct ImageFolderIndex {
   std::string root;
   /// Class folder names sorted by byte value (Python's sorted()); label = position.
@@ -26,9 +36,20 @@ struct ImageFolderIndex {
   std::vector<int64_t> labels;
   /// Files skipped while listing because of their extension.
   int64_t ignored_files = 0;
+  /// Shards: the tar files the members are in (empty for a folder).
+  std::vector<std::string> shards;
+  /// Per path, where its bytes are in `shards` (empty for a folder: the paths are files; for
+  /// shards a path is SHARD/MEMBER, a name for messages and split lists).
+  std::vector<ArchiveMember> members;
 
   int64_t size() const { return static_cast<int64_t>(paths.size()); }
+  /// Appends sample `i` of `other` (same root, classes and shards) to this index.
+  void add_from(const ImageFolderIndex& other, size_t i);
 };
+
+/// The bytes of sample `i` of `index` (its file, or its member of a shard) into `buffer`;
+/// throws naming the file or member when they cannot be read.
+void read_sample_bytes(const ImageFolderIndex& index, int64_t i, std::vector<uint8_t>& buffer);
 
 /// Lists an image folder. Class folders are the sub-folders of `root` whose names do
 /// not start with '.'; images are the files has_image_extension accepts (.jpg, .jpeg,
@@ -200,5 +221,13 @@ DataBundle open_image_folder_data(const std::string& train_root, const std::stri
 /// options.val_files() when given, else split_image_folder(root, val_split, seed); otherwise
 /// as open_image_folder_data. The bundle's val_files records the split.
 DataBundle open_image_folder_split(const std::string& root, const DataOptions& options);
+
+/// The bundle open_image_folder_data makes, for indexes listed already (folders or shards):
+/// `val` must have `train`'s classes.
+DataBundle open_image_index_data(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options);
+
+/// The bundle open_image_folder_split makes, for an index listed already; an empty validation
+/// split is refused naming `alternative` (how to give a validation set instead).
+DataBundle open_image_index_split(ImageFolderIndex all, const DataOptions& options, const std::string& alternative);
 
 }  // namespace splitshare::data

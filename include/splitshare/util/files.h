@@ -18,6 +18,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 /// opened or read.
 std::string read_file(const std::string& path, const std::string& what = "file");
 
+/// `size` bytes at `offset` of `path` into `out` (resized to `size`); throws naming the file
+/// and `what` (e.g. "member KEY.jpg") when it cannot be opened or ends before offset + size.
+void read_file_range(const std::string& path, int64_t offset, int64_t size, std::vector<uint8_t>& out,
+                     const std::string& what);
+
 /// Appends `text` to `path` (created when missing) and flushes it to disk; throws naming
 /// the file when the write fails (e.g. the disk is full).
 void append_to_file(const std::string& path, const std::string& text);
