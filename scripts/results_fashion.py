@@ -28,12 +28,8 @@ DATA_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CI
 BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
 
 
-def pct(x):
-    return f"{100 * x:.2f}"
-
-
-def mean_sd(values):
-    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values))}"
+pct = rs.pct
+mean_sd = rs.mean_sd
 
 
 def load(out):

@@ -18,12 +18,8 @@ NAMES = {"linear": "linear", "ssm": "SSM (default: BN+ReLU on splits 1-3)",
 BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
 
 
-def pct(x):
-    return f"{100 * x:.2f}"
-
-
-def mean_sd(values):
-    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values)) if len(values) > 1 else '-'}"
+pct = rs.pct
+mean_sd = rs.mean_sd
 
 
 def load_width(folder):

@@ -94,3 +94,13 @@ def cell(a, b):
     """'supported: +1.20 [+0.30, +2.10]': the rule's verdict on mean(a) - mean(b), in points."""
     d, low, high, _ = welch(a, b)
     return f"{verdict(low, high)}: {100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def pct(x):
+    """A fraction as percent with two decimals."""
+    return f"{100 * x:.2f}"
+
+
+def mean_sd(values):
+    """'mean ± std' in percent over seeds ('-' for the std of one value)."""
+    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values)) if len(values) > 1 else '-'}"
