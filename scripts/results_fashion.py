@@ -25,7 +25,6 @@ NAMES = {
     "kfc3": "3FC",
 }
 DATA_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
 
 
 pct = rs.pct
@@ -57,10 +56,6 @@ def selection(v, key):
     return [r["selection"][key] if key in r["selection"] else r[key] for r in v["runs"]]
 
 
-def features(model):
-    return model["width"] * 8 * (1 if model["arch"] in BASIC_BLOCKS else 4)
-
-
 def data_name(settings):
     kind = settings.get("kind", "?")
     return DATA_NAMES.get(kind, f"{kind} data at {settings.get('root') or settings.get('train')}")
@@ -77,8 +72,8 @@ def describe(variants):
     return (f"{data_name(settings)} ({classes:,} classes; {s.get('train_images_per_epoch', 0):,} training images per "
             f"epoch, {s['final']['val']['samples']:,} test images, {pre['size']}×{pre['size']} pixels, "
             f"{pre['channels']} channel{'s' if pre['channels'] > 1 else ''}), `{model['arch']}` with stage-1 width "
-            f"{model['width']} and the {model['stem']} stem ({features(model):,} feature channels, "
-            f"{features(model) / classes:.1f} per class), {train.get('epochs', '?')} epochs of "
+            f"{model['width']} and the {model['stem']} stem ({rs.feature_channels(model):,} feature channels, "
+            f"{rs.feature_channels(model) / classes:.1f} per class), {train.get('epochs', '?')} epochs of "
             f"{train.get('optimizer', '?').upper()} (momentum {train.get('momentum', '?')}, lr {train.get('lr', '?')}, "
             f"{train.get('schedule', '?')} schedule, batch {train.get('batch_size', '?')}, weight decay "
             f"{train.get('weight_decay', '?')}), {augment}; **three seeds per variant** (seeds "

@@ -15,7 +15,6 @@ import results_stats as rs
 VARIANTS = ("linear", "ssm", "ssm-allnorm", "kfc3")
 NAMES = {"linear": "linear", "ssm": "SSM (default: BN+ReLU on splits 1-3)",
          "ssm-allnorm": "SSM, Algorithm 1 (BN+ReLU on all 4)", "kfc3": "3-FC"}
-BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
 
 
 pct = rs.pct
@@ -29,11 +28,6 @@ def load_width(folder):
         seeds = sorted((folder / variant).glob("seed-*/summary.json"), key=lambda p: int(p.parent.name[5:]))
         out[variant] = [dict(json.loads(p.read_text()), dir=str(p.parent), seed=int(p.parent.name[5:])) for p in seeds]
     return out
-
-
-def features(summary):
-    model = summary["model"]
-    return model["width"] * 8 * (1 if model["arch"] in BASIC_BLOCKS else 4)
 
 
 def val(summary):
@@ -68,8 +62,8 @@ def describe(widths, manifest):
              f"{pre['size']}×{pre['size']} pixels, {pre['channels']} channels, read into memory (no resize)."]
     for name, runs in widths.items():
         m = runs["linear"][0]["model"]
-        lines.append(f"- **{name}**: `{m['arch']}`, width {m['width']}, {m['stem']} stem: {features(runs['linear'][0]):,} "
-                     f"feature channels, {features(runs['linear'][0]) / m['num_classes']:.2f} per class; "
+        lines.append(f"- **{name}**: `{m['arch']}`, width {m['width']}, {m['stem']} stem: {rs.feature_channels(m):,} "
+                     f"feature channels, {rs.feature_channels(m) / m['num_classes']:.2f} per class; "
                      f"{runs['linear'][0]['final']['epoch']} epochs.")
     return "\n".join(lines)
 
@@ -81,7 +75,7 @@ def prediction(widths):
             "| paper: ResNet-50, ImageNet-1K | 2,048 | 1,000 | 2.05 | +1.03 (Table 1) |",
             "| ours: Fashion-MNIST, resnet10 | 128 | 10 | 12.8 | - |"]
     for name, runs in widths.items():
-        f, k = features(runs["linear"][0]), runs["linear"][0]["model"]["num_classes"]
+        f, k = rs.feature_channels(runs["linear"][0]["model"]), runs["linear"][0]["model"]["num_classes"]
         rows.append(f"| ours: glyphs, {name} | {f:,} | {k:,} | {f / k:.2f} | - |")
     return "\n".join(rows)
 
@@ -164,7 +158,7 @@ def section(folders, manifest_path, binary, data, trained_at):
     ensembles = {name: ensemble_gains(runs, binary, data) for name, runs in widths.items()}
     claims = {name: claim_rows(runs, ensembles[name]) for name, runs in widths.items()}
     names = list(widths)
-    table = ["| claim | paper | " + " | ".join(f"{n} ({features(widths[n]['linear'][0])} channels)" for n in names) + " |",
+    table = ["| claim | paper | " + " | ".join(f"{n} ({rs.feature_channels(widths[n]['linear'][0]['model'])} channels)" for n in names) + " |",
              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
     for i, (claim, paper, _) in enumerate(claims[names[0]]):
         table.append(f"| {claim} | {paper} | " + " | ".join(claims[n][i][2] for n in names) + " |")
@@ -184,6 +178,6 @@ def section(folders, manifest_path, binary, data, trained_at):
                   "", heads_table(runs), "", f"Ensembles of two seeds (Table 3), top-1 % of the ensemble: " +
                   "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t)}" for v, rows in ensembles[name].items()
                             for s, t, _ in rows) + ".", ""]
-    cells = {name: (features(runs["linear"][0]) / runs["linear"][0]["model"]["num_classes"],
+    cells = {name: (rs.feature_channels(runs["linear"][0]["model"]) / runs["linear"][0]["model"]["num_classes"],
                     {claim: cell for claim, _, cell in claims[name]}) for name, runs in widths.items()}
     return "\n".join(parts), cells

@@ -104,3 +104,11 @@ def pct(x):
 def mean_sd(values):
     """'mean ± std' in percent over seeds ('-' for the std of one value)."""
     return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values)) if len(values) > 1 else '-'}"
+
+
+BASIC_BLOCKS = ("resnet10", "resnet18", "resnet34")  # expansion 1; the others are bottleneck (4)
+
+
+def feature_channels(model):
+    """Channels of the final feature map of a summary's "model" record (what the head splits)."""
+    return model["width"] * 8 * (1 if model["arch"] in BASIC_BLOCKS else 4)

@@ -1,7 +1,7 @@
 #include <splitshare/data/webdataset.h>
 
 #include "tar.h"
-
+#include <splitshare/image/decode.h>
 #include <splitshare/util/files.h>
 #include <splitshare/util/numbers.h>
 
@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <set>
+
 
 namespace splitshare::data {
 namespace {
@@ -24,12 +24,6 @@ constexpr int64_t kMaxClasses = 1000000;
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
   return text;
-}
-
-bool is_image_extension(const std::string& extension) {
-  static const std::set<std::string> kImages{"jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "pbm", "pnm"};
-  const auto last = extension.rfind('.');
-  return kImages.count(lower(last == std::string::npos ? extension : extension.substr(last + 1))) > 0;
 }
 
 // WebDataset's split of a member name into key and extension: the extension starts at the
@@ -126,7 +120,7 @@ class ShardIndexer {
     const TarMember* label = nullptr;
     for (size_t i = begin; i < end; ++i) {
       const auto extension = lower(key_and_extension(members[i].name).second);
-      if (!image && is_image_extension(extension)) image = &members[i];
+      if (!image && has_image_extension(members[i].name)) image = &members[i];
       if (!label && extension == "cls") label = &members[i];
     }
     const auto key = key_and_extension(members[begin].name).first;

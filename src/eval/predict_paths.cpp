@@ -46,7 +46,8 @@ void expand_list(const std::string& list, std::vector<std::string>& out, int dep
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
-    expand_one(line, out, depth + 1, "list " + list + " line " + std::to_string(number) + ": ");
+    // A nested list's errors keep the chain: where the outer list named it, then its own line.
+    expand_one(line, out, depth + 1, where + "list " + list + " line " + std::to_string(number) + ": ");
   }
   TORCH_CHECK(out.size() > before, where, "the list @", list, " names no images (blank lines and '#' comments are "
               "skipped)");

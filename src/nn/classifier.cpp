@@ -88,9 +88,24 @@ std::string StateMismatch::describe() const {
   };
   list("missing keys", missing);
   list("unexpected keys", unexpected);
-  list("shape mismatches", wrong_shape);
+  list("shape or element type mismatches", wrong_shape);
   return out.str();
 }
+
+namespace {
+
+// The element types a stored tensor may have: what copy_ converts to the model's own.
+bool loadable(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat: case torch::kDouble: case torch::kHalf: case torch::kBFloat16:
+    case torch::kLong: case torch::kInt: case torch::kShort: case torch::kChar: case torch::kByte:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 StateMismatch load_state(ClassifierImpl& model, const std::map<std::string, torch::Tensor>& state) {
   StateMismatch result;
@@ -107,6 +122,12 @@ StateMismatch load_state(ClassifierImpl& model, const std::map<std::string, torc
       std::ostringstream msg;
       msg << name << ": expected " << tensor.sizes() << ", got " << it->second.sizes();
       result.wrong_shape.push_back(msg.str());
+      continue;
+    }
+    if (!loadable(it->second.scalar_type())) {
+      // An edited or corrupt archive: copy_ would fail without naming the tensor.
+      result.wrong_shape.push_back(name + ": element type " + std::string(c10::toString(it->second.scalar_type())) +
+                                   " is not a number type a model holds");
       continue;
     }
     tensor.copy_(it->second);

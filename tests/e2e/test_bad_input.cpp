@@ -236,7 +236,7 @@ TEST(BadInput, CheckpointsThatDoNotFitAreRefusedWithEveryMismatch) {
   EXPECT_TRUE(contains(message, dir.file("lying.pt"))) << message;
   EXPECT_TRUE(contains(message, "5 classes")) << message;
   EXPECT_TRUE(contains(message, "unexpected keys (")) << message;
-  EXPECT_TRUE(contains(message, "shape mismatches (")) << message;
+  EXPECT_TRUE(contains(message, "shape or element type mismatches (")) << message;
   EXPECT_TRUE(contains(message, "fc.0.weight: expected")) << message;
 }
 

@@ -209,6 +209,11 @@ TEST(Outputs, ImageListsThatNameNothingAreRefused) {
                      {"list " + dir.file("list.txt") + " line 3: no such image file or folder: missing.png",
                       "taken from the current folder"});
   expect_cli_refusal(predict + "@" + dir.file("absent.txt"), {"no such list of images: @" + dir.file("absent.txt")});
+  // A list inside a list: the error names both lists and both lines.
+  st::write_file(dir.file("outer.txt"), "# first\n@" + dir.file("list.txt") + "\n");
+  expect_cli_refusal(predict + "@" + dir.file("outer.txt"),
+                     {"list " + dir.file("outer.txt") + " line 2: list " + dir.file("list.txt") +
+                      " line 3: no such image file or folder: missing.png"});
 }
 
 TEST(Options, NumbersAreParsedWholeAndErrorsNameTheOption) {
