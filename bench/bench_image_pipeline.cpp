@@ -12,8 +12,10 @@
 //
 // Usage: bench_image_pipeline [--corpus=bench/corpus/train] [--workers=1,2] [--epochs=3]
 //                             [google-benchmark flags]
+// --corpus=wds:DIR reads WebDataset shards (`splitshare pack`) instead of a folder (pipeline/* only).
 
 #include <splitshare/data/image_folder.h>
+#include <splitshare/data/webdataset.h>
 
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -44,6 +46,13 @@ double process_cpu_seconds() {
          1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
+// The corpus as an index: a folder's files, or with "wds:DIR" the samples of DIR's shards.
+sd::ImageFolderIndex corpus_index(const std::string& corpus) {
+  if (corpus.rfind("wds:", 0) != 0) return sd::list_image_folder(corpus);
+  const auto root = corpus.substr(4);
+  return sd::index_shards(sd::expand_shards(root), root, sd::recorded_classes(root), /*strict=*/false).index;
+}
+
 void run_pipeline(benchmark::State& state, const BenchOptions& bench, bool train) {
   const int64_t workers = state.range(0);
   auto loader_options = sd::LoaderOptions()
@@ -52,7 +61,7 @@ void run_pipeline(benchmark::State& state, const BenchOptions& bench, bool train
                             .shuffle(train)
                             .augment(train)
                             .seed(0);
-  sd::ImageFolderLoader loader(sd::list_image_folder(bench.corpus), sd::ImageFolderOptions(), loader_options);
+  sd::ImageFolderLoader loader(corpus_index(bench.corpus), sd::ImageFolderOptions(), loader_options);
   auto epoch_images = [&](int64_t epoch) {
     int64_t images = 0;
     loader.reset(epoch);

@@ -1,6 +1,7 @@
 #pragma once
 
-/// splitshare's data area: datasets, image folders, loaders, samplers, transforms and augmentation.
+/// splitshare's data area: datasets, image folders, WebDataset shards (reading and packing), loaders,
+/// samplers, transforms and augmentation.
 
 #include <splitshare/data/augment.h>
 #include <splitshare/data/cifar.h>
@@ -9,5 +10,8 @@
 #include <splitshare/data/fashion_mnist.h>
 #include <splitshare/data/idx.h>
 #include <splitshare/data/image_folder.h>
+#include <splitshare/data/in_memory.h>
 #include <splitshare/data/loader.h>
+#include <splitshare/data/pack.h>
 #include <splitshare/data/transforms.h>
+#include <splitshare/data/webdataset.h>

@@ -1,5 +1,7 @@
 #include <splitshare/checkpoint/import.h>
 
+#include "archive_records.h"
+
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 
@@ -266,6 +268,8 @@ ForeignWeights read_weights(const std::string& path) {
   } catch (const std::exception& e) {
     TORCH_CHECK(false, path, ": truncated or corrupt torch archive (", error_text(e), ")");
   }
+  const auto oversized = oversized_record(*reader, std::filesystem::file_size(path));
+  TORCH_CHECK(oversized.empty(), path, ": ", oversized);
   ForeignWeights weights;
   if (reader->hasRecord("constants.pkl")) {
     reader.reset();

@@ -1,4 +1,5 @@
 #include <splitshare/data/datasets.h>
+#include <splitshare/data/in_memory.h>
 #include <splitshare/data/webdataset.h>
 
 #include <splitshare/data/cifar.h>
@@ -77,7 +78,10 @@ TensorDataset take_first(TensorDataset dataset, int64_t limit) {
   return dataset;
 }
 
-TensorDataset read_split(const DataSpec& spec, Split split) {
+
+}  // namespace
+
+TensorDataset read_in_memory_split(const DataSpec& spec, Split split) {
   const std::string& dir = split == Split::kTrain ? spec.train_path : spec.val_path;
   TORCH_CHECK(fs::is_directory(dir), "Data directory ", dir, " (", spec.kind, ") does not exist");
   if (spec.kind == "fashion-mnist") return read_fashion_mnist(dir, split);
@@ -86,8 +90,6 @@ TensorDataset read_split(const DataSpec& spec, Split split) {
   TORCH_CHECK(spec.kind == "cifar100", "open_data: unknown data kind '", spec.kind, "'; accepted: ", kAcceptedForms);
   return read_cifar100(dir, split);
 }
-
-}  // namespace
 
 std::string default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
 
@@ -145,8 +147,8 @@ DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
               options.limit_train(), ") and limit_val (", options.limit_val(), ") must be >= 0");
   TORCH_CHECK(options.world_size() > 0, "open_data: world_size is ", options.world_size());
 
-  TensorDataset train = take_first(read_split(spec, Split::kTrain), options.limit_train());
-  TensorDataset val = take_first(read_split(spec, Split::kTest), options.limit_val());
+  TensorDataset train = take_first(read_in_memory_split(spec, Split::kTrain), options.limit_train());
+  TensorDataset val = take_first(read_in_memory_split(spec, Split::kTest), options.limit_val());
   torch::Tensor holdout;
   if (options.train_holdout() > 0) {
     holdout = stratified_holdout(train.labels, options.train_holdout(), options.train_holdout_seed());

@@ -57,28 +57,6 @@ std::vector<std::string> expand_range(const std::string& location, size_t open, 
   return shards;
 }
 
-// The class names: dataset.json's, when the shards' folder has one.
-std::vector<std::string> recorded_classes(const std::string& root) {
-  const auto path = (fs::path(root) / kDatasetFileName).string();
-  std::error_code error;
-  if (!fs::exists(path, error)) return {};
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(util::read_file(path, "dataset description"));
-  } catch (const nlohmann::json::exception& e) {
-    TORCH_CHECK(false, path, " is not valid JSON: ", e.what());
-  }
-  TORCH_CHECK(json.is_object() && json.contains("classes") && json.at("classes").is_array(), path,
-              ": expected an object with a \"classes\" list of names");
-  std::vector<std::string> classes;
-  for (const auto& name : json.at("classes")) {
-    TORCH_CHECK(name.is_string() && !name.get<std::string>().empty(), path, ": a class name is not a non-empty string: ",
-                name.dump());
-    classes.push_back(name.get<std::string>());
-  }
-  TORCH_CHECK(!classes.empty(), path, ": the \"classes\" list is empty");
-  return classes;
-}
 
 // Collects one shard set's samples; `skip` records (or, strict, throws) a sample left out.
 class ShardIndexer {
@@ -170,6 +148,28 @@ void check_every_class_has_samples(const ImageFolderIndex& index, const std::str
 }
 
 }  // namespace
+
+std::vector<std::string> recorded_classes(const std::string& root) {
+  const auto path = (fs::path(root) / kDatasetFileName).string();
+  std::error_code error;
+  if (!fs::exists(path, error)) return {};
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(util::read_file(path, "dataset description"));
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, path, " is not valid JSON: ", e.what());
+  }
+  TORCH_CHECK(json.is_object() && json.contains("classes") && json.at("classes").is_array(), path,
+              ": expected an object with a \"classes\" list of names");
+  std::vector<std::string> classes;
+  for (const auto& name : json.at("classes")) {
+    TORCH_CHECK(name.is_string() && !name.get<std::string>().empty(), path, ": a class name is not a non-empty string: ",
+                name.dump());
+    classes.push_back(name.get<std::string>());
+  }
+  TORCH_CHECK(!classes.empty(), path, ": the \"classes\" list is empty");
+  return classes;
+}
 
 std::vector<std::string> expand_shards(const std::string& location) {
   TORCH_CHECK(!location.empty(), "wds: names no shards; write wds:DIR or wds:DIR/train-{000000..000009}.tar");

@@ -57,7 +57,7 @@ std::string holder_of(const std::string& lock_path) {
 
 bool holds_results(const std::string& dir) {
   for (const char* name : {"checkpoint.pt", "best.pt", "metrics.jsonl", "summary.json", "compare.json", "gated.pt",
-                           "select.json", "gradcam.json"}) {
+                           "select.json", "gradcam.json", "pack.json", "dataset.json"}) {
     std::error_code error;
     if (fs::exists(fs::path(dir) / name, error)) return true;
   }

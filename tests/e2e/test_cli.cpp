@@ -237,3 +237,26 @@ TEST(Cli, TrainsAndEvaluatesFromWebDatasetShards) {
                  "sample nolabel has no .cls member (its class index) (--strict refuses such shards");
   EXPECT_FALSE(std::filesystem::exists(dir.file("strict") + "/checkpoint.pt"));
 }
+
+TEST(Cli, PacksAFolderIntoShardsThatTrainAndRefusesWhatItMustNotWrite) {
+  TempDir dir;
+  const auto photos = dir.file("photos"), shards = dir.file("shards"), out = dir.file("run");
+  splitshare::testing::make_photo_folder(photos, {{"ant", 8}, {"bee", 8}});  // one root: training shards only
+  std::string log;
+  ASSERT_EQ(run_command(kCli + " pack imagefolder:" + photos + " --out " + shards + " --shard-size 5samples --no-progress",
+                        &log), 0) << log;
+  EXPECT_NE(log.find("train: 16 samples in 4 shards, 0 skipped"), std::string::npos) << log;
+  EXPECT_EQ(run_json("pack imagefolder:" + photos + " --out " + dir.file("again") + " --json --no-progress")["classes"]
+                .get<std::vector<std::string>>(),
+            (std::vector<std::string>{"ant", "bee"}));
+  const std::string recipe = " --epochs 1 --width 2 --batch-size 4 --val-split 0.25 --no-progress --workers 0";
+  ASSERT_EQ(run_command(kCli + " train --data wds:" + shards + recipe + " --out " + out, &log), 0) << log;
+  EXPECT_EQ(run_json("eval --checkpoint " + out + "/checkpoint.pt --json")["samples"], 4);  // 2 of each class's 8
+  expect_failure("pack imagefolder:" + photos + " --out " + shards, "already holds a finished pack");
+  expect_failure("pack imagefolder:" + photos + " --out " + out, out + " holds a training run");
+  expect_failure("pack imagefolder:" + photos + " --out " + dir.file("x") + " --shard-size 12",
+                 "--shard-size: '12' is not a size");
+  expect_failure("pack imagefolder:" + dir.file("nothing") + " --out " + dir.file("y"), dir.file("nothing"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("y")));  // a refused pack leaves nothing behind
+}

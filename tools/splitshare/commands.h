@@ -9,6 +9,7 @@ int run_info(int argc, char** argv);
 int run_compare(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_import(int argc, char** argv);
+int run_pack(int argc, char** argv);
 int run_export(int argc, char** argv);
 int run_select(int argc, char** argv);
 int run_predict(int argc, char** argv);

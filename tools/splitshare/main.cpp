@@ -24,6 +24,7 @@ constexpr Command kCommands[] = {
     {"info", "parameter counts of a model, or a checkpoint's metadata", splitshare::cli::run_info},
     {"bench", "training and inference throughput against PyTorch eager", splitshare::cli::run_bench},
     {"import", "turn torchvision weights saved from Python into a checkpoint", splitshare::cli::run_import},
+    {"pack", "pack a data set into WebDataset shards, decoded and resized once", splitshare::cli::run_pack},
     {"export", "write a checkpoint as an ONNX or TorchScript file that runs without splitshare",
      splitshare::cli::run_export},
     {"select", "train a head-selection gate on a trained SSM or k-FC model (towards the oracle)",

@@ -18,6 +18,10 @@ std::vector<std::string> expand_shards(const std::string& location);
 /// shards written by other tools): {"classes": [names in label order], ...}.
 inline constexpr const char* kDatasetFileName = "dataset.json";
 
+/// The class names (label order) of ROOT/dataset.json; empty when ROOT has none. Throws naming
+/// the file when it is not JSON or has no non-empty "classes" list of non-empty names.
+std::vector<std::string> recorded_classes(const std::string& root);
+
 /// What a shard set holds, sample by sample.
 struct ShardIndex {
   /// The samples with an image and a label: paths are SHARD/MEMBER, members say where the

@@ -17,7 +17,8 @@ enum class Existing {
 };
 
 /// Whether `dir` holds what a run leaves: checkpoint.pt, best.pt, metrics.jsonl,
-/// summary.json, compare.json, gated.pt, select.json or gradcam.json.
+/// summary.json, compare.json, gated.pt, select.json, gradcam.json, or what `pack` writes
+/// (pack.json while packing, dataset.json when done).
 bool holds_results(const std::string& dir);
 
 /// A command's claim on the folder it writes: an advisory lock (flock) on DIR/.lock, which the
