@@ -1,6 +1,5 @@
 #include <splitshare/checkpoint/checkpoint.h>
 
-#include "archive_records.h"
 #include "module_tree.h"
 
 #include <splitshare/util/files.h>
@@ -249,8 +248,6 @@ std::optional<std::string> read_checkpoint_file(const std::string& path, const s
   TORCH_CHECK(std::filesystem::exists(path), "checkpoint not found: ", path);
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
-    const auto oversized = oversized_record(reader, std::filesystem::file_size(path));
-    TORCH_CHECK(oversized.empty(), oversized);
     const std::string record = "extra/" + name;
     if (!reader.hasRecord(record)) return std::nullopt;
     auto [data, size] = reader.getRecord(record);
@@ -268,11 +265,6 @@ torch::jit::Module open_archive(const std::string& path, torch::jit::ExtraFilesM
   TORCH_CHECK(std::filesystem::exists(path), "checkpoint not found: ", path);
   TORCH_CHECK(std::filesystem::is_regular_file(path), "checkpoint is not a regular file: ", path);
   try {
-    {
-      caffe2::serialize::PyTorchStreamReader reader(path);
-      const auto oversized = oversized_record(reader, std::filesystem::file_size(path));
-      TORCH_CHECK(oversized.empty(), oversized);
-    }
     return torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {
     std::string what = e.what();

@@ -1,7 +1,5 @@
 #include <splitshare/checkpoint/import.h>
 
-#include "archive_records.h"
-
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 
@@ -268,8 +266,6 @@ ForeignWeights read_weights(const std::string& path) {
   } catch (const std::exception& e) {
     TORCH_CHECK(false, path, ": truncated or corrupt torch archive (", error_text(e), ")");
   }
-  const auto oversized = oversized_record(*reader, std::filesystem::file_size(path));
-  TORCH_CHECK(oversized.empty(), path, ": ", oversized);
   ForeignWeights weights;
   if (reader->hasRecord("constants.pkl")) {
     reader.reset();

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <set>
 
 
 namespace splitshare::data {
@@ -149,16 +151,74 @@ void check_every_class_has_samples(const ImageFolderIndex& index, const std::str
 
 }  // namespace
 
-std::vector<std::string> recorded_classes(const std::string& root) {
+namespace {
+
+// ROOT/dataset.json parsed, or null when ROOT has none.
+nlohmann::json read_dataset_record(const std::string& root) {
   const auto path = (fs::path(root) / kDatasetFileName).string();
   std::error_code error;
-  if (!fs::exists(path, error)) return {};
-  nlohmann::json json;
+  if (!fs::exists(path, error)) return nullptr;
   try {
-    json = nlohmann::json::parse(util::read_file(path, "dataset description"));
+    return nlohmann::json::parse(util::read_file(path, "dataset description"));
   } catch (const nlohmann::json::exception& e) {
     TORCH_CHECK(false, path, " is not valid JSON: ", e.what());
   }
+  return nullptr;
+}
+
+// The shards dataset.json records ({file: {"bytes", "samples"}}), from `pack`'s "splits".
+std::map<std::string, std::pair<int64_t, int64_t>> recorded_shards(const nlohmann::json& record, const std::string& path) {
+  std::map<std::string, std::pair<int64_t, int64_t>> out;
+  if (!record.is_object() || !record.contains("splits")) return out;
+  try {
+    for (const auto& [split, entry] : record.at("splits").items()) {
+      for (const auto& shard : entry.at("shards")) {
+        out[shard.at("file").get<std::string>()] = {shard.at("bytes").get<int64_t>(), shard.at("samples").get<int64_t>()};
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, path, ": its \"splits\" do not list shards as {\"file\", \"bytes\", \"samples\"}: ", e.what());
+  }
+  return out;
+}
+
+// When ROOT/dataset.json lists shards (written by `pack`): each of `shards` must be one of them,
+// of the recorded size, with the recorded number of samples in `indexed`.
+void check_recorded_shards(const std::string& root, const std::vector<std::string>& shards, const ShardIndex& indexed) {
+  const auto path = (fs::path(root) / kDatasetFileName).string();
+  const auto recorded = recorded_shards(read_dataset_record(root), path);
+  if (recorded.empty()) return;
+  std::vector<int64_t> samples(shards.size(), 0);
+  for (const auto& member : indexed.index.members) ++samples[static_cast<size_t>(member.shard)];
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const auto name = fs::path(shards[i]).filename().string();
+    const auto it = recorded.find(name);
+    TORCH_CHECK(it != recorded.end(), shards[i], " is not among the shards ", path, " records: the folder holds shards "
+                "of another pack; pack again or remove ", kDatasetFileName);
+    const auto bytes = static_cast<int64_t>(fs::file_size(shards[i]));
+    TORCH_CHECK(bytes == it->second.first && samples[i] == it->second.second, shards[i], " has ", bytes, " bytes and ",
+                samples[i], " readable samples, but ", path, " records ", it->second.first, " and ", it->second.second,
+                ": it changed since it was packed (pack again, or remove ", kDatasetFileName, " to read it as it is)");
+  }
+}
+
+// A folder location must hold every shard its dataset.json lists.
+void check_no_recorded_shard_missing(const std::string& root, const std::vector<std::string>& shards) {
+  const auto path = (fs::path(root) / kDatasetFileName).string();
+  std::set<std::string> present;
+  for (const auto& shard : shards) present.insert(fs::path(shard).filename().string());
+  for (const auto& [name, _] : recorded_shards(read_dataset_record(root), path)) {
+    TORCH_CHECK(present.count(name) > 0, path, " records the shard ", name, ", which ", root,
+                " does not hold: a pack not finished copying, or a shard removed");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> recorded_classes(const std::string& root) {
+  const auto json = read_dataset_record(root);
+  if (json.is_null()) return {};
+  const auto path = (fs::path(root) / kDatasetFileName).string();
   TORCH_CHECK(json.is_object() && json.contains("classes") && json.at("classes").is_array(), path,
               ": expected an object with a \"classes\" list of names");
   std::vector<std::string> classes;
@@ -208,8 +268,10 @@ DataBundle open_webdataset(const std::string& location, const DataOptions& optio
     (fs::path(shard).filename().string().rfind("val", 0) == 0 ? val_shards : train_shards).push_back(shard);
   }
   TORCH_CHECK(!train_shards.empty(), "wds:", location, ": only validation shards (val*.tar); training needs others");
+  if (fs::is_directory(location, error)) check_no_recorded_shard_missing(root, shards);
   auto classes = recorded_classes(root);
   auto train = index_shards(train_shards, root, classes, options.strict());
+  check_recorded_shards(root, train_shards, train);
   report_skipped(train, "training");
   TORCH_CHECK(train.index.size() > 0, "wds:", location, ": the training shards hold no sample with an image and a "
               ".cls label", train.skipped_reports.empty() ? std::string() : " (" + train.skipped_reports[0] + ")");
@@ -218,6 +280,7 @@ DataBundle open_webdataset(const std::string& location, const DataOptions& optio
     return open_image_index_split(std::move(train.index), options, "validation shards (val-*.tar)");
   }
   auto val = index_shards(val_shards, root, train.index.classes, options.strict());
+  check_recorded_shards(root, val_shards, val);
   report_skipped(val, "validation");
   TORCH_CHECK(val.index.size() > 0, "wds:", location, ": the validation shards hold no usable sample");
   return open_image_index_data(std::move(train.index), std::move(val.index), options);

@@ -11,8 +11,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <numeric>
 
 #include "data_files.h"
 #include "image_writers.h"
@@ -251,4 +253,63 @@ TEST(Pack, TheWebdatasetPackageReadsOurShardsAndWritesShardsWeRead) {
     EXPECT_EQ(std::string(bytes.begin(), bytes.end()), st::read_file(folder + "/train/" + name + "/" + stem + ".jpg"));
     EXPECT_EQ(index.classes[index.labels[i]], std::to_string(name == "ant" ? 0 : name == "bee" ? 1 : 2));
   }
+}
+
+TEST(Pack, PackedShardsSplitBetweenRanksWithoutOverlapAndResumeMidEpochBitwise) {
+  st::TempDir dir;
+  const auto folder = make_folder(dir, /*jpeg=*/false);
+  const auto out = dir.file("shards");
+  pack("imagefolder:" + folder, out, quiet().shard_samples(4));
+  const auto index = sd::index_shards(sd::expand_shards(out + "/train-{000000..000005}.tar"), out, {}, true).index;
+  ASSERT_EQ(index.size(), 21);
+  const auto options = sd::ImageFolderOptions().image_size(16);
+  const auto loader = [](int64_t rank) {
+    return sd::LoaderOptions().batch_size(2).workers(1).shuffle(true).augment(true).seed(5).rank(rank).world_size(3);
+  };
+  std::vector<int64_t> together;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    sd::ImageFolderLoader stream(index, options, loader(rank));
+    stream.reset(1);
+    while (auto batch = stream.next()) {
+      for (int64_t i = 0; i < batch->indices.size(0); ++i) together.push_back(batch->indices[i].item<int64_t>());
+    }
+  }
+  std::sort(together.begin(), together.end());
+  std::vector<int64_t> all(21);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(together, all);  // every sample once per epoch, over the three ranks
+  // Resuming after 3 batches of epoch 1 gives the batches an uninterrupted epoch gives from there.
+  sd::ImageFolderLoader whole(index, options, loader(0)), resumed(index, options, loader(0));
+  whole.reset(1);
+  std::vector<sd::Batch> expected;
+  while (auto batch = whole.next()) expected.push_back(*batch);
+  resumed.reset_at(1, 3 * 2 * 3);  // positions of the shared order: 3 batches of 2 on each of 3 ranks
+  for (size_t b = 3; b < expected.size(); ++b) {
+    auto batch = resumed.next();
+    ASSERT_TRUE(batch.has_value());
+    EXPECT_TRUE(torch::equal(batch->images, expected[b].images)) << "batch " << b;
+  }
+  EXPECT_FALSE(resumed.next().has_value());
+}
+
+TEST(Pack, ShardsThatNoLongerMatchTheirRecordAreRefusedWhenRead) {
+  st::TempDir dir;
+  const auto folder = make_folder(dir, /*jpeg=*/false);
+  const auto out = dir.file("shards");
+  pack("imagefolder:" + folder, out, quiet().shard_samples(8));
+  const auto options = sd::DataOptions().image_size(16).small_image_side(0).batch_size(4).workers(0);
+  EXPECT_EQ(sd::open_data(sd::parse_data_spec("wds:" + out), options).classes.size(), 3u);  // as packed: fine
+  const auto shard = out + "/train-000001.tar";
+  const auto bytes = st::read_file(shard);
+  st::write_file(shard, bytes + std::string(512, '\0'));
+  auto message = st::expect_error([&] { sd::open_data(sd::parse_data_spec("wds:" + out), options); });
+  EXPECT_NE(message.find(shard + " has " + std::to_string(bytes.size() + 512) + " bytes"), std::string::npos) << message;
+  EXPECT_NE(message.find("changed since it was packed"), std::string::npos) << message;
+  fs::remove(shard);
+  message = st::expect_error([&] { sd::open_data(sd::parse_data_spec("wds:" + out), options); });
+  EXPECT_NE(message.find("records the shard train-000001.tar, which " + out + " does not hold"), std::string::npos)
+      << message;
+  // A brace range may name a subset on purpose: the shards it names still match.
+  EXPECT_EQ(sd::open_data(sd::parse_data_spec("wds:" + out + "/train-{000000..000001}.tar"), options.val_split(0.25))
+                .classes.size(), 3u);
 }

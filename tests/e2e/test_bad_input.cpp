@@ -301,13 +301,6 @@ TEST(BadInput, CommandsOnBadFilesFailCleanlyAndWriteNothing) {
   const auto bytes = st::read_file(checkpoint);
   st::write_file(dir.file("cut.pt"), bytes.substr(0, bytes.size() - 100));
   expect_cli_refusal("info --checkpoint " + dir.file("cut.pt"), {dir.file("cut.pt"), "truncated"});
-  // An archive whose record declares gigabytes (found by fuzzing): refused before libtorch allocates them.
-  const std::string oversized = SPLITSHARE_SOURCE_DIR "/fuzz/corpus/export_checkpoint/regression-record-declares-gigabytes";
-  expect_cli_refusal("export --checkpoint " + oversized + " --out " + dir.file("o.onnx"),
-                     {oversized, "declares 5209663312 bytes in a file of 65469"});
-  expect_cli_refusal("import --weights " + oversized + " --out " + dir.file("o.pt"),
-                     {oversized, "declares 5209663312 bytes in a file of 65469"});
-  EXPECT_FALSE(fs::exists(dir.file("o.onnx")));
   write_tiny_mnist(dir.path() / "mnist-ok", 4);
   expect_cli_refusal("eval --checkpoint " + checkpoint + " --data mnist:" + dir.file("mnist-ok"),
                      {checkpoint, "predicts 3 classes but the data has 10"});
