@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decode once (`splitshare pack`) against decode every epoch, on the large corpus of
 # bench/image_pipeline.sh (mate-backgrounds' full-size wallpapers, 128 training files):
-#   pack    `splitshare pack imagefolder:CORPUS/train --shorter-side 256` (images/s, images/CPU-s)
+#   pack    `splitshare pack imagefolder:CORPUS/train --shorter-side 256 --shard-size 16samples`
+#           (images/s, images/CPU-s; 8 shards, so that every worker of the peers gets shards)
 #   ours    bench_image_pipeline's pipeline/train and pipeline/eval (RandomResizedCrop(224) + flip,
 #           resize 256 + centre crop 224, batches of 64) on the folder and on the packed shards
 #   peers   on the same shards: wds (the webdataset package + PIL + torchvision transforms in a
@@ -12,7 +13,8 @@
 # the raw records.
 #
 # Usage: bench/pack_pipeline.sh [BUILD_DIR]        (default: build)
-# Environment: WORKERS="1 2"  EPOCHS=3  CORPUS_LARGE=bench/corpus-large  SHARDS=(a temporary folder)
+# Environment: WORKERS="1 2"  EPOCHS=3 (the folder)  EPOCHS_SHARDS=30 (an epoch of shards takes a
+#              fraction of a second)  CORPUS_LARGE=bench/corpus-large  SHARDS=(a temporary folder)
 #              PYTHON=.venv/bin/python  OUT=FILE.json
 set -euo pipefail
 out=${OUT:-}
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 workers=${WORKERS:-"1 2"}
 epochs=${EPOCHS:-3}
+epochs_shards=${EPOCHS_SHARDS:-30}
 corpus=${CORPUS_LARGE:-bench/corpus-large}
 python=${PYTHON:-.venv/bin/python}
 say() { echo "pack_pipeline: $*" >&2; }
@@ -36,7 +39,7 @@ say "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(lscpu | sed -n 's/
 
 start=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$work/pack.time" "$build/splitshare" pack "imagefolder:$corpus/train" --out "$shards" \
-  --shorter-side 256 --workers 2 --no-progress >&2
+  --shorter-side 256 --shard-size 16samples --workers 2 --no-progress >&2
 wall=$(echo "$(date +%s.%N) - $start" | bc)
 read -r user sys <"$work/pack.time"
 echo "{\"side\": \"pack\", \"workers\": 2, \"images\": $(find "$corpus/train" -type f | wc -l), \"seconds\": $wall, \"cpu\": $(echo "$user + $sys" | bc), \"bytes\": $(du -sb "$shards" | cut -f1), \"source_bytes\": $(du -sb "$corpus/train" | cut -f1)}" >>"$records"
@@ -45,10 +48,10 @@ dali=$(bench/setup_dali.sh --check 2>/dev/null || true)
 [ -n "$dali" ] || say "dali skipped: not installed (bench/setup_dali.sh)"
 for w in $workers; do
   for source in folder shards; do
-    corpus_arg=$corpus/train
-    [ "$source" = folder ] || corpus_arg=wds:$shards
+    corpus_arg=$corpus/train e=$epochs
+    [ "$source" = folder ] || corpus_arg=wds:$shards e=$epochs_shards
     say "ours on the $source, workers=$w ($(date -u +%H:%M:%S))"
-    "$build/bench/bench_image_pipeline" --corpus="$corpus_arg" --workers="$w" --epochs="$epochs" \
+    "$build/bench/bench_image_pipeline" --corpus="$corpus_arg" --workers="$w" --epochs="$e" \
       --benchmark_filter='^pipeline/' --benchmark_format=json 2>/dev/null |
       "$python" -c 'import json, sys
 for b in json.load(sys.stdin)["benchmarks"]:
@@ -59,7 +62,7 @@ for b in json.load(sys.stdin)["benchmarks"]:
     [ "$peer" = wds ] || [ -n "$dali" ] || continue
     say "$peer on the shards, workers=$w ($(date -u +%H:%M:%S))"
     PYTHONPATH=${dali:+$([ "$peer" = dali ] && echo "$dali")} "$python" bench/peer_image_pipeline.py "$shards" \
-      --peer "$peer" --workers "$w" --epochs "$epochs" --json 2>/dev/null >>"$records"
+      --peer "$peer" --workers "$w" --epochs "$epochs_shards" --json 2>/dev/null >>"$records"
   done
 done
 [ -z "$out" ] || cp "$records" "$out"
