@@ -1,6 +1,7 @@
 #include <splitshare/checkpoint/checkpoint.h>
 
 #include "module_tree.h"
+#include "pickle_memo.h"
 
 #include <splitshare/util/files.h>
 
@@ -264,6 +265,7 @@ namespace {
 torch::jit::Module open_archive(const std::string& path, torch::jit::ExtraFilesMap& extra) {
   TORCH_CHECK(std::filesystem::exists(path), "checkpoint not found: ", path);
   TORCH_CHECK(std::filesystem::is_regular_file(path), "checkpoint is not a regular file: ", path);
+  check_archive_pickles(path);
   try {
     return torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {

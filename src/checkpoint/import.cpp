@@ -1,5 +1,7 @@
 #include <splitshare/checkpoint/import.h>
 
+#include "pickle_memo.h"
+
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 
@@ -266,6 +268,7 @@ ForeignWeights read_weights(const std::string& path) {
   } catch (const std::exception& e) {
     TORCH_CHECK(false, path, ": truncated or corrupt torch archive (", error_text(e), ")");
   }
+  check_archive_pickles(path);
   ForeignWeights weights;
   if (reader->hasRecord("constants.pkl")) {
     reader.reset();
