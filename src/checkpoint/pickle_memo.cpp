@@ -91,12 +91,21 @@ void check_archive_pickles(const std::string& path) {
   } catch (const std::exception&) {
     return;  // libtorch refuses it when it loads it, with its own message
   }
-  for (const auto& name : reader->getAllRecords()) {
-    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
-    const auto [bytes, size] = reader->getRecord(name);
-    const auto problem = oversized_memo_index(static_cast<const uint8_t*>(bytes.get()), size);
-    TORCH_CHECK(problem.empty(), path, ": the pickle ", name, " cannot be read: ", problem);
+  std::string record, problem;
+  try {
+    for (const auto& name : reader->getAllRecords()) {
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+      const auto [bytes, size] = reader->getRecord(name);
+      problem = oversized_memo_index(static_cast<const uint8_t*>(bytes.get()), size);
+      record = name;
+      if (!problem.empty()) break;
+    }
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    TORCH_CHECK(false, path, ": not a readable torch archive (truncated or not a checkpoint): ",
+                what.substr(0, what.find('\n')));
   }
+  TORCH_CHECK(problem.empty(), path, ": the pickle ", record, " cannot be read: ", problem);
 }
 
 }  // namespace splitshare::train
