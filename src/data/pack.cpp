@@ -56,14 +56,11 @@ void open_image_folders(const DataSpec& spec, PackInput& input) {
 }
 
 void open_shards(const DataSpec& spec, PackInput& input, bool strict) {
-  const auto shards = expand_shards(spec.root);
-  std::error_code error;
-  const auto root = fs::is_directory(spec.root, error) ? spec.root : fs::path(shards[0]).parent_path().string();
-  std::vector<std::string> train, val;
-  for (const auto& shard : shards) (fs::path(shard).filename().string().rfind("val", 0) == 0 ? val : train).push_back(shard);
-  TORCH_CHECK(!train.empty(), "wds:", spec.root, ": only validation shards (val*.tar)");
-  add_index_split(input, index_shards(train, root, recorded_classes(root), strict).index, "train");
-  if (!val.empty()) add_index_split(input, index_shards(val, root, input.indexes[0].classes, strict).index, "val");
+  const auto set = shard_set(spec.root);
+  add_index_split(input, index_shards(set.train, set.root, recorded_classes(set.root), strict).index, "train");
+  if (!set.val.empty()) {
+    add_index_split(input, index_shards(set.val, set.root, input.indexes[0].classes, strict).index, "val");
+  }
   input.classes = input.indexes[0].classes;
 }
 

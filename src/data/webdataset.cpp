@@ -259,16 +259,25 @@ ShardIndex index_shards(const std::vector<std::string>& shards, const std::strin
   return indexer.finish();
 }
 
-DataBundle open_webdataset(const std::string& location, const DataOptions& options) {
-  const auto shards = expand_shards(location);
+ShardSet shard_set(const std::string& location) {
+  ShardSet set;
+  set.all = expand_shards(location);
   std::error_code error;
-  const std::string root = fs::is_directory(location, error) ? location : fs::path(shards[0]).parent_path().string();
-  std::vector<std::string> train_shards, val_shards;
-  for (const auto& shard : shards) {
-    (fs::path(shard).filename().string().rfind("val", 0) == 0 ? val_shards : train_shards).push_back(shard);
+  set.root = fs::is_directory(location, error) ? location : fs::path(set.all[0]).parent_path().string();
+  for (const auto& shard : set.all) {
+    (fs::path(shard).filename().string().rfind("val", 0) == 0 ? set.val : set.train).push_back(shard);
   }
-  TORCH_CHECK(!train_shards.empty(), "wds:", location, ": only validation shards (val*.tar); training needs others");
-  if (fs::is_directory(location, error)) check_no_recorded_shard_missing(root, shards);
+  TORCH_CHECK(!set.train.empty(), "wds:", location, ": only validation shards (val*.tar); training needs others");
+  return set;
+}
+
+DataBundle open_webdataset(const std::string& location, const DataOptions& options) {
+  const auto set = shard_set(location);
+  const auto& root = set.root;
+  const auto& train_shards = set.train;
+  const auto& val_shards = set.val;
+  std::error_code error;
+  if (fs::is_directory(location, error)) check_no_recorded_shard_missing(root, set.all);
   auto classes = recorded_classes(root);
   auto train = index_shards(train_shards, root, classes, options.strict());
   check_recorded_shards(root, train_shards, train);

@@ -14,6 +14,18 @@ namespace splitshare::data {
 /// the location when it names no shard or a shard of the range is missing.
 std::vector<std::string> expand_shards(const std::string& location);
 
+/// The shards of a `wds:` location by split: file names starting with `val` are the validation
+/// shards, the others the training shards.
+struct ShardSet {
+  /// The location's folder: where dataset.json is.
+  std::string root;
+  /// expand_shards(location), and the same split in two.
+  std::vector<std::string> all, train, val;
+};
+
+/// shard_set for `location`; throws naming it when it names only validation shards.
+ShardSet shard_set(const std::string& location);
+
 /// The file beside the shards that describes them (written by `splitshare pack`; optional for
 /// shards written by other tools): {"classes": [names in label order], ...}.
 inline constexpr const char* kDatasetFileName = "dataset.json";
