@@ -42,7 +42,6 @@ std::string PackSource::name(int64_t row) const {
   if (index == nullptr) return memory_name + " #" + std::to_string(row);
   const auto& path = index->paths[static_cast<size_t>(row)];
   if (!index->members.empty()) return path;
-  std::error_code error;
   const auto relative = std::filesystem::path(path).lexically_relative(index->root).string();
   return relative.empty() || relative.rfind("..", 0) == 0 ? path : relative;
 }
