@@ -59,7 +59,11 @@ std::string oversized_memo_index(const uint8_t* data, size_t size) {
       const auto value = little_endian(data + at, code.bytes);
       at += code.bytes;
       if (code.arg == Arg::kLength) {
-        if (value > size - at) return "";
+        // libtorch's unpickler allocates a string's declared length before it finds the end.
+        if (value > size - at) {
+          return "a string declares " + std::to_string(value) + " bytes where " + std::to_string(size - at) +
+                 " remain (an edited or cut-short file)";
+        }
         at += value;
       }
       is_memo = op == 'q' || op == 'r';

@@ -15,7 +15,7 @@ std::string check(const std::string& pickle) {
 
 }  // namespace
 
-TEST(PickleMemo, RealPicklesPassAndAnIndexLargerThanThePickleIsRefused) {
+TEST(PickleMemo, RealPicklesPassAndIndicesOrLengthsBeyondThePickleAreRefused) {
   // protocol 2: an empty list memoised as 0 with BINPUT; a dict with a string key, LONG_BINPUT 1.
   EXPECT_EQ(check(std::string("\x80\x02]q\x00.", 6)), "");
   EXPECT_EQ(check(std::string("\x80\x02}q\x00X\x01\x00\x00\x00" "ar\x01\x00\x00\x00K\x05s.", 20)), "");
@@ -26,14 +26,21 @@ TEST(PickleMemo, RealPicklesPassAndAnIndexLargerThanThePickleIsRefused) {
   EXPECT_NE(check("(lp99999999\n.").find("memo index 99999999"), std::string::npos);
   // A big index inside a string's bytes is data, not an opcode: the walk skips it.
   EXPECT_EQ(check(std::string("\x80\x02X\x05\x00\x00\x00r\xff\xff\xff\x7f.", 13)), "");
-  // Cut short or unknown: left to the unpickler, which refuses it by itself.
-  EXPECT_EQ(check(std::string("\x80\x02X\xff\x00\x00\x00" "ab", 9)), "");
+  // A string longer than what remains: refused before the unpickler allocates it.
+  EXPECT_NE(check(std::string("\x80\x02X\xff\xff\xff\x7f" "ab", 9)).find("a string declares 2147483647 bytes where 2 "
+                                                                          "remain"),
+            std::string::npos);
+  // Cut short in an opcode's own argument, or unknown: left to the unpickler, which refuses it.
+  EXPECT_EQ(check(std::string("\x80\x02J\x01", 4)), "");
   EXPECT_EQ(check(std::string("\x80\x02\xff", 3)), "");
 }
 
-TEST(PickleMemo, AnArchiveFoundByFuzzingIsRefusedBeforeLibtorchAllocatesItsMemo) {
+TEST(PickleMemo, ArchivesFoundByFuzzingAreRefusedBeforeLibtorchAllocates) {
   const std::string file = SPLITSHARE_SOURCE_DIR "/fuzz/corpus/export_checkpoint/regression-memo-index-of-5GB";
   const auto message = splitshare::testing::expect_error([&] { splitshare::train::check_archive_pickles(file); });
   EXPECT_NE(message.find(file + ": the pickle "), std::string::npos) << message;
   EXPECT_NE(message.find("memo index 32560395"), std::string::npos) << message;  // x 16 bytes: 5.2 GB
+  const std::string longer = SPLITSHARE_SOURCE_DIR "/fuzz/corpus/export_checkpoint/regression-string-longer-than-pickle";
+  const auto second = splitshare::testing::expect_error([&] { splitshare::train::check_archive_pickles(longer); });
+  EXPECT_NE(second.find("a string declares"), std::string::npos) << second;
 }
