@@ -235,8 +235,9 @@ class SplitWriter {
                                             {"source_width", sample.source_width},
                                             {"source_height", sample.source_height}}
                                  .dump();
-    const auto bytes = [](size_t n) { return 512 + (static_cast<int64_t>(n) + 511) / 512 * 512; };
-    const auto size = bytes(sample.image.size()) + bytes(cls.size()) + bytes(json.size());
+    const auto size = ShardWriter::member_bytes(key.size() + 1 + sample.extension.size(), sample.image.size()) +
+                      ShardWriter::member_bytes(key.size() + 4, cls.size()) +
+                      ShardWriter::member_bytes(key.size() + 5, json.size());
     if (shard_ && (options_.shard_samples() > 0 ? in_shard_ >= options_.shard_samples()
                                                  : shard_->bytes() + size > options_.shard_bytes())) {
       close_shard();

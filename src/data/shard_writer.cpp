@@ -64,8 +64,12 @@ void ShardWriter::add(const std::string& name, const std::string& bytes) {
   const auto written = archive_write_data(impl_->writer, bytes.data(), bytes.size());
   TORCH_CHECK(written == static_cast<la_ssize_t>(bytes.size()), "cannot write member ", name, " of ", path_,
               ".tmp: ", archive_error_string(impl_->writer));
+  bytes_ += member_bytes(name.size(), bytes.size());
+}
+
+int64_t ShardWriter::member_bytes(size_t name_length, size_t size) {
   // A ustar header is one 512-byte block; a name over 99 bytes adds a pax record (about two more).
-  bytes_ += (name.size() > 99 ? 1536 : 512) + padded(static_cast<int64_t>(bytes.size()));
+  return (name_length > 99 ? 1536 : 512) + padded(static_cast<int64_t>(size));
 }
 
 void ShardWriter::finish() {

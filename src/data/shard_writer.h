@@ -27,6 +27,8 @@ class ShardWriter {
   /// The archive's size so far: headers, data and padding (exact for names under 100 bytes),
   /// without the end-of-archive blocks.
   int64_t bytes() const { return bytes_; }
+  /// What add(name, bytes of `size`) adds to bytes().
+  static int64_t member_bytes(size_t name_length, size_t size);
   /// Ends the archive, syncs it and renames PATH.tmp to PATH.
   void finish();
 
