@@ -8,5 +8,6 @@
 #include <splitshare/train/fit.h>
 #include <splitshare/train/mix.h>
 #include <splitshare/train/optimizer.h>
+#include <splitshare/train/precision_probe.h>
 #include <splitshare/train/schedule.h>
 #include <splitshare/train/select.h>

@@ -63,23 +63,26 @@ double achieved_gflops(const Row& row) {
 std::string format_table(const std::vector<Row>& rows) {
   std::ostringstream out;
   char line[400];
-  const char* format = "%-38s %-5s %17s %17s %17s %17s %6s %-12s %7s %6s\n";
+  const char* format = "%-38s %-5s %17s %17s %17s %17s %6s %-12s %7s %5s %5s\n";
   std::snprintf(line, sizeof line, format, "workload (items/s: min / median)", "prec", "splitshare", "eager",
-                "eager_tuned", "compile", "ratio", "vs best", "GFLOP/s", "%peak");
+                "eager_tuned", "compile", "ratio", "vs best", "GFLOP/s", "%mm", "%FMA");
   out << line;
   for (const auto& r : rows) {
     const bool memory = r.workload.memory();
     std::vector<std::string> peers;
     for (const auto& name : peer_names()) peers.push_back(r.peers.count(name) ? cell(r.peers.at(name), memory) : "-");
     const auto best = best_peer(r);
-    char ratio_text[32] = "-", gflops[32] = "-", fraction[32] = "-";
+    char ratio_text[32] = "-", gflops[32] = "-", fraction[32] = "-", machine[32] = "-";
     if (!best.empty()) std::snprintf(ratio_text, sizeof ratio_text, "%.2fx", ratio(r.ours, r.peers.at(best), memory));
     const double achieved = achieved_gflops(r);
     if (achieved > 0) std::snprintf(gflops, sizeof gflops, "%.0f", achieved);
     if (achieved > 0 && r.peak_gflops > 0) std::snprintf(fraction, sizeof fraction, "%.0f%%", 100 * achieved / r.peak_gflops);
+    if (achieved > 0 && r.machine_peak_gflops > 0) {
+      std::snprintf(machine, sizeof machine, "%.0f%%", 100 * achieved / r.machine_peak_gflops);
+    }
     std::snprintf(line, sizeof line, format, r.workload.name().c_str(), train::to_string(r.workload.precision()).c_str(),
                   cell(r.ours, memory).c_str(), peers[0].c_str(), peers[1].c_str(), peers[2].c_str(), ratio_text,
-                  best.empty() ? "-" : best.c_str(), gflops, fraction);
+                  best.empty() ? "-" : best.c_str(), gflops, fraction, machine);
     out << line;
   }
   return out.str();
@@ -106,6 +109,9 @@ nlohmann::json to_json(const std::vector<Row>& rows) {
     const double achieved = achieved_gflops(r);
     row["gflops"] = achieved > 0 ? nlohmann::json(achieved) : nlohmann::json(nullptr);
     row["peak_fraction"] = achieved > 0 && r.peak_gflops > 0 ? nlohmann::json(achieved / r.peak_gflops) : nlohmann::json(nullptr);
+    row["machine_peak_fraction"] = achieved > 0 && r.machine_peak_gflops > 0
+                                       ? nlohmann::json(achieved / r.machine_peak_gflops)
+                                       : nlohmann::json(nullptr);
     out.push_back(row);
   }
   return out;

@@ -125,6 +125,7 @@ Row measure_row(const std::string& name, const Workload& w, const std::map<std::
 SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selected, const SuiteOptions& options) {
   const auto interleaved = measure_heads_in_turn(selected);
   SuiteResult result;
+  result.cpu = util::cpu_info();
   const bool compute_rows = std::any_of(selected.begin(), selected.end(), [](const auto& entry) {
     return !entry.second.memory() && entry.second.device().is_cpu();
   });
@@ -132,13 +133,16 @@ SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selec
     std::fprintf(stderr, "bench: matrix-product peaks (fp32, bf16)...\n");
     result.peak_fp32_gflops = measure_peak_gflops(torch::kFloat);
     result.peak_bf16_gflops = measure_peak_gflops(torch::kBFloat16);
+    std::fprintf(stderr, "bench: microkernel peaks (fp32 FMA, bf16 and int8 dot products)...\n");
+    result.machine_peak = measure_machine_peak(options.threads());
   }
   std::map<std::string, double> head_medians;
   for (const auto& [name, w] : selected) {
     result.rows.push_back(measure_row(name, w, interleaved, options));
     if (w.device().is_cpu()) {
-      result.rows.back().peak_gflops =
-          w.precision() == train::Precision::kBFloat16 ? result.peak_bf16_gflops : result.peak_fp32_gflops;
+      const bool bf16 = w.precision() == train::Precision::kBFloat16;
+      result.rows.back().peak_gflops = bf16 ? result.peak_bf16_gflops : result.peak_fp32_gflops;
+      result.rows.back().machine_peak_gflops = bf16 ? result.machine_peak.bf16_gflops : result.machine_peak.fp32_gflops;
     }
     if (head_task(w)) head_medians[name] = result.rows.back().ours.median();
   }
@@ -159,7 +163,9 @@ SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selec
 nlohmann::json to_json(const SuiteResult& result, int threads) {
   nlohmann::json out = {{"threads", threads},
                         {"libtorch", train::build_info().libtorch},
+                        {"cpu", util::to_json(result.cpu)},
                         {"peak_gflops", {{"fp32", result.peak_fp32_gflops}, {"bf16", result.peak_bf16_gflops}}},
+                        {"machine_peak", to_json(result.machine_peak)},
                         {"rows", to_json(result.rows)}};
   if (!result.head_time_over_linear.empty()) out["head_time_over_linear"] = result.head_time_over_linear;
   if (!result.fused_speedup.empty()) out["fused_head_speedup_over_straightforward"] = result.fused_speedup;
@@ -167,11 +173,22 @@ nlohmann::json to_json(const SuiteResult& result, int threads) {
 }
 
 std::string format_suite(const SuiteResult& result, const std::string& header) {
-  std::string out = header + format_table(result.rows);
-  char line[160];
+  std::string out = header + "CPU: " + result.cpu.model + " (";
+  for (size_t i = 0; i < result.cpu.isa.size(); ++i) out += (i ? " " : "") + result.cpu.isa[i];
+  out += std::string(result.cpu.amx_usable ? "; AMX usable" : "; no usable AMX") + ")\n";
+  out += format_table(result.rows);
+  char line[240];
   if (result.peak_fp32_gflops > 0) {
     std::snprintf(line, sizeof line, "matrix-product peak (n=2048): fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s\n",
                   result.peak_fp32_gflops, result.peak_bf16_gflops);
+    out += line;
+  }
+  const auto& m = result.machine_peak;
+  if (m.fp32_gflops > 0) {
+    std::snprintf(line, sizeof line, "microkernel peak (%d threads): fp32 %.0f GFLOP/s (%s), bf16 %.0f GFLOP/s (%s), "
+                  "int8 %.2f TOPS (%s)\n", m.threads, m.fp32_gflops, m.fp32_isa.c_str(), m.bf16_gflops,
+                  m.bf16_isa.empty() ? "none" : m.bf16_isa.c_str(), m.int8_tops,
+                  m.int8_isa.empty() ? "none" : m.int8_isa.c_str());
     out += line;
   }
   for (const auto& [name, value] : result.head_time_over_linear.items()) {

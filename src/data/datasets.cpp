@@ -137,6 +137,9 @@ DataOptions evaluation_options(DataOptions options, const Preprocess& preprocess
 }
 
 DataBundle open_data(const DataSpec& spec, const DataOptions& options) {
+  TORCH_CHECK(options.shuffle_buffer() >= 0, "open_data: shuffle_buffer must be >= 0, got ", options.shuffle_buffer());
+  TORCH_CHECK(options.shuffle_buffer() == 0 || spec.kind == "wds", "streaming (--shuffle shards) reads WebDataset "
+              "shards front to back; ", spec.kind, " data is read by index (leave --shuffle at index)");
   if (spec.kind == "wds") return open_webdataset(spec.root, options);
   if (spec.kind == "imagefolder") {
     std::error_code error;

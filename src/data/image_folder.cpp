@@ -244,6 +244,9 @@ DataBundle small_image_bundle(const ImageFolderIndex& train, const ImageFolderIn
               train.root, " holds small images (at most ", options.small_image_side(),
               " px), read into memory like CIFAR: automatic augmentation and random erasing belong to the photo "
               "pipeline; pass --image-size N to use it");
+  TORCH_CHECK(options.shuffle_buffer() == 0, "image data ", train.root, " holds small images (at most ",
+              options.small_image_side(), " px), decoded once into memory and shuffled there: streaming shards "
+              "(--shuffle shards) belongs to the photo pipeline; pass --image-size N to use it");
   auto bundle = in_memory_bundle(decode_image_folder(train), decode_image_folder(val), holdout, options, true);
   bundle.train_files = train.paths;
   return bundle;
@@ -289,7 +292,10 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
       .strict(options.strict())
       .channels_last(options.channels_last())
       .uint8_images(options.uint8_train_images())
-      .pin_memory(options.pin_memory());
+      .pin_memory(options.pin_memory())
+      .shuffle_buffer(options.shuffle_buffer());
+  TORCH_CHECK(options.shuffle_buffer() == 0 || !options.balanced_sampler(), "a balanced sampler draws samples at "
+              "random from the whole set: it needs shuffling by index, not streaming shards (--shuffle shards)");
   LoaderOptions val_loader = train_loader;
   val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false).uint8_images(false);
 

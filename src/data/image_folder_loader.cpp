@@ -17,18 +17,11 @@
 namespace splitshare::data {
 namespace {
 
-// splitmix64's finaliser: decorrelates seeds built from small integers.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t shuffle_seed(uint64_t seed, int64_t epoch) { return mix(mix(seed) ^ static_cast<uint64_t>(epoch)); }
+uint64_t shuffle_seed(uint64_t seed, int64_t epoch) { return mix_seed(mix_seed(seed) ^ static_cast<uint64_t>(epoch)); }
 
 uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t sample) {
-  return mix(mix(mix(seed ^ 0x5851f42d4c957f2dULL) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(sample));
+  return mix_seed(mix_seed(mix_seed(seed ^ 0x5851f42d4c957f2dULL) ^ static_cast<uint64_t>(epoch)) ^
+                  static_cast<uint64_t>(sample));
 }
 
 // While it lives, libtorch's operators run on the calling thread alone (OpenMP's team size
@@ -91,6 +84,9 @@ struct ImageFolderLoader::Impl {
   bool bytes() const { return loader.uint8_images() && options.random_erase() == 0; }
   int64_t resize = 0;
   int64_t per_rank = 0;
+  // Streaming (LoaderOptions::shuffle_buffer): each sample's shard.
+  std::vector<int64_t> shard_of;
+  bool streaming() const { return loader.shuffle() && loader.shuffle_buffer() > 0; }
 
   // Current epoch (touched by the consumer only, read by workers under the mutex).
   int64_t epoch = -1;
@@ -117,6 +113,7 @@ struct ImageFolderLoader::Impl {
   ~Impl();
 
   void start_epoch(int64_t new_epoch, int64_t start);  // start: positions already trained on
+  void set_epoch_order(int64_t new_epoch, std::vector<int64_t> mine);
   std::shared_ptr<PendingBatch> open_batch();  // mutex held
   torch::Tensor batch_tensor(int64_t count);   // mutex held
   void decode_sample(WorkerState& state, int64_t epoch_of_batch, int64_t sample, torch::Tensor& images,
@@ -160,6 +157,14 @@ ImageFolderLoader::Impl::Impl(ImageFolderIndex index_in, ImageFolderOptions opti
   const int64_t world = loader.world_size();
   const int64_t usable = loader.drop_last() ? n / world * world : n;
   per_rank = usable / world + (loader.rank() < usable % world ? 1 : 0);
+  if (streaming()) {
+    TORCH_CHECK(!index.members.empty(), "ImageFolderLoader: streaming (a shuffle buffer of ", loader.shuffle_buffer(),
+                ") reads tar shards front to back; ", index.root, " is an image folder");
+    TORCH_CHECK(loader.sample_weights().empty(), "ImageFolderLoader: streaming shards cannot draw a weighted "
+                "(balanced) sample: that needs random access (shuffle by index)");
+    for (const auto& member : index.members) shard_of.push_back(member.shard);
+    per_rank = (n + world - 1) / world;
+  }
   for (int64_t i = 0; i < loader.workers(); ++i) threads.emplace_back([this] { worker_loop(); });
 }
 
@@ -173,6 +178,14 @@ ImageFolderLoader::Impl::~Impl() {
 }
 
 void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t start) {
+  if (streaming()) {
+    // Global position p of the epoch is local position p / world_size of rank p % world_size.
+    const int64_t world = loader.world_size();
+    const int64_t skip = std::max<int64_t>(0, (start + world - 1 - loader.rank()) / world);
+    auto mine = streaming_order(shard_of, loader.shuffle_buffer(), loader.seed(), new_epoch, loader.rank(), world);
+    mine.erase(mine.begin(), mine.begin() + std::min<int64_t>(skip, static_cast<int64_t>(mine.size())));
+    return set_epoch_order(new_epoch, std::move(mine));
+  }
   const int64_t n = index.size();
   std::vector<int64_t> all(static_cast<size_t>(n));
   std::iota(all.begin(), all.end(), 0);
@@ -193,6 +206,10 @@ void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t start) {
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(per_rank));
   for (int64_t i = start + loader.rank(); i < end; i += world) mine.push_back(all[i]);
+  set_epoch_order(new_epoch, std::move(mine));
+}
+
+void ImageFolderLoader::Impl::set_epoch_order(int64_t new_epoch, std::vector<int64_t> mine) {
   const int64_t batch = loader.batch_size();
   const int64_t count = static_cast<int64_t>(mine.size());
   const int64_t new_batches = loader.drop_last() ? count / batch : (count + batch - 1) / batch;

@@ -23,16 +23,9 @@ void prefetch_image(const uint8_t* image, int64_t bytes) {
   for (int64_t offset = 0; offset < bytes; offset += kCacheLine) __builtin_prefetch(image + offset);
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // One generator per (seed, epoch); the same on every rank and every platform.
 std::mt19937_64 epoch_generator(uint64_t seed, int64_t epoch) {
-  return std::mt19937_64(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(epoch))));
+  return std::mt19937_64(mix_seed(seed ^ mix_seed(static_cast<uint64_t>(epoch))));
 }
 
 // Uniform in [0, n) by rejection; unlike std::uniform_int_distribution the

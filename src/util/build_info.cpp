@@ -59,6 +59,7 @@ BuildInfo build_info() {
   info.blas = build_setting(config, "BLAS_INFO");
   info.malloc = util::malloc_name();
   info.threads = at::get_num_threads();
+  info.cpu = util::cpu_info();
   return info;
 }
 
@@ -67,7 +68,7 @@ nlohmann::json to_json(const BuildInfo& info) {
   return {{"splitshare", info.splitshare}, {"libtorch", info.libtorch}, {"cuda", optional(info.cuda)},
           {"cudnn", optional(info.cudnn)},   {"nccl", info.nccl},         {"gloo", info.gloo},
           {"blas", info.blas},               {"malloc", info.malloc},
-          {"threads", info.threads}};
+          {"threads", info.threads},         {"cpu", util::to_json(info.cpu)}};
 }
 
 std::string to_string(const BuildInfo& info) {
@@ -77,7 +78,7 @@ std::string to_string(const BuildInfo& info) {
   if (info.nccl) line += ", NCCL";
   if (info.gloo) line += ", Gloo";
   line += ", BLAS " + (info.blas.empty() ? std::string("unknown") : info.blas);
-  return line + ", " + info.malloc + ", " + std::to_string(info.threads) + " threads";
+  return line + ", " + info.malloc + ", " + std::to_string(info.threads) + " threads, CPU " + info.cpu.model;
 }
 
 }  // namespace splitshare::train

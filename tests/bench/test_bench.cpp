@@ -1,6 +1,8 @@
-// `splitshare bench`: the peers' command lines, the table's ratios and JSON shape, and one
-// real run against the eager peer.
+// `splitshare bench`: the peers' command lines, the table's ratios and JSON shape, the
+// microkernel peaks and the CPU they ran on, and one real run against the eager peer.
 #include <splitshare/bench/suite.h>
+
+#include "bench/peak_kernels.h"
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,7 @@ TEST(Bench, RatiosAreAgainstTheBestPeerAndAboveOneMeansWeWin) {
   speed.peers["eager"] = timing({40, 50, 60}, 0, 2e9);
   speed.peers["compile"] = timing({70, 80, 90});
   speed.peak_gflops = 400;
+  speed.machine_peak_gflops = 800;
   EXPECT_EQ(sb::best_peer(speed), "compile");
   EXPECT_DOUBLE_EQ(sb::ratio(speed.ours, speed.peers["compile"], false), 100.0 / 80.0);
   EXPECT_DOUBLE_EQ(sb::achieved_gflops(speed), 200.0);  // 2 GFLOP per image x 100 images/s
@@ -68,6 +71,8 @@ TEST(Bench, RatiosAreAgainstTheBestPeerAndAboveOneMeansWeWin) {
   EXPECT_DOUBLE_EQ(rows[0]["ratio_vs_best_peer"].get<double>(), 1.25);
   EXPECT_DOUBLE_EQ(rows[0]["gflops"].get<double>(), 200.0);
   EXPECT_DOUBLE_EQ(rows[0]["peak_fraction"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(rows[0]["machine_peak_fraction"].get<double>(), 0.25);
+  EXPECT_TRUE(rows[1]["machine_peak_fraction"].is_null());
   EXPECT_EQ(rows[0]["unit"], "images/s");
   EXPECT_EQ(rows[0]["precision"], "fp32");
   EXPECT_EQ(rows[0]["peers"].size(), 2u);
@@ -75,12 +80,52 @@ TEST(Bench, RatiosAreAgainstTheBestPeerAndAboveOneMeansWeWin) {
   EXPECT_TRUE(rows[1]["gflops"].is_null());
   const auto table = sb::format_table({speed, memory});
   EXPECT_NE(table.find("1.25x"), std::string::npos) << table;
-  EXPECT_NE(table.find("50%"), std::string::npos) << table;
+  EXPECT_NE(table.find("50%   25%"), std::string::npos) << table;
 }
 
 TEST(Bench, MatrixProductPeakIsPositiveAndBf16Runs) {
   EXPECT_GT(sb::measure_peak_gflops(torch::kFloat, 256), 0.0);
   EXPECT_GT(sb::measure_peak_gflops(torch::kBFloat16, 256), 0.0);
+}
+
+TEST(Bench, PeakMicrokernelsComputeWhatTheySayOnTheWidestInstructionsHere) {
+  namespace sk = splitshare::bench::kernels;
+  const auto cpu = splitshare::util::cpu_info();
+  // acc = acc * 0.5 + 1 three times from 1..12: per lane 0.125 j + 1.75, summed over 12 chains.
+  const auto fp32 = sk::fp32_fma();
+  ASSERT_NE(fp32.run, nullptr) << "no AVX2 + FMA on " << cpu.model;
+  const double lanes = fp32.ops_per_instruction / 2;
+  EXPECT_DOUBLE_EQ(fp32.run(3), lanes * (0.125 * 78 + 1.75 * 12));
+  EXPECT_EQ(fp32.isa.rfind(cpu.has("avx512f") ? "avx512f" : "avx2", 0), 0u) << fp32.isa;
+  const auto bf16 = sk::bf16_dot();
+  EXPECT_EQ(bf16.run != nullptr, cpu.has("avx512_bf16"));
+  if (bf16.run) EXPECT_DOUBLE_EQ(bf16.run(3), 16 * 12 * 3.0);  // 1 x 0.5 + 1 x 0.5 per lane and step
+  const auto int8 = sk::int8_dot();
+  EXPECT_EQ(int8.run != nullptr, cpu.has("avx512_vnni") || cpu.has("avx_vnni"));
+  if (int8.run) EXPECT_DOUBLE_EQ(int8.run(3), int8.ops_per_instruction / 8 * 12 * 3 * 8);  // 4 x (1 x 2) per lane
+
+  const auto peak = sb::measure_machine_peak(1, 0.01);
+  EXPECT_GT(peak.fp32_gflops, 0.0);
+  EXPECT_EQ(peak.bf16_gflops > 0, !peak.bf16_isa.empty());
+  const auto json = sb::to_json(peak);
+  EXPECT_EQ(json["isa"]["fp32"], fp32.isa);
+  EXPECT_EQ(json["bf16_gflops"].is_null(), bf16.isa.empty());
+  EXPECT_THROW(sb::measure_machine_peak(0), c10::Error);
+}
+
+TEST(Bench, CpuInfoNamesTheModelAndTheExtensionsThatSetTheRate) {
+  const auto info = splitshare::util::parse_cpuinfo(
+      "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+      "flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 avx512_vnni amx_tile avx512_fp16\n\n"
+      "processor\t: 1\nmodel name\t: Other\nflags\t\t: avx_vnni\n");
+  EXPECT_EQ(info.model, "Intel(R) Xeon(R) Processor");
+  EXPECT_EQ(info.isa, (std::vector<std::string>{"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16",
+                                                "avx512_vnni", "amx_tile"}));
+  EXPECT_FALSE(info.amx_usable);  // only cpu_info() asks the kernel
+  EXPECT_EQ(splitshare::util::parse_cpuinfo("").model, "unknown");
+  const auto here = splitshare::util::cpu_info();
+  EXPECT_NE(here.model, "unknown");
+  EXPECT_EQ(splitshare::util::to_json(here)["amx_usable"], here.amx_usable);
 }
 
 TEST(BenchCli, JsonHasThePeersTheBestRatioAndThePeaks) {
@@ -96,6 +141,8 @@ TEST(BenchCli, JsonHasThePeersTheBestRatioAndThePeaks) {
   EXPECT_EQ(j["threads"], 1);
   EXPECT_FALSE(j["libtorch"].get<std::string>().empty());
   EXPECT_GT(j["peak_gflops"]["fp32"].get<double>(), 0.0);
+  EXPECT_GT(j["machine_peak"]["fp32_gflops"].get<double>(), 0.0);
+  EXPECT_EQ(j["cpu"]["model"], splitshare::util::cpu_info().model);
   ASSERT_EQ(j["rows"].size(), 1u);
   const auto& row = j["rows"][0];
   EXPECT_EQ(row["key"], "head-linear");

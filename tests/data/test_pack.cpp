@@ -292,6 +292,70 @@ TEST(Pack, PackedShardsSplitBetweenRanksWithoutOverlapAndResumeMidEpochBitwise) 
   EXPECT_FALSE(resumed.next().has_value());
 }
 
+TEST(Pack, StreamedShardsSplitBetweenRanksByShardAndResumeMidEpochBitwise) {
+  st::TempDir dir;
+  const auto folder = make_folder(dir, /*jpeg=*/false);
+  const auto out = dir.file("shards");
+  pack("imagefolder:" + folder, out, quiet().shard_samples(3));  // 21 training samples: 7 shards
+  const auto index = sd::index_shards(sd::expand_shards(out + "/train-{000000..000006}.tar"), out, {}, true).index;
+  ASSERT_EQ(index.size(), 21);
+  const auto options = sd::ImageFolderOptions().image_size(16);
+  const auto loader = [](int64_t rank) {
+    return sd::LoaderOptions().batch_size(2).workers(1).shuffle(true).drop_last(true).augment(true).seed(5).rank(rank)
+        .world_size(2).shuffle_buffer(2);
+  };
+  std::vector<int64_t> shard_of;
+  for (const auto& member : index.members) shard_of.push_back(member.shard);
+  std::vector<std::vector<int64_t>> seen(2);
+  for (int64_t rank = 0; rank < 2; ++rank) {
+    sd::ImageFolderLoader stream(index, options, loader(rank));
+    EXPECT_EQ(stream.size(), 11);  // ceil(21 / 2) on each rank
+    EXPECT_EQ(stream.batches_per_epoch(), 5);
+    stream.reset(1);
+    while (auto batch = stream.next()) {
+      for (int64_t i = 0; i < batch->indices.size(0); ++i) seen[rank].push_back(batch->indices[i].item<int64_t>());
+    }
+    const auto order = sd::streaming_order(shard_of, 2, 5, 1, rank, 2);
+    EXPECT_EQ(seen[rank], std::vector<int64_t>(order.begin(), order.begin() + 10));  // 5 whole batches
+  }
+  // The ranks read different shards.
+  for (auto a : seen[0]) {
+    for (auto b : seen[1]) EXPECT_NE(index.members[a].shard, index.members[b].shard);
+  }
+  // Resuming after 2 batches of epoch 1 gives the batches an uninterrupted epoch gives from there.
+  sd::ImageFolderLoader whole(index, options, loader(1)), resumed(index, options, loader(1));
+  whole.reset(1);
+  std::vector<sd::Batch> expected;
+  while (auto batch = whole.next()) expected.push_back(*batch);
+  resumed.reset_at(1, 2 * 2 * 2);  // positions: 2 batches of 2 on each of 2 ranks
+  for (size_t b = 2; b < expected.size(); ++b) {
+    auto batch = resumed.next();
+    ASSERT_TRUE(batch.has_value());
+    EXPECT_TRUE(torch::equal(batch->images, expected[b].images)) << "batch " << b;
+    EXPECT_TRUE(torch::equal(batch->indices, expected[b].indices)) << "batch " << b;
+  }
+  EXPECT_FALSE(resumed.next().has_value());
+}
+
+TEST(Pack, StreamingIsRefusedWhereItCannotApplyNamingWhy) {
+  st::TempDir dir;
+  const auto folder = make_folder(dir, /*jpeg=*/false);
+  const auto out = dir.file("shards");
+  pack("imagefolder:" + folder, out, quiet().shard_samples(3));
+  const auto streaming = sd::DataOptions().shuffle_buffer(4).image_size(16).workers(0).batch_size(4);
+  const auto on_folder = st::expect_error([&] { sd::open_data(sd::parse_data_spec("imagefolder:" + folder), streaming); });
+  EXPECT_NE(on_folder.find("imagefolder data is read by index"), std::string::npos) << on_folder;
+  const auto small = st::expect_error([&] { sd::open_data(sd::parse_data_spec("wds:" + out), streaming); });
+  EXPECT_NE(small.find("decoded once into memory"), std::string::npos) << small;
+  const auto photos = sd::DataOptions(streaming).small_image_side(0);
+  const auto balanced = st::expect_error(
+      [&] { sd::open_data(sd::parse_data_spec("wds:" + out), sd::DataOptions(photos).balanced_sampler(true)); });
+  EXPECT_NE(balanced.find("needs shuffling by index"), std::string::npos) << balanced;
+  auto bundle = sd::open_data(sd::parse_data_spec("wds:" + out), photos);
+  EXPECT_EQ(bundle.train->size(), 21);
+  EXPECT_EQ(bundle.train->batches_per_epoch(), 5);  // 21 samples in batches of 4, the last dropped
+}
+
 TEST(Pack, ShardsThatNoLongerMatchTheirRecordAreRefusedWhenRead) {
   st::TempDir dir;
   const auto folder = make_folder(dir, /*jpeg=*/false);

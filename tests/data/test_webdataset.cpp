@@ -1,5 +1,6 @@
-// WebDataset shards: the tar reader on archives GNU tar writes in each of its formats, and
-// `wds:` data read through the same pipeline as an image folder of the same images.
+// WebDataset shards: the tar reader on archives GNU tar writes in each of its formats,
+// `wds:` data read through the same pipeline as an image folder of the same images, and the
+// streaming order (shards dealt to ranks, a shuffle buffer).
 #include <splitshare/data/webdataset.h>
 
 #include "data/tar.h"
@@ -7,8 +8,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <numeric>
+#include <set>
 
 #include "image_writers.h"
 #include "support.h"
@@ -221,5 +226,83 @@ TEST(WebDataset, LocationsThatNameNoShardsAreRefusedByName) {
   EXPECT_NE(gap.find("shard " + dir.file("s-02.tar") + " does not exist"), std::string::npos) << gap;
   EXPECT_EQ(sd::expand_shards(dir.file("s-{01..01}.tar")), (std::vector<std::string>{dir.file("s-01.tar")}));
   EXPECT_NE(st::expect_error([&] { sd::expand_shards(dir.file("s-{02..01}.tar")); }).find("FIRST <= LAST"),
+            std::string::npos);
+}
+
+namespace {
+
+// shard_of for shards of the given sizes, samples numbered shard after shard.
+std::vector<int64_t> shards_of_sizes(const std::vector<int64_t>& sizes) {
+  std::vector<int64_t> shard_of;
+  for (size_t s = 0; s < sizes.size(); ++s) shard_of.insert(shard_of.end(), static_cast<size_t>(sizes[s]), s);
+  return shard_of;
+}
+
+}  // namespace
+
+TEST(Streaming, EachRankReadsWholeShardsOfAShuffledOrderOncePerEpoch) {
+  const auto shard_of = shards_of_sizes({5, 5, 5, 5, 5, 5});
+  std::set<std::vector<int64_t>> shard_orders;
+  for (int64_t epoch = 0; epoch < 4; ++epoch) {
+    std::vector<int64_t> together, shards_read;
+    for (int64_t rank = 0; rank < 2; ++rank) {
+      const auto order = sd::streaming_order(shard_of, /*buffer=*/1, /*seed=*/3, epoch, rank, 2);
+      ASSERT_EQ(order.size(), 15u);
+      // Buffer 1: whole shards, front to back.
+      for (size_t i = 0; i < order.size(); ++i) {
+        EXPECT_EQ(order[i] % 5, static_cast<int64_t>(i % 5)) << "rank " << rank << " position " << i;
+        if (i % 5 == 0) shards_read.push_back(shard_of[static_cast<size_t>(order[i])]);
+      }
+      together.insert(together.end(), order.begin(), order.end());
+    }
+    std::sort(together.begin(), together.end());
+    std::vector<int64_t> all(30);
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(together, all) << "epoch " << epoch;  // every sample once over the two ranks
+    shard_orders.insert(shards_read);
+  }
+  EXPECT_GT(shard_orders.size(), 1u);  // the shard order changes between epochs
+  EXPECT_EQ(sd::streaming_order(shard_of, 4, 3, 1, 0, 2), sd::streaming_order(shard_of, 4, 3, 1, 0, 2));
+  EXPECT_NE(sd::streaming_order(shard_of, 4, 3, 1, 0, 2), sd::streaming_order(shard_of, 4, 4, 1, 0, 2));
+}
+
+TEST(Streaming, TheBufferShufflesWithinReachAndNoFurther) {
+  const auto shard_of = shards_of_sizes({40, 40, 40});
+  const auto in_order = sd::streaming_order(shard_of, 1, 9, 0, 0, 1);
+  for (int64_t buffer : {2, 8, 32}) {
+    const auto order = sd::streaming_order(shard_of, buffer, 9, 0, 0, 1);
+    EXPECT_NE(order, in_order) << "buffer " << buffer;
+    auto sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    auto expected = in_order;
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(sorted, expected);
+    // A sample leaves the buffer only after it arrived: the k-th out arrived at most buffer - 1 later.
+    std::map<int64_t, size_t> arrival;
+    for (size_t i = 0; i < in_order.size(); ++i) arrival[in_order[i]] = i;
+    size_t furthest = 0;
+    for (size_t k = 0; k < order.size(); ++k) {
+      ASSERT_LE(arrival[order[k]], k + static_cast<size_t>(buffer) - 1) << "buffer " << buffer << " position " << k;
+      furthest = std::max(furthest, arrival[order[k]] + static_cast<size_t>(buffer) - 1 - k);
+    }
+    EXPECT_GT(furthest, 0u);  // some sample left early in its reach: a real shuffle
+  }
+}
+
+TEST(Streaming, UnevenShardsGiveEveryRankTheSameCountAndTooFewShardsAreRefused) {
+  const auto shard_of = shards_of_sizes({5, 5, 2});
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    for (int64_t rank = 0; rank < 2; ++rank) {
+      const auto order = sd::streaming_order(shard_of, 3, 1, epoch, rank, 2);
+      EXPECT_EQ(order.size(), 6u);  // ceil(12 / 2), whichever shards the rank drew
+      std::set<int64_t> shards;
+      for (auto sample : order) shards.insert(shard_of[static_cast<size_t>(sample)]);
+      const auto other = sd::streaming_order(shard_of, 3, 1, epoch, 1 - rank, 2);
+      for (auto sample : other) EXPECT_EQ(shards.count(shard_of[static_cast<size_t>(sample)]), 0u);
+    }
+  }
+  const auto message = st::expect_error([&] { sd::streaming_order(shards_of_sizes({4, 4}), 8, 0, 0, 0, 3); });
+  EXPECT_NE(message.find("2 shards hold training samples, fewer than the 3 ranks"), std::string::npos) << message;
+  EXPECT_NE(st::expect_error([&] { sd::streaming_order(shard_of, 0, 0, 0, 0, 1); }).find("at least 1 sample"),
             std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <splitshare/data/datasets.h>
 #include <splitshare/nn/heads.h>
 #include <splitshare/train/fit.h>
+#include <splitshare/util/cpu.h>
 
 #include "image_writers.h"
 #include "support.h"
@@ -66,7 +67,9 @@ TEST(Cli, RefusesBadValuesWithAClearMessage) {
   expect_failure("info --arch resnet51 --json", "unknown architecture 'resnet51'");
   expect_failure("info --arch resnet50 --splits 3 --json", "must be divisible by splits (3)");
   expect_failure("train --head mlp", "unknown head 'mlp'");
-  expect_failure("eval --checkpoint x.pt --amp fp16", "inference takes --amp fp32 or --amp bf16");
+  expect_failure("eval --checkpoint x.pt --amp fp16", "inference takes --amp auto, fp32 or bf16");
+  expect_failure("eval --checkpoint x.pt --amp=fast", "unknown precision 'fast': expected auto, bf16, fp16 or fp32");
+  expect_failure("eval --checkpoint x.pt --amp auto", "checkpoint not found: x.pt");  // read as --amp=auto
   expect_failure("train --data nowhere:/x", "nowhere");
   expect_failure("eval --checkpoint /nonexistent/ck.pt", "not found");
   expect_failure("frobnicate", "unknown command");
@@ -138,9 +141,12 @@ TEST(Cli, TrainEvalInfoOnAFashionMnistSubset) {
 // (the same wheel the build takes its libtorch from).
 TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
   auto j = run_json("version --json");
-  for (const char* key : {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "malloc", "threads"}) {
+  for (const char* key :
+       {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "malloc", "threads", "cpu"}) {
     EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
   }
+  EXPECT_EQ(j["cpu"]["model"], splitshare::util::cpu_info().model);
+  EXPECT_EQ(j["cpu"]["isa"].size(), splitshare::util::cpu_info().isa.size());
   // scripts/setup installs tcmalloc, and the tool links it when it is there (CMakeLists.txt).
   if (access("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", R_OK) == 0) EXPECT_EQ(j["malloc"], "tcmalloc");
   EXPECT_EQ(j["libtorch"], TORCH_VERSION);
@@ -166,6 +172,7 @@ TEST(Cli, VersionAgreesWithThePythonTorchOfTheBuild) {
   ASSERT_EQ(run_command(kCli + " version", &text), 0);
   EXPECT_NE(text.find("libtorch " + j["libtorch"].get<std::string>()), std::string::npos) << text;
   EXPECT_NE(text.find(", " + j["malloc"].get<std::string>() + ", "), std::string::npos) << text;
+  EXPECT_NE(text.find("threads, CPU " + j["cpu"]["model"].get<std::string>()), std::string::npos) << text;
 }
 
 // --help shows the library structs' own defaults: the strings cannot drift from them.
@@ -252,6 +259,16 @@ TEST(Cli, PacksAFolderIntoShardsThatTrainAndRefusesWhatItMustNotWrite) {
   const std::string recipe = " --epochs 1 --width 2 --batch-size 4 --val-split 0.25 --no-progress --workers 0";
   ASSERT_EQ(run_command(kCli + " train --data wds:" + shards + recipe + " --out " + out, &log), 0) << log;
   EXPECT_EQ(run_json("eval --checkpoint " + out + "/checkpoint.pt --json")["samples"], 4);  // 2 of each class's 8
+  // Streaming: the same shards, read shard by shard through a shuffle buffer.
+  ASSERT_EQ(run_command(kCli + " train --data wds:" + shards + recipe + " --image-size 16 --shuffle shards --shuffle-buffer 3 --out " +
+                            dir.file("streamed"), &log), 0) << log;
+  EXPECT_EQ(run_json("eval --checkpoint " + dir.file("streamed") + "/checkpoint.pt --json")["samples"], 4);
+  expect_failure("train --data wds:" + shards + recipe + " --shuffle-buffer 3 --out " + dir.file("z"),
+                 "--shuffle-buffer sets the buffer of --shuffle shards");
+  expect_failure("train --data wds:" + shards + recipe + " --shuffle random --out " + dir.file("z"),
+                 "--shuffle: expected index or shards, got 'random'");
+  expect_failure("train --data fashion-mnist --limit-train 64 --shuffle shards --out " + dir.file("z"),
+                 "fashion-mnist data is read by index");
   expect_failure("pack imagefolder:" + photos + " --out " + shards, "already holds a finished pack");
   expect_failure("pack imagefolder:" + photos + " --out " + out, out + " holds a training run");
   expect_failure("pack imagefolder:" + photos + " --out " + dir.file("x") + " --shard-size 12",

@@ -80,7 +80,8 @@ std::string joined(const std::vector<std::string>& paths) {
 
 nlohmann::json run_predict(const std::string& args) {
   std::string out;
-  EXPECT_EQ(run_command(kCli + " predict " + args + " 2>/dev/null", &out), 0) << args << "\n" << out;
+  // In braces: run_command adds 2>&1 after the command, which would undo a plain 2>/dev/null.
+  EXPECT_EQ(run_command("{ " + kCli + " predict " + args + " 2>/dev/null; }", &out), 0) << args << "\n" << out;
   try {
     return nlohmann::json::parse(out);
   } catch (const std::exception&) {

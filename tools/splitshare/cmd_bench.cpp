@@ -2,6 +2,7 @@
 #include "splitshare/options.h"
 
 #include <splitshare/bench/suite.h>
+#include <splitshare/train/precision_probe.h>
 #include <splitshare/util/device.h>
 
 #include <algorithm>
@@ -41,8 +42,9 @@ int run_bench(int argc, char** argv) {
       ("nchw", "train our side in NCHW layout (default: channels-last)")
       ("device", "cpu | cuda | cuda:N (the PyTorch peer needs cpu; use --no-peer otherwise)",
        cxxopts::value<std::string>()->default_value("cpu"))
-      ("amp", "bf16 | fp16 | fp32 autocast for every workload chosen, ours and the peers' (default: each "
-              "workload's own; fp16 needs --device cuda --no-peer)",
+      ("amp", "auto | bf16 | fp16 | fp32 autocast for every workload chosen, ours and the peers' (default: "
+              "each workload's own, the table measures both; auto: what train would pick here; fp16 needs "
+              "--device cuda --no-peer)",
        cxxopts::value<std::string>()->implicit_value("bf16"))
       ("json", "print JSON");
   add_thread_option(options);
@@ -51,7 +53,9 @@ int run_bench(int argc, char** argv) {
   const int threads = configure_threads(*args);
   const auto device = util::parse_device((*args)["device"].as<std::string>());
   const bool amp = args->count("amp") > 0;
-  const auto precision = amp ? train::parse_precision((*args)["amp"].as<std::string>()) : train::Precision::kFloat32;
+  const auto precision =
+      amp ? train::resolve_precision((*args)["amp"].as<std::string>(), device, train::default_probe_cache()).precision
+          : train::Precision::kFloat32;
   TORCH_CHECK(args->count("no-peer") || (device.is_cpu() && precision != train::Precision::kFloat16),
               "the PyTorch peers run on the CPU in fp32 or bf16; add --no-peer with --device cuda or --amp fp16");
   const auto peers = (*args)["peers"].as<std::vector<std::string>>();

@@ -48,7 +48,9 @@ int run_compare(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   configure_threads(*args);
-  auto train = train_options(*args);
+  std::string precision_note;
+  auto train = train_options(*args, &precision_note);
+  std::fprintf(stderr, "splitshare compare: %s\n", precision_note.c_str());
   auto context = run_context(*args, defaults);
   const auto preset = (*args)["preset"].as<std::string>();
   TORCH_CHECK(preset == "none" || preset == "paper-small", "--preset: unknown preset '", preset,

@@ -135,7 +135,7 @@ int run_eval(int argc, char** argv) {
   TORCH_CHECK(misclassified == 0 || args->count("misclassified-out"),
               "--misclassified needs --misclassified-out FILE.png");
   configure_threads(*args);
-  const auto dtype = inference_dtype(*args);
+  const auto dtype = inference_dtype(*args, torch::Device(torch::kCPU));
   const bool flip = tta_flip(*args);
   const auto paths = (*args)["checkpoint"].as<std::vector<std::string>>();
   TORCH_CHECK(misclassified == 0 || paths.size() == 1, "--misclassified takes one --checkpoint, got ", paths.size());

@@ -80,7 +80,7 @@ eval::PredictOptions predict_options(const cxxopts::ParseResult& args) {
   const auto workers = args["workers"].as<int64_t>();
   TORCH_CHECK(workers >= 0, "--workers must be >= 0, got ", workers);
   return eval::PredictOptions().topk(topk).batch_size(batch).workers(workers).strict(args.count("strict") > 0)
-      .keep_inputs(args.count("dump-inputs") > 0).dtype(inference_dtype(args)).flip_tta(tta_flip(args));
+      .keep_inputs(args.count("dump-inputs") > 0).dtype(inference_dtype(args, torch::Device(torch::kCPU))).flip_tta(tta_flip(args));
 }
 
 // --output and --dump-inputs: never one of the images or the checkpoint; --output's kind

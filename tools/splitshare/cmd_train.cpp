@@ -104,6 +104,7 @@ nlohmann::json run_config(const cxxopts::ParseResult& args, const train::TrainOp
                            {"loss", nn::to_string(train.loss())},
                            {"schedule", train::to_string(train.schedule())},
                            {"seed", data_opts.seed()},
+                           {"precision", train::to_string(train.precision())},
                            {"threads", threads},
                            {"args", stored_arguments(args)}};
   if (args.count("init")) config["init"] = args["init"].as<std::string>();
@@ -252,7 +253,8 @@ int run_train(int argc, char** argv) {
   // and split the cores between the processes of this machine unless --threads is given.
   auto job = train::distributed_from_env();
   const int threads = configure_threads(*args, job ? job->local_world_size() : 1);
-  auto train = train_options(*args);
+  std::string precision_note;
+  auto train = train_options(*args, &precision_note);
   apply_finetune_options(*args, train);
   apply_recipe_options(*args, train);
   auto context = run_context(*args, defaults);
@@ -283,6 +285,7 @@ int run_train(int argc, char** argv) {
   auto model = build_model(*args, context, bundle, model_opts);
   auto metadata = fresh_metadata(model_opts, bundle);
   metadata.extra["config"] = run_config(*args, train, data_opts, threads);
+  if (main_rank) std::fprintf(stderr, "splitshare train: %s\n", precision_note.c_str());
   if (main_rank) print_start(model_opts, *model, bundle, train, context, threads);
   if (main_rank) note_small_image_folder(bundle, data_opts, "train");
   if (main_rank) write_val_files(bundle, context.out_dir());

@@ -1,5 +1,7 @@
 #include "splitshare/options.h"
 
+#include <splitshare/train/precision_probe.h>
+
 #include <splitshare/checkpoint/import.h>
 #include <splitshare/run/folder.h>
 #include <splitshare/util/device.h>
@@ -170,14 +172,15 @@ void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults)
       ("channels-last", "channels-last layout of weights and batches (the default)")
       ("device", "cpu | cuda | cuda:N (under launch/torchrun, cuda = cuda:LOCAL_RANK)",
        cxxopts::value<std::string>()->default_value(train::RunContext().device().str()))
-      ("amp", "mixed precision: bf16 autocast, or fp16 autocast with loss scaling (CUDA); --amp alone = bf16",
-       cxxopts::value<std::string>()->default_value(train::to_string(o.precision()))->implicit_value("bf16"))
+      ("amp", "precision: auto (bf16 where a short probe shows it faster: CUDA, CPUs with AMX or AVX512-BF16 "
+              "at speed; else fp32) | bf16 autocast | fp16 autocast with loss scaling (CUDA) | fp32; --amp alone = bf16",
+       cxxopts::value<std::string>()->default_value("auto")->implicit_value("bf16"))
       ("sync-bn", "distributed: BatchNorm statistics of the global batch (every norm layer, backbone and SSM head)")
       ("no-overlap", "distributed: all-reduce the gradients after backward instead of during it")
       ("no-progress", "no progress bar");
 }
 
-train::TrainOptions train_options(const cxxopts::ParseResult& args) {
+train::TrainOptions train_options(const cxxopts::ParseResult& args, std::string* precision_note) {
   const auto epochs = args["epochs"].as<int64_t>();
   TORCH_CHECK(epochs >= 1, "--epochs must be at least 1, got ", epochs);
   const auto lr = args["lr"].as<double>();
@@ -191,9 +194,14 @@ train::TrainOptions train_options(const cxxopts::ParseResult& args) {
   std::vector<int64_t> milestones;
   if (args.count("milestones")) milestones = args["milestones"].as<std::vector<int64_t>>();
   for (auto m : milestones) TORCH_CHECK(m >= 1 && m <= epochs, "--milestones: ", m, " is outside 1..", epochs);
-  const auto precision = train::parse_precision(args["amp"].as<std::string>());
-  TORCH_CHECK(precision != train::Precision::kFloat16 || util::parse_device(args["device"].as<std::string>()).is_cuda(),
+  const auto device = util::parse_device(args["device"].as<std::string>());
+  std::string warning;
+  const auto choice = train::resolve_precision(args["amp"].as<std::string>(), device, train::default_probe_cache(),
+                                               &warning);
+  const auto precision = choice.precision;
+  TORCH_CHECK(precision != train::Precision::kFloat16 || device.is_cuda(),
               "--amp fp16 needs --device cuda (float16 with loss scaling is a GPU recipe); use --amp bf16 on the CPU");
+  if (precision_note) *precision_note = warning.empty() ? "precision: " + choice.reason : warning;
   return train::TrainOptions()
       .epochs(epochs)
       .batch_size(data_options(args).batch_size())
@@ -318,16 +326,23 @@ int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_ma
 void add_inference_precision_option(cxxopts::Options& options) {
   options.add_options()(
       "amp",
-      "inference arithmetic: fp32, or bf16 for the backbone in bfloat16 (about 1.8x faster with AVX512-BF16; "
-      "head and probabilities stay fp32); --amp alone = bf16",
-      cxxopts::value<std::string>()->default_value("fp32")->implicit_value("bf16"));
+      "inference arithmetic: auto (bf16 where a short probe shows it faster, else fp32) | fp32 | bf16 for the "
+      "backbone in bfloat16 (head and probabilities stay fp32); --amp alone = bf16",
+      cxxopts::value<std::string>()->default_value("auto")->implicit_value("bf16"));
 }
 
-torch::Dtype inference_dtype(const cxxopts::ParseResult& args) {
-  const auto precision = train::parse_precision(args["amp"].as<std::string>());
-  TORCH_CHECK(precision != train::Precision::kFloat16,
-              "--amp fp16 is a training recipe for GPUs; inference takes --amp fp32 or --amp bf16");
-  return train::dtype_of(precision);
+torch::Dtype inference_dtype(const cxxopts::ParseResult& args, const torch::Device& device) {
+  std::string warning;
+  const auto choice = train::resolve_precision(args["amp"].as<std::string>(), device, train::default_probe_cache(),
+                                               &warning);
+  TORCH_CHECK(choice.precision != train::Precision::kFloat16,
+              "--amp fp16 is a training recipe for GPUs; inference takes --amp auto, fp32 or bf16");
+  // Only what departs from plain fp32 is said: predict and eval print results, not set-up.
+  if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+  if (warning.empty() && choice.precision != train::Precision::kFloat32) {
+    std::fprintf(stderr, "precision: %s\n", choice.reason.c_str());
+  }
+  return train::dtype_of(choice.precision);
 }
 
 void add_tta_option(cxxopts::Options& options) {
@@ -385,7 +400,8 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
   // documented `--amp fp16` is joined here.
   for (size_t i = 0; i + 1 < storage.size(); ++i) {
     const auto& next = storage[i + 1];
-    if (storage[i] == "--amp" && (next == "bf16" || next == "fp16" || next == "fp32" || next == "off")) {
+    if (storage[i] == "--amp" &&
+        (next == "auto" || next == "bf16" || next == "fp16" || next == "fp32" || next == "off")) {
       storage[i] = "--amp=" + next;
       storage.erase(storage.begin() + static_cast<std::ptrdiff_t>(i) + 1);
     }

@@ -48,8 +48,10 @@ struct TrainDefaults {
   bool fresh_out = true;
 };
 void add_train_options(cxxopts::Options& options, const TrainDefaults& defaults);
-/// The hyper-parameters the training flags give (--batch-size from the data flags).
-train::TrainOptions train_options(const cxxopts::ParseResult& args);
+/// The hyper-parameters the training flags give (--batch-size from the data flags). --amp
+/// auto is resolved here (train::resolve_precision); `precision_note` gets the line that says
+/// which precision and why (or the warning for a bf16 slower than fp32 here).
+train::TrainOptions train_options(const cxxopts::ParseResult& args, std::string* precision_note = nullptr);
 /// Sets `train`'s weight decay from --weight-decay (auto: default_weight_decay(small_images)).
 void apply_weight_decay(const cxxopts::ParseResult& args, bool small_images, train::TrainOptions& train);
 /// Registers the training recipe's flags (optimizer, regularisation, augmentation, EMA,
@@ -111,10 +113,13 @@ void add_thread_option(cxxopts::Options& options);
 /// `processes_per_machine` > 1 divides the default (all cores) between local ranks.
 int configure_threads(const cxxopts::ParseResult& args, int64_t processes_per_machine = 1);
 
-/// Registers --amp for inference commands (eval, predict): fp32, or bf16 for a bfloat16 backbone.
+/// Registers --amp for inference commands (eval, predict): auto (the default), fp32, or bf16
+/// for a bfloat16 backbone.
 void add_inference_precision_option(cxxopts::Options& options);
-/// The backbone dtype --amp asks for (torch::kFloat or torch::kBFloat16); rejects fp16.
-torch::Dtype inference_dtype(const cxxopts::ParseResult& args);
+/// The backbone dtype --amp asks for on `device` (torch::kFloat or torch::kBFloat16; auto
+/// resolved by train::resolve_precision; its reason printed to stderr when it is not fp32, or
+/// the warning for a bf16 slower than fp32 here); rejects fp16.
+torch::Dtype inference_dtype(const cxxopts::ParseResult& args, const torch::Device& device);
 
 /// Registers --tta none|flip (eval, predict); tta_flip reads it (refusing other values by name).
 void add_tta_option(cxxopts::Options& options);

@@ -60,6 +60,12 @@ void add_recipe_options(cxxopts::Options& options) {
        number<double>()->default_value(text(d.val_split())))
       ("class-map", "class order and names: one folder per line (FOLDER or FOLDER<TAB>NAME)",
        cxxopts::value<std::string>())
+      ("shuffle", "wds: training order: index (a permutation of every sample; random reads) | shards "
+                  "(stream each rank's share of shards, order shuffled per epoch, through a shuffle buffer; "
+                  "sequential reads, for data larger than memory)",
+       cxxopts::value<std::string>()->default_value("index"))
+      ("shuffle-buffer", "with --shuffle shards: samples in the shuffle buffer",
+       number<int64_t>()->default_value("1000"))
       ("auto-augment", "none | randaugment | trivialaugment | autoaugment (torchvision's)",
        cxxopts::value<std::string>()->default_value("none"))
       ("random-erase", "RandomErasing probability", number<double>()->default_value("0"))
@@ -122,6 +128,13 @@ void apply_data_recipe(const cxxopts::ParseResult& args, data::DataOptions& data
                   data.photo_recipe() == data::PhotoRecipe::kTorchvision,
               "--crop-scale and --crop-ratio set RandomResizedCrop: add --augment torchvision (the paper's recipe "
               "crops a fixed 224 window)");
+  const auto shuffle = args["shuffle"].as<std::string>();
+  TORCH_CHECK(shuffle == "index" || shuffle == "shards", "--shuffle: expected index or shards, got '", shuffle, "'");
+  const auto buffer = args["shuffle-buffer"].as<int64_t>();
+  TORCH_CHECK(buffer >= 1, "--shuffle-buffer must be >= 1, got ", buffer);
+  TORCH_CHECK(shuffle == "shards" || !args.count("shuffle-buffer"), "--shuffle-buffer sets the buffer of "
+              "--shuffle shards; add that (the default, --shuffle index, has no buffer)");
+  data.shuffle_buffer(shuffle == "shards" ? buffer : 0);
   const auto holdout = args["holdout"].as<double>();
   TORCH_CHECK(holdout >= 0 && holdout < 1, "--holdout must be a fraction in [0, 1) (0 = none), got ", holdout);
   data.train_holdout(holdout).train_holdout_seed(args["holdout-seed"].as<uint64_t>());

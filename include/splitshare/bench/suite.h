@@ -1,6 +1,8 @@
 #pragma once
 
+#include <splitshare/bench/peak.h>
 #include <splitshare/bench/throughput.h>
+#include <splitshare/util/cpu.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +36,10 @@ struct SuiteResult {
   std::vector<Row> rows;
   /// measure_peak_gflops in fp32 and bf16 (0 when no compute row was measured).
   double peak_fp32_gflops = 0, peak_bf16_gflops = 0;
+  /// The microkernel peaks at the suite's thread count (zeros when no compute row was measured).
+  MachinePeak machine_peak;
+  /// The CPU the suite ran on.
+  util::CpuInfo cpu;
   /// Our SSM heads' time per sample over our linear head's ({"head-ssm": 2.5, …}; the FLOP ratio is 2.5).
   nlohmann::json head_time_over_linear = nlohmann::json::object();
   /// The fused SSM head's speed over the straightforward one ({"train": …, "inference": …}).
@@ -45,7 +51,8 @@ struct SuiteResult {
 /// Progress goes to stderr.
 SuiteResult run_suite(const std::vector<std::pair<std::string, Workload>>& selected, const SuiteOptions& options);
 
-/// {"threads", "libtorch", "peak_gflops": {"fp32", "bf16"}, "rows", "head_time_over_linear"?,
+/// {"threads", "libtorch", "cpu": util::to_json, "peak_gflops": {"fp32", "bf16"},
+/// "machine_peak": to_json(MachinePeak), "rows", "head_time_over_linear"?,
 /// "fused_head_speedup_over_straightforward"?}.
 nlohmann::json to_json(const SuiteResult& result, int threads);
 

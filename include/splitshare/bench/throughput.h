@@ -108,6 +108,9 @@ struct Row {
   std::map<std::string, Timing> peers;
   /// The matrix-product peak of the row's precision (measure_peak_gflops); 0 = not measured.
   double peak_gflops = 0;
+  /// The microkernel peak of the row's precision (MachinePeak: fp32 FMA, bf16 dot product);
+  /// 0 = not measured or no such instruction.
+  double machine_peak_gflops = 0;
 };
 
 /// Ours over the peer for speed; the peer's peak memory over ours for memory rows: above 1
@@ -118,10 +121,11 @@ std::string best_peer(const Row& row);
 /// Achieved GFLOP/s of our side (flops counted by the eager peer); 0 when not counted.
 double achieved_gflops(const Row& row);
 
-/// Workload | ours | each peer (min / median) | ours over the best peer | GFLOP/s | % of peak.
+/// Workload | ours | each peer (min / median) | ours over the best peer | GFLOP/s | % of the
+/// matrix-product peak | % of the microkernel peak.
 std::string format_table(const std::vector<Row>& rows);
 /// [{"workload", "key", "unit", "precision", "ours", "peers", "best_peer", "ratio_vs_best_peer",
-///   "gflops", "peak_fraction"}, …]; "ours" and each peer: {"min", "median", "max",
+///   "gflops", "peak_fraction", "machine_peak_fraction"}, …]; "ours" and each peer: {"min", "median", "max",
 ///   "images_per_second", "peak_rss_mb"}.
 nlohmann::json to_json(const std::vector<Row>& rows);
 /// A row from its to_json form (what a child `splitshare bench --json` prints).

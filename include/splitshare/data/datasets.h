@@ -62,6 +62,9 @@ struct DataOptions {
   /// Training: draw samples with replacement, each with probability inversely proportional
   /// to its class's size (balanced classes per epoch; deterministic for a seed, sharded).
   TORCH_ARG(bool, balanced_sampler) = false;
+  /// wds: training data of photos: > 0 streams the shards through a shuffle buffer of this
+  /// many samples (LoaderOptions::shuffle_buffer) instead of permuting every sample by index.
+  TORCH_ARG(int64_t, shuffle_buffer) = 0;
   /// Read the training split as evaluation reads the validation split: in order, each sample
   /// once, no batch dropped, no sampler, no augmentation (`select`'s pass over it).
   TORCH_ARG(bool, train_in_order) = false;

@@ -72,7 +72,28 @@ struct LoaderOptions {
   /// sample_weights[i] / sum (weighted_draws), instead of a permutation; one weight per
   /// sample of the dataset. Empty = a permutation.
   TORCH_ARG(std::vector<double>, sample_weights) = {};
+  /// With shuffle, over the samples of tar shards: > 0 streams instead of permuting (for data
+  /// larger than the page cache; reads each shard front to back). Each epoch shuffles the
+  /// shard order, rank r reads shards r, r + world_size, ... of it through a shuffle buffer
+  /// of this many samples (streaming_order). 0 = a permutation of every sample.
+  TORCH_ARG(int64_t, shuffle_buffer) = 0;
 };
+
+/// splitmix64's finaliser: decorrelates seeds built from small integers (seed, epoch, rank).
+uint64_t mix_seed(uint64_t x);
+
+/// The samples rank `rank` of `world_size` reads in epoch `epoch` when streaming shards
+/// (LoaderOptions::shuffle_buffer). `shard_of[i]` is sample i's shard; a shard's samples are
+/// read in ascending i (their order in the shard). The shards that hold samples are shuffled
+/// by (seed, epoch), the same on every rank, and dealt out: rank r gets positions r,
+/// r + world_size, ... of that order (at least one shard per rank, or it throws). Its samples,
+/// shard after shard, pass through a buffer of `buffer` samples: each arriving sample
+/// replaces a random one, which is emitted (webdataset's shuffle; buffer 1 = shard order).
+/// Every rank returns ceil(N / world_size) samples, so ranks run the same number of batches:
+/// a rank whose shards hold fewer starts its stream again, one whose shards hold more stops
+/// early (shards of equal size, as `pack` writes, make that at most one shard's difference).
+std::vector<int64_t> streaming_order(const std::vector<int64_t>& shard_of, int64_t buffer, uint64_t seed,
+                                     int64_t epoch, int64_t rank, int64_t world_size);
 
 /// The TensorOptions of a batch tensor of `dtype` under `options`: its memory format, and
 /// page-locked memory when options.pin_memory() and CUDA is available.

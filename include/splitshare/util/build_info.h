@@ -1,5 +1,7 @@
 #pragma once
 
+#include <splitshare/util/cpu.h>
+
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -19,16 +21,18 @@ struct BuildInfo {
   std::string blas;                 ///< the BLAS libtorch's matrix products use ("mkl", "open", …)
   std::string malloc;               ///< the process's malloc: "tcmalloc", "jemalloc" or "libc"
   int threads = 0;                  ///< libtorch's intra-op threads now (splitshare's default: all cores)
+  util::CpuInfo cpu;                ///< the CPU model and its multiply-add extensions (util::cpu_info)
 };
 
 /// The build's facts; `threads` is read from libtorch at the time of the call.
 BuildInfo build_info();
 
-/// {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "malloc", "threads"}; absent
-/// versions are null.
+/// {"splitshare", "libtorch", "cuda", "cudnn", "nccl", "gloo", "blas", "malloc", "threads", "cpu":
+/// util::to_json(CpuInfo)}; absent versions are null.
 nlohmann::json to_json(const BuildInfo& info);
 
-/// One line: "splitshare 0.1.0, libtorch 2.14.1, CUDA 13.0, cuDNN 9.24.0, NCCL, Gloo, BLAS mkl, tcmalloc, 2 threads".
+/// One line: "splitshare 0.1.0, libtorch 2.14.1, CUDA 13.0, cuDNN 9.24.0, NCCL, Gloo, BLAS mkl, tcmalloc, 2 threads,
+/// CPU Intel(R) Xeon(R) Processor".
 std::string to_string(const BuildInfo& info);
 
 }  // namespace splitshare::train

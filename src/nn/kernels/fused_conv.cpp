@@ -1,24 +1,15 @@
 #include <splitshare/nn/kernels/fused_conv.h>
 
-#include <ATen/core/dispatch/Dispatcher.h>
+#include "dispatch.h"
 
 #include <optional>
 
 namespace splitshare::nn {
 namespace {
 
-std::optional<c10::OperatorHandle> find_op(const char* name, const char* overload) {
-  return c10::Dispatcher::singleton().findSchema({name, overload});
-}
-
-// Boxed calls: the operators' unboxed C++ signatures are internal to PyTorch and have
-// changed between releases; their schemas are what inductor relies on.
-torch::Tensor call(const c10::OperatorHandle& op, torch::jit::Stack stack) {
-  op.callBoxed(&stack);
-  return stack.front().toTensor();
-}
-
-c10::IValue no_scalars() { return c10::IValue(c10::List<std::optional<c10::Scalar>>()); }
+using dispatch::call;
+using dispatch::find_op;
+using dispatch::no_scalars;
 
 }  // namespace
 

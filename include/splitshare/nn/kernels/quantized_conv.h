@@ -1,0 +1,58 @@
+#pragma once
+
+#include <splitshare/nn/kernels/fused_conv.h>
+
+#include <torch/torch.h>
+
+namespace splitshare::nn {
+
+/// Per-tensor affine quantization of activations on uint8: real = scale * (q - zero_point).
+struct QuantParams {
+  double scale = 1.0;
+  int64_t zero_point = 0;
+};
+
+/// The uint8 parameters that cover [lo, hi] (widened to hold 0, so zero is exact: padding and
+/// ReLU's floor). Values after a ReLU (lo = 0) get zero_point 0 and all 256 levels above it.
+QuantParams uint8_params(double lo, double hi);
+
+/// x float [N, C, H, W] -> uint8 [N, C, H, W] channels-last: round(x / scale) + zero_point,
+/// clamped to [0, 255].
+torch::Tensor quantize_uint8(const torch::Tensor& x, const QuantParams& params);
+/// q uint8 -> float: scale * (q - zero_point), in q's memory format.
+torch::Tensor dequantize_uint8(const torch::Tensor& q, const QuantParams& params);
+
+/// A convolution's weight quantized for oneDNN's int8 kernels: per output channel symmetric
+/// int8 (scale = max |w| / 127 of the channel), packed for inputs of one shape and scale.
+struct QuantizedConvWeight {
+  torch::Tensor packed;       ///< opaque oneDNN tensor
+  torch::Tensor scales;       ///< float32 [C_out]
+  torch::Tensor zero_points;  ///< int64 [C_out], zeros
+  torch::Tensor bias;         ///< float32 [C_out] (the folded BatchNorm's shift), kept in float
+  FusedConvSpec spec;
+};
+
+/// Whether this libtorch has oneDNN's int8 convolution operators (`onednn::qconv_prepack`,
+/// `onednn::qconv2d_pointwise` and its `.binary` form: what PyTorch 2's X86InductorQuantizer
+/// lowers to).
+bool quantized_conv_available();
+
+/// weight float [C_out, C_in/groups, kH, kW], bias float [C_out] -> the int8 weight packed for
+/// uint8 inputs quantized with `input` of sizes `input_sizes` [N, C_in, H, W].
+QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
+                                         const FusedConvSpec& spec, const QuantParams& input,
+                                         at::IntArrayRef input_sizes);
+
+/// qx uint8 [N, C_in, H, W] (quantized with `input`) -> relu?(conv(x) + bias) as uint8
+/// quantized with `output` [N, C_out, H', W'] channels-last; int32 accumulation in oneDNN.
+torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, const QuantizedConvWeight& weight,
+                             const QuantParams& output, bool relu);
+
+/// relu(conv(x) + bias + accum) as uint8 quantized with `output`, where accum uint8 (the
+/// block's shortcut, quantized with `accum_params`) has the output's sizes. oneDNN sums into
+/// accum's buffer: it is consumed.
+torch::Tensor quantized_conv_add_relu(const torch::Tensor& qx, const QuantParams& input,
+                                      const QuantizedConvWeight& weight, torch::Tensor accum,
+                                      const QuantParams& accum_params, const QuantParams& output);
+
+}  // namespace splitshare::nn
