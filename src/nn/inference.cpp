@@ -188,7 +188,10 @@ HeadOutput InferenceModel::forward(const torch::Tensor& images) const {
   auto packs = shared ? *shared : Packs(convs_);
   const auto features = backbone(std::move(x), packs);
   if (mkldnn_ && !shared) cache_->store(sizes, std::make_shared<const Packs>(std::move(packs)));
+  return head_forward(features);
+}
 
+HeadOutput InferenceModel::head_forward(const torch::Tensor& features) const {
   HeadOutput out;
   std::vector<torch::Tensor> inputs, weights, biases;
   for (const auto& p : head_) {

@@ -47,6 +47,11 @@ class InferenceModel {
   /// and per-sub-classifier logits (S x [N, K]). Runs under InferenceMode.
   HeadOutput forward(const torch::Tensor& images) const;
 
+  /// The folded head (and gate) on pooled features [N, F] float32 -> combined logits [N, K]
+  /// and per-sub-classifier logits (S x [N, K]): forward's last step, for backbones run
+  /// another way (QuantizedModel).
+  HeadOutput head_forward(const torch::Tensor& features) const;
+
   /// Whether the fused oneDNN path is in use.
   bool uses_mkldnn() const { return mkldnn_; }
 

@@ -68,7 +68,7 @@ QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torc
   const auto q = torch::clamp(torch::round(w / out.scales.view({-1, 1, 1, 1})), -128, 127).to(torch::kChar);
   out.packed = call(op_or_throw(prepack, "onednn::qconv_prepack"),
                     {q, out.scales, input.scale, input.zero_point, spec.stride, spec.padding, ones(), spec.groups,
-                     input_sizes.vec()});
+                     input_sizes.empty() ? c10::IValue() : c10::IValue(input_sizes.vec())});
   return out;
 }
 

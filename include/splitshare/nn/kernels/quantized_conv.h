@@ -38,7 +38,8 @@ struct QuantizedConvWeight {
 bool quantized_conv_available();
 
 /// weight float [C_out, C_in/groups, kH, kW], bias float [C_out] -> the int8 weight packed for
-/// uint8 inputs quantized with `input` of sizes `input_sizes` [N, C_in, H, W].
+/// uint8 inputs quantized with `input` of sizes `input_sizes` [N, C_in, H, W] (empty: oneDNN's
+/// layout for any shape, which may cost a reorder per call).
 QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
                                          const FusedConvSpec& spec, const QuantParams& input,
                                          at::IntArrayRef input_sizes);

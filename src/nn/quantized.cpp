@@ -1,0 +1,133 @@
+#include <splitshare/nn/quantized.h>
+
+#include <algorithm>
+
+namespace splitshare::nn {
+namespace {
+
+torch::Tensor float_conv(const InferenceModel::Conv& c, const torch::Tensor& x) {
+  return torch::conv2d(x, c.weight, c.bias, c.spec.stride, c.spec.padding, {1, 1}, c.spec.groups);
+}
+
+QuantizedConvWeight int8_weight(const InferenceModel::Conv& c, const QuantParams& input) {
+  return quantize_conv_weight(c.weight, c.bias, c.spec, input, {});
+}
+
+}  // namespace
+
+QuantizedModel::QuantizedModel(ClassifierImpl& model)
+    : folded_(std::make_shared<InferenceModel>(model, InferenceOptions().mkldnn(false).channels_last(false))) {
+  TORCH_CHECK(quantized_conv_available(), "QuantizedModel: this libtorch has no oneDNN int8 convolutions "
+              "(onednn::qconv2d_pointwise)");
+}
+
+size_t QuantizedModel::points() const {
+  size_t count = 2;  // the input and the stem's output
+  for (const auto& b : folded_->blocks()) count += (b.has_downsample ? 1 : 0) + 1 + (b.bottleneck ? 1 : 0) + 1;
+  return count;
+}
+
+void QuantizedModel::widen(size_t& point, const torch::Tensor& values) {
+  const double lo = values.min().item<double>(), hi = values.max().item<double>();
+  if (observed_.size() <= point) observed_.emplace_back(lo, hi);
+  observed_[point] = {std::min(observed_[point].first, lo), std::max(observed_[point].second, hi)};
+  ++point;
+}
+
+torch::Tensor QuantizedModel::observe_conv(const InferenceModel::Conv& c, const torch::Tensor& x, bool relu,
+                                           size_t& point) {
+  auto y = float_conv(c, x);
+  if (relu) y.relu_();
+  widen(point, y);
+  return y;
+}
+
+void QuantizedModel::observe(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 4 && images.is_floating_point(), "QuantizedModel::observe: expected float images "
+              "[N, C, H, W], got ", images.sizes(), " of ", images.scalar_type());
+  torch::InferenceMode guard;
+  auto x = images.to(torch::kFloat).contiguous();
+  size_t point = 0;
+  widen(point, x);
+  x = observe_conv(folded_->stem(), x, true, point);
+  if (folded_->imagenet_stem()) x = torch::max_pool2d(x, 3, 2, 1);
+  for (const auto& b : folded_->blocks()) {
+    auto residual = b.has_downsample ? observe_conv(b.downsample, x, false, point) : x;
+    auto y = observe_conv(b.conv1, x, true, point);
+    if (b.bottleneck) y = observe_conv(b.conv2, y, true, point);
+    // The last convolution's output is only seen after the sum and ReLU, as int8 runs it.
+    x = float_conv(b.bottleneck ? b.conv3 : b.conv2, y).add_(residual).relu_();
+    widen(point, x);
+  }
+}
+
+void QuantizedModel::quantize_block(const InferenceModel::Block& b, size_t& point, const QuantParams& input) {
+  QBlock q;
+  if (b.has_downsample) {
+    q.downsample = int8_weight(b.downsample, input);
+    q.downsample_out = point++;
+  }
+  q.conv1 = int8_weight(b.conv1, input);
+  q.conv1_out = point++;
+  auto middle = params_[q.conv1_out];
+  if (b.bottleneck) {
+    q.conv2 = int8_weight(b.conv2, middle);
+    q.conv2_out = point++;
+    q.conv3 = int8_weight(b.conv3, params_[q.conv2_out]);
+  } else {
+    q.conv2 = int8_weight(b.conv2, middle);
+  }
+  q.out = point++;
+  blocks_.push_back(std::move(q));
+}
+
+void QuantizedModel::quantize(std::vector<Range> ranges) {
+  TORCH_CHECK(ranges.size() == points(), "QuantizedModel::quantize: ", ranges.size(),
+              " activation ranges for a model with ", points(), " quantization points");
+  params_.clear();
+  blocks_.clear();
+  for (const auto& [lo, hi] : ranges) params_.push_back(uint8_params(lo, hi));
+  ranges_ = std::move(ranges);
+  stem_ = int8_weight(folded_->stem(), params_[0]);
+  size_t point = 2;
+  for (const auto& b : folded_->blocks()) {
+    const auto& input = blocks_.empty() ? params_[1] : params_[blocks_.back().out];
+    quantize_block(b, point, input);
+  }
+}
+
+torch::Tensor QuantizedModel::int8_block(const InferenceModel::Block& b, const QBlock& q, const torch::Tensor& x,
+                                         const QuantParams& input) const {
+  // The fused sum writes into the shortcut: a tensor only this block reads from here on.
+  auto residual = b.has_downsample ? quantized_conv(x, input, q.downsample, params_[q.downsample_out], false) : x;
+  const auto& residual_params = b.has_downsample ? params_[q.downsample_out] : input;
+  auto y = quantized_conv(x, input, q.conv1, params_[q.conv1_out], true);
+  if (!b.bottleneck) {
+    return quantized_conv_add_relu(y, params_[q.conv1_out], q.conv2, residual, residual_params, params_[q.out]);
+  }
+  y = quantized_conv(y, params_[q.conv1_out], q.conv2, params_[q.conv2_out], true);
+  return quantized_conv_add_relu(y, params_[q.conv2_out], q.conv3, residual, residual_params, params_[q.out]);
+}
+
+HeadOutput QuantizedModel::forward(const torch::Tensor& images) const {
+  TORCH_CHECK(quantized(), "QuantizedModel::forward: not quantized yet (observe calibration images, then quantize)");
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == folded_->stem().weight.size(1) * folded_->stem().spec.groups,
+              "QuantizedModel: expected images [N, ", folded_->stem().weight.size(1) * folded_->stem().spec.groups,
+              ", H, W], got ", images.sizes());
+  torch::InferenceMode guard;
+  auto x = quantize_uint8(images, params_[0]);
+  x = quantized_conv(x, params_[0], stem_, params_[1], true);
+  // Max-pooling commutes with the monotone quantization, so it runs on the bytes; in NCHW,
+  // because libtorch 2.14's channels-last max-pool checks uint8 sizes against uint8's range.
+  if (folded_->imagenet_stem()) {
+    x = torch::max_pool2d(x.contiguous(), 3, 2, 1).contiguous(torch::MemoryFormat::ChannelsLast);
+  }
+  auto current = params_[1];
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    x = int8_block(folded_->blocks()[i], blocks_[i], x, current);
+    current = params_[blocks_[i].out];
+  }
+  return folded_->head_forward(dequantize_uint8(x, current).mean({2, 3}));
+}
+
+}  // namespace splitshare::nn
