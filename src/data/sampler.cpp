@@ -2,7 +2,6 @@
 #include <splitshare/data/transforms.h>
 
 #include <algorithm>
-#include <set>
 
 namespace splitshare::data {
 namespace {
