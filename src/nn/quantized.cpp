@@ -1,6 +1,8 @@
 #include <splitshare/nn/quantized.h>
 
 #include <algorithm>
+#include <deque>
+#include <mutex>
 
 namespace splitshare::nn {
 namespace {
@@ -9,14 +11,32 @@ torch::Tensor float_conv(const InferenceModel::Conv& c, const torch::Tensor& x) 
   return torch::conv2d(x, c.weight, c.bias, c.spec.stride, c.spec.padding, {1, 1}, c.spec.groups);
 }
 
-QuantizedConvWeight int8_weight(const InferenceModel::Conv& c, const QuantParams& input) {
-  return quantize_conv_weight(c.weight, c.bias, c.spec, input, {});
-}
-
 }  // namespace
 
+// The packs of the last few image shapes (a model serves a few batch sizes); each set is
+// filled by one forward, then shared read-only.
+struct QuantizedModel::PackCache {
+  static constexpr size_t kShapes = 4;
+  std::mutex mutex;
+  std::deque<std::pair<std::vector<int64_t>, std::shared_ptr<const Packs>>> entries;
+
+  std::shared_ptr<const Packs> find(const std::vector<int64_t>& sizes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& [key, packs] : entries) {
+      if (key == sizes) return packs;
+    }
+    return nullptr;
+  }
+  void store(const std::vector<int64_t>& sizes, std::shared_ptr<const Packs> packs) {
+    std::lock_guard<std::mutex> lock(mutex);
+    entries.emplace_back(sizes, std::move(packs));
+    if (entries.size() > kShapes) entries.pop_front();
+  }
+};
+
 QuantizedModel::QuantizedModel(ClassifierImpl& model)
-    : folded_(std::make_shared<InferenceModel>(model, InferenceOptions().mkldnn(false).channels_last(false))) {
+    : folded_(std::make_shared<InferenceModel>(model, InferenceOptions().mkldnn(false).channels_last(false))),
+      cache_(std::make_shared<PackCache>()) {
   TORCH_CHECK(quantized_conv_available(), "QuantizedModel: this libtorch has no oneDNN int8 convolutions "
               "(onednn::qconv2d_pointwise)");
 }
@@ -61,34 +81,38 @@ void QuantizedModel::observe(const torch::Tensor& images) {
   }
 }
 
+size_t QuantizedModel::add_weight(const InferenceModel::Conv& c, const QuantParams& input) {
+  weights_.push_back(quantize_conv_weight(c.weight, c.bias, c.spec, input));
+  return weights_.size() - 1;
+}
+
 void QuantizedModel::quantize_block(const InferenceModel::Block& b, size_t& point, const QuantParams& input) {
   QBlock q;
   if (b.has_downsample) {
-    q.downsample = int8_weight(b.downsample, input);
+    q.downsample = add_weight(b.downsample, input);
     q.downsample_out = point++;
   }
-  q.conv1 = int8_weight(b.conv1, input);
+  q.conv1 = add_weight(b.conv1, input);
   q.conv1_out = point++;
-  auto middle = params_[q.conv1_out];
+  q.conv2 = add_weight(b.conv2, params_[q.conv1_out]);
   if (b.bottleneck) {
-    q.conv2 = int8_weight(b.conv2, middle);
     q.conv2_out = point++;
-    q.conv3 = int8_weight(b.conv3, params_[q.conv2_out]);
-  } else {
-    q.conv2 = int8_weight(b.conv2, middle);
+    q.conv3 = add_weight(b.conv3, params_[q.conv2_out]);
   }
   q.out = point++;
-  blocks_.push_back(std::move(q));
+  blocks_.push_back(q);
 }
 
 void QuantizedModel::quantize(std::vector<Range> ranges) {
   TORCH_CHECK(ranges.size() == points(), "QuantizedModel::quantize: ", ranges.size(),
               " activation ranges for a model with ", points(), " quantization points");
   params_.clear();
+  weights_.clear();
   blocks_.clear();
+  cache_ = std::make_shared<PackCache>();
   for (const auto& [lo, hi] : ranges) params_.push_back(uint8_params(lo, hi));
   ranges_ = std::move(ranges);
-  stem_ = int8_weight(folded_->stem(), params_[0]);
+  add_weight(folded_->stem(), params_[0]);
   size_t point = 2;
   for (const auto& b : folded_->blocks()) {
     const auto& input = blocks_.empty() ? params_[1] : params_[blocks_.back().out];
@@ -96,17 +120,30 @@ void QuantizedModel::quantize(std::vector<Range> ranges) {
   }
 }
 
+const torch::Tensor& QuantizedModel::packed(size_t conv, const torch::Tensor& x, Packs& packs) const {
+  auto& p = packs[conv];
+  if (!p.defined()) p = pack_quantized_conv(weights_[conv], x.sizes());
+  return p;
+}
+
 torch::Tensor QuantizedModel::int8_block(const InferenceModel::Block& b, const QBlock& q, const torch::Tensor& x,
-                                         const QuantParams& input) const {
+                                         const QuantParams& input, Packs& packs) const {
+  const auto conv = [&](size_t index, const torch::Tensor& in, const QuantParams& in_params, size_t out, bool relu) {
+    return quantized_conv(in, in_params, weights_[index], packed(index, in, packs), params_[out], relu);
+  };
   // The fused sum writes into the shortcut: a tensor only this block reads from here on.
-  auto residual = b.has_downsample ? quantized_conv(x, input, q.downsample, params_[q.downsample_out], false) : x;
+  auto residual = b.has_downsample ? conv(q.downsample, x, input, q.downsample_out, false) : x;
   const auto& residual_params = b.has_downsample ? params_[q.downsample_out] : input;
-  auto y = quantized_conv(x, input, q.conv1, params_[q.conv1_out], true);
-  if (!b.bottleneck) {
-    return quantized_conv_add_relu(y, params_[q.conv1_out], q.conv2, residual, residual_params, params_[q.out]);
+  auto y = conv(q.conv1, x, input, q.conv1_out, true);
+  auto last = q.conv2;
+  auto last_input = params_[q.conv1_out];
+  if (b.bottleneck) {
+    y = conv(q.conv2, y, params_[q.conv1_out], q.conv2_out, true);
+    last = q.conv3;
+    last_input = params_[q.conv2_out];
   }
-  y = quantized_conv(y, params_[q.conv1_out], q.conv2, params_[q.conv2_out], true);
-  return quantized_conv_add_relu(y, params_[q.conv2_out], q.conv3, residual, residual_params, params_[q.out]);
+  return quantized_conv_add_relu(y, last_input, weights_[last], packed(last, y, packs), residual, residual_params,
+                                 params_[q.out]);
 }
 
 HeadOutput QuantizedModel::forward(const torch::Tensor& images) const {
@@ -115,8 +152,11 @@ HeadOutput QuantizedModel::forward(const torch::Tensor& images) const {
               "QuantizedModel: expected images [N, ", folded_->stem().weight.size(1) * folded_->stem().spec.groups,
               ", H, W], got ", images.sizes());
   torch::InferenceMode guard;
+  const auto sizes = images.sizes().vec();
+  auto shared = cache_->find(sizes);
+  auto packs = shared ? *shared : Packs(weights_.size());
   auto x = quantize_uint8(images, params_[0]);
-  x = quantized_conv(x, params_[0], stem_, params_[1], true);
+  x = quantized_conv(x, params_[0], weights_[0], packed(0, x, packs), params_[1], true);
   // Max-pooling commutes with the monotone quantization, so it runs on the bytes; in NCHW,
   // because libtorch 2.14's channels-last max-pool checks uint8 sizes against uint8's range.
   if (folded_->imagenet_stem()) {
@@ -124,9 +164,10 @@ HeadOutput QuantizedModel::forward(const torch::Tensor& images) const {
   }
   auto current = params_[1];
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    x = int8_block(folded_->blocks()[i], blocks_[i], x, current);
+    x = int8_block(folded_->blocks()[i], blocks_[i], x, current, packs);
     current = params_[blocks_[i].out];
   }
+  if (!shared) cache_->store(sizes, std::make_shared<const Packs>(std::move(packs)));
   return folded_->head_forward(dequantize_uint8(x, current).mean({2, 3}));
 }
 

@@ -92,6 +92,11 @@ TEST(QuantizedModel, RangesComeFromCalibrationAndAreCheckedBeforeUse) {
       << message;
   quantized.quantize(quantized.observed());
   EXPECT_TRUE(quantized.quantized());
-  EXPECT_EQ(quantized.forward(images).logits.sizes(), (std::vector<int64_t>{4, 7}));
+  const auto four = quantized.forward(images).logits;
+  EXPECT_EQ(four.sizes(), (std::vector<int64_t>{4, 7}));
+  // Weights packed per input shape: each batch size gets its own (oneDNN may pick another kernel
+  // for it, so float rounding may differ), and a shape seen before reuses its packs.
+  EXPECT_LT(relative_error(quantized.forward(images.narrow(0, 0, 1)).logits, four.narrow(0, 0, 1)), 0.02);
+  EXPECT_TRUE(torch::equal(quantized.forward(images).logits, four));
   EXPECT_THROW(quantized.forward(torch::randn({2, 1, 16, 16})), c10::Error);
 }

@@ -55,11 +55,15 @@ TEST(QuantizedConv, Int8ConvolutionsMatchTheFloatOnesWithinAFewSteps) {
       if (after_relu) x = torch::relu(x);
       const auto w = torch::randn({24, 16, 3, 3}) * 0.1, b = torch::randn({24}) * 0.1;
       const auto input = params_of(x);
-      const auto weight = sn::quantize_conv_weight(w, b, spec, input, x.sizes());
+      const auto weight = sn::quantize_conv_weight(w, b, spec, input);
       const auto linear = torch::conv2d(x, w, b, spec.stride, spec.padding);
       const auto out_params = params_of(linear);
       const auto plain = sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, out_params, false);
       EXPECT_EQ(plain.sizes(), linear.sizes());
+      // Packed for this input's shape: the same bytes.
+      const auto packed = sn::pack_quantized_conv(weight, x.sizes());
+      EXPECT_TRUE(torch::equal(
+          sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, packed, out_params, false), plain));
       EXPECT_LE(steps_off(plain, out_params, linear), 4.0) << "relu input " << after_relu;
       const auto relu_params = params_of(torch::relu(linear));
       const auto relu = sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, relu_params, true);
@@ -76,7 +80,7 @@ TEST(QuantizedConv, TheResidualSumAndReluAreFusedIntoTheConvolution) {
   const auto x = torch::relu(torch::randn({2, 16, 8, 8}));
   const auto w = torch::randn({16, 16, 3, 3}) * 0.1, b = torch::randn({16}) * 0.1;
   const auto input = params_of(x);
-  const auto weight = sn::quantize_conv_weight(w, b, spec, input, x.sizes());
+  const auto weight = sn::quantize_conv_weight(w, b, spec, input);
   // A shortcut after a ReLU, and one from a downsampling convolution (signed: a zero point).
   for (const bool signed_shortcut : {false, true}) {
     SCOPED_TRACE(signed_shortcut);

@@ -52,22 +52,29 @@ class QuantizedModel {
   HeadOutput forward(const torch::Tensor& images) const;
 
  private:
+  // Indices into weights_ (the convolutions) and params_ (the activations).
   struct QBlock {
-    QuantizedConvWeight conv1, conv2, conv3, downsample;
-    // Indices into params_ of the outputs (downsample_out only with a downsample).
+    size_t conv1 = 0, conv2 = 0, conv3 = 0, downsample = 0;
     size_t conv1_out = 0, conv2_out = 0, downsample_out = 0, out = 0;
   };
+  // Every convolution's weight packed for the input shape it sees with one image shape.
+  using Packs = std::vector<torch::Tensor>;
+  struct PackCache;
+
   void widen(size_t& point, const torch::Tensor& values);
   torch::Tensor observe_conv(const InferenceModel::Conv& c, const torch::Tensor& x, bool relu, size_t& point);
+  size_t add_weight(const InferenceModel::Conv& c, const QuantParams& input);
   void quantize_block(const InferenceModel::Block& b, size_t& point, const QuantParams& input);
+  const torch::Tensor& packed(size_t conv, const torch::Tensor& x, Packs& packs) const;
   torch::Tensor int8_block(const InferenceModel::Block& b, const QBlock& q, const torch::Tensor& x,
-                           const QuantParams& input) const;
+                           const QuantParams& input, Packs& packs) const;
 
   std::shared_ptr<InferenceModel> folded_;
   std::vector<Range> observed_, ranges_;
   std::vector<QuantParams> params_;
-  QuantizedConvWeight stem_;
+  std::vector<QuantizedConvWeight> weights_;  // the stem first
   std::vector<QBlock> blocks_;
+  std::shared_ptr<PackCache> cache_;
 };
 
 }  // namespace splitshare::nn

@@ -53,31 +53,41 @@ bool quantized_conv_available() {
 }
 
 QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
-                                         const FusedConvSpec& spec, const QuantParams& input,
-                                         at::IntArrayRef input_sizes) {
+                                         const FusedConvSpec& spec, const QuantParams& input) {
   TORCH_CHECK(weight.dim() == 4, "quantize_conv_weight: expected a 4-d weight, got ", weight.sizes());
   TORCH_CHECK(bias.defined() && bias.dim() == 1 && bias.size(0) == weight.size(0), "quantize_conv_weight: expected a "
               "bias of ", weight.size(0), " values");
-  static const auto prepack = find_op("onednn::qconv_prepack", "");
   const auto w = weight.to(torch::kFloat).contiguous();
   QuantizedConvWeight out;
   out.scales = std::get<0>(w.abs().flatten(1).max(1)).clamp_min(1e-12) / 127.0;
   out.zero_points = torch::zeros({weight.size(0)}, torch::kLong);
   out.bias = bias.to(torch::kFloat).contiguous();
   out.spec = spec;
-  const auto q = torch::clamp(torch::round(w / out.scales.view({-1, 1, 1, 1})), -128, 127).to(torch::kChar);
-  out.packed = call(op_or_throw(prepack, "onednn::qconv_prepack"),
-                    {q, out.scales, input.scale, input.zero_point, spec.stride, spec.padding, ones(), spec.groups,
-                     input_sizes.empty() ? c10::IValue() : c10::IValue(input_sizes.vec())});
+  out.input = input;
+  out.int8 = torch::clamp(torch::round(w / out.scales.view({-1, 1, 1, 1})), -128, 127).to(torch::kChar);
+  out.packed = pack_quantized_conv(out, {});
   return out;
+}
+
+torch::Tensor pack_quantized_conv(const QuantizedConvWeight& weight, at::IntArrayRef input_sizes) {
+  static const auto prepack = find_op("onednn::qconv_prepack", "");
+  return call(op_or_throw(prepack, "onednn::qconv_prepack"),
+              {weight.int8, weight.scales, weight.input.scale, weight.input.zero_point, weight.spec.stride,
+               weight.spec.padding, ones(), weight.spec.groups,
+               input_sizes.empty() ? c10::IValue() : c10::IValue(input_sizes.vec())});
 }
 
 torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, const QuantizedConvWeight& weight,
                              const QuantParams& output, bool relu) {
+  return quantized_conv(qx, input, weight, weight.packed, output, relu);
+}
+
+torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, const QuantizedConvWeight& weight,
+                             const torch::Tensor& packed, const QuantParams& output, bool relu) {
   static const auto op = find_op("onednn::qconv2d_pointwise", "");
   TORCH_CHECK(qx.scalar_type() == torch::kByte, "quantized_conv: expected a uint8 input, got ", qx.scalar_type());
   return call(op_or_throw(op, "onednn::qconv2d_pointwise"),
-              {qx, input.scale, input.zero_point, weight.packed, weight.scales, weight.zero_points, weight.bias,
+              {qx, input.scale, input.zero_point, packed, weight.scales, weight.zero_points, weight.bias,
                weight.spec.stride, weight.spec.padding, ones(), weight.spec.groups, output.scale, output.zero_point,
                c10::IValue(), std::string(relu ? "relu" : "none"), no_scalars(), c10::IValue(std::string())});
 }
@@ -85,12 +95,19 @@ torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, 
 torch::Tensor quantized_conv_add_relu(const torch::Tensor& qx, const QuantParams& input,
                                       const QuantizedConvWeight& weight, torch::Tensor accum,
                                       const QuantParams& accum_params, const QuantParams& output) {
+  return quantized_conv_add_relu(qx, input, weight, weight.packed, std::move(accum), accum_params, output);
+}
+
+torch::Tensor quantized_conv_add_relu(const torch::Tensor& qx, const QuantParams& input,
+                                      const QuantizedConvWeight& weight, const torch::Tensor& packed,
+                                      torch::Tensor accum, const QuantParams& accum_params,
+                                      const QuantParams& output) {
   static const auto op = find_op("onednn::qconv2d_pointwise", "binary");
   TORCH_CHECK(qx.scalar_type() == torch::kByte && accum.scalar_type() == torch::kByte,
               "quantized_conv_add_relu: expected uint8 input and shortcut, got ", qx.scalar_type(), " and ",
               accum.scalar_type());
   return call(op_or_throw(op, "onednn::qconv2d_pointwise.binary"),
-              {qx, input.scale, input.zero_point, weight.packed, weight.scales, weight.zero_points, accum, weight.bias,
+              {qx, input.scale, input.zero_point, packed, weight.scales, weight.zero_points, accum, weight.bias,
                weight.spec.stride, weight.spec.padding, ones(), weight.spec.groups, output.scale, output.zero_point,
                c10::IValue(), accum_params.scale, accum_params.zero_point, std::string("sum"), c10::Scalar(1.0),
                c10::IValue(std::string("relu")), no_scalars(), c10::IValue(std::string())});

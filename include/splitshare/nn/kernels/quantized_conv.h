@@ -23,13 +23,16 @@ torch::Tensor quantize_uint8(const torch::Tensor& x, const QuantParams& params);
 torch::Tensor dequantize_uint8(const torch::Tensor& q, const QuantParams& params);
 
 /// A convolution's weight quantized for oneDNN's int8 kernels: per output channel symmetric
-/// int8 (scale = max |w| / 127 of the channel), packed for inputs of one shape and scale.
+/// int8 (scale = max |w| / 127 of the channel), for uint8 inputs quantized with `input`.
 struct QuantizedConvWeight {
-  torch::Tensor packed;       ///< opaque oneDNN tensor
+  torch::Tensor int8;         ///< int8 [C_out, C_in/groups, kH, kW]
   torch::Tensor scales;       ///< float32 [C_out]
   torch::Tensor zero_points;  ///< int64 [C_out], zeros
   torch::Tensor bias;         ///< float32 [C_out] (the folded BatchNorm's shift), kept in float
   FusedConvSpec spec;
+  QuantParams input;
+  /// pack_quantized_conv(*this, {}): for inputs of any shape.
+  torch::Tensor packed;
 };
 
 /// Whether this libtorch has oneDNN's int8 convolution operators (`onednn::qconv_prepack`,
@@ -37,17 +40,22 @@ struct QuantizedConvWeight {
 /// lowers to).
 bool quantized_conv_available();
 
-/// weight float [C_out, C_in/groups, kH, kW], bias float [C_out] -> the int8 weight packed for
-/// uint8 inputs quantized with `input` of sizes `input_sizes` [N, C_in, H, W] (empty: oneDNN's
-/// layout for any shape, which may cost a reorder per call).
+/// weight float [C_out, C_in/groups, kH, kW], bias float [C_out] -> the int8 weight for uint8
+/// inputs quantized with `input`, packed for inputs of any shape.
 QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
-                                         const FusedConvSpec& spec, const QuantParams& input,
-                                         at::IntArrayRef input_sizes);
+                                         const FusedConvSpec& spec, const QuantParams& input);
+
+/// `weight` packed into oneDNN's layout for inputs of `input_sizes` [N, C_in, H, W] (empty: for
+/// any shape, which costs a reorder of the weight on every call: 2.5x slower at batch 1).
+torch::Tensor pack_quantized_conv(const QuantizedConvWeight& weight, at::IntArrayRef input_sizes);
 
 /// qx uint8 [N, C_in, H, W] (quantized with `input`) -> relu?(conv(x) + bias) as uint8
 /// quantized with `output` [N, C_out, H', W'] channels-last; int32 accumulation in oneDNN.
 torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, const QuantizedConvWeight& weight,
                              const QuantParams& output, bool relu);
+/// The same with `packed` (pack_quantized_conv for qx's sizes) instead of weight.packed.
+torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, const QuantizedConvWeight& weight,
+                             const torch::Tensor& packed, const QuantParams& output, bool relu);
 
 /// relu(conv(x) + bias + accum) as uint8 quantized with `output`, where accum uint8 (the
 /// block's shortcut, quantized with `accum_params`) has the output's sizes. oneDNN sums into
@@ -55,5 +63,10 @@ torch::Tensor quantized_conv(const torch::Tensor& qx, const QuantParams& input, 
 torch::Tensor quantized_conv_add_relu(const torch::Tensor& qx, const QuantParams& input,
                                       const QuantizedConvWeight& weight, torch::Tensor accum,
                                       const QuantParams& accum_params, const QuantParams& output);
+/// The same with `packed` (pack_quantized_conv for qx's sizes) instead of weight.packed.
+torch::Tensor quantized_conv_add_relu(const torch::Tensor& qx, const QuantParams& input,
+                                      const QuantizedConvWeight& weight, const torch::Tensor& packed,
+                                      torch::Tensor accum, const QuantParams& accum_params,
+                                      const QuantParams& output);
 
 }  // namespace splitshare::nn
