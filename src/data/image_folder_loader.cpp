@@ -1,5 +1,7 @@
 #include <splitshare/data/image_folder.h>
 
+#include "shuffle.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -193,11 +195,8 @@ void ImageFolderLoader::Impl::start_epoch(int64_t new_epoch, int64_t start) {
     std::mt19937_64 rng(shuffle_seed(loader.seed(), new_epoch));
     all = weighted_draws(loader.sample_weights(), n, rng);
   } else if (loader.shuffle()) {
-    // Fisher-Yates with an explicit engine: the same order on every platform.
     std::mt19937_64 rng(shuffle_seed(loader.seed(), new_epoch));
-    for (int64_t i = n - 1; i > 0; --i) {
-      std::swap(all[i], all[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
-    }
+    shuffle_in_place(all, rng);
   }
   // Positions [start, end) remain (whole rounds of world_size when dropping the last batch).
   const int64_t world = loader.world_size();

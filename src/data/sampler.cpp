@@ -1,18 +1,12 @@
 #include <splitshare/data/loader.h>
 #include <splitshare/data/transforms.h>
 
+#include "shuffle.h"
+
 #include <algorithm>
 
 namespace splitshare::data {
 namespace {
-
-// Fisher-Yates with an explicit engine: the same order on every platform.
-template <typename T>
-void shuffle_in_place(std::vector<T>& values, std::mt19937_64& rng) {
-  for (int64_t i = static_cast<int64_t>(values.size()) - 1; i > 0; --i) {
-    std::swap(values[i], values[static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1))]);
-  }
-}
 
 // The samples of `shards` (ascending sample order within each), through a shuffle buffer.
 std::vector<int64_t> buffered_stream(const std::vector<std::vector<int64_t>>& samples_of,
