@@ -144,6 +144,15 @@ inline void expect_matches(const torch::Tensor& logits, const torch::Tensor& hea
   expect_close(head_logits, torch::stack(want.head_logits), kTolerance);
 }
 
+// Whether the venv has onnx and onnxruntime (a failure where the build requires the venv).
+inline bool have_onnx() {
+  if (!have_python_torch()) return false;
+  std::string output;
+  const bool ok = run_command(std::string(python()) + " -c 'import onnx, onnxruntime'", &output) == 0;
+  if (!ok && SPLITSHARE_PYTHON_REQUIRED) ADD_FAILURE() << "the venv has no onnx/onnxruntime (scripts/setup): " << output;
+  return ok;
+}
+
 inline void write_floats(const std::string& path, const torch::Tensor& x) {
   const auto c = x.contiguous();
   write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float)));

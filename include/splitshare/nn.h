@@ -9,6 +9,7 @@
 #include <splitshare/nn/inference.h>
 #include <splitshare/nn/kernels/fused_conv.h>
 #include <splitshare/nn/kernels/quantized_conv.h>
+#include <splitshare/nn/predictor.h>
 #include <splitshare/nn/quantized.h>
 #include <splitshare/nn/resnet.h>
 #include <splitshare/nn/split_and_share.h>

@@ -346,6 +346,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device) 
               loaded.metadata.model.arch(), ", head ", nn::to_string(loaded.metadata.model.head().kind()), ", ",
               loaded.metadata.model.num_classes(), " classes):\n", mismatch.describe());
   loaded.model->to(device);
+  loaded.quantization = read_quantization(path);
+  loaded.path = path;
   return loaded;
 }
 

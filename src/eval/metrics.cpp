@@ -125,7 +125,7 @@ void Accumulator::reduce(const Reducer& sum) {
   for (size_t h = 0; h < head_correct_.size(); ++h) head_correct_[h] = std::llround(v[8 + h]);
 }
 
-nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::Tensor& images) {
+nn::HeadOutput flip_mean_forward(const nn::Predictor& model, const torch::Tensor& images) {
   auto output = model.forward(images);
   const auto mirrored = model.forward(images.flip(3));
   output.logits = (output.logits + mirrored.logits) / 2;
@@ -139,7 +139,12 @@ nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::T
 EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool keep_probabilities,
                     torch::Device device, const Reducer& reduce, torch::Dtype dtype, bool flip_tta) {
   // Folded from the current weights on every call, so the trainer's validation sees each epoch's.
-  const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(dtype));
+  return evaluate(nn::InferenceModel(model, nn::InferenceOptions().dtype(dtype)), stream, keep_probabilities, device,
+                  reduce, flip_tta);
+}
+
+EvalResult evaluate(const nn::Predictor& model, data::BatchStream& stream, bool keep_probabilities,
+                    torch::Device device, const Reducer& reduce, bool flip_tta) {
   Accumulator acc;
   acc.keep_probabilities(keep_probabilities);
   {
@@ -147,7 +152,7 @@ EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool k
     stream.reset(0);
     while (auto batch = stream.next()) {
       const auto images = batch->images.to(device);
-      acc.add(flip_tta ? flip_mean_forward(folded, images) : folded.forward(images), batch->labels.to(device));
+      acc.add(flip_tta ? flip_mean_forward(model, images) : model.forward(images), batch->labels.to(device));
     }
   }
   acc.reduce(reduce);

@@ -39,15 +39,19 @@ std::string name_of(const std::vector<std::string>& classes, int64_t index) {
 
 std::vector<Mistake> most_confident_mistakes(nn::ClassifierImpl& model, data::BatchStream& stream, int64_t count,
                                              torch::Device device, torch::Dtype dtype) {
+  return most_confident_mistakes(nn::InferenceModel(model, nn::InferenceOptions().dtype(dtype)), stream, count, device);
+}
+
+std::vector<Mistake> most_confident_mistakes(const nn::Predictor& model, data::BatchStream& stream, int64_t count,
+                                             torch::Device device) {
   TORCH_CHECK(count >= 0, "most_confident_mistakes: count must be >= 0, got ", count);
   std::vector<Mistake> kept;
   if (count == 0) return kept;
-  const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(dtype));
   torch::InferenceMode guard;
   stream.reset(0);
   int64_t seen = 0;
   while (auto batch = stream.next()) {
-    const auto logits = folded.forward(batch->images.to(device)).logits;
+    const auto logits = model.forward(batch->images.to(device)).logits;
     auto candidates = batch_mistakes(logits, *batch, seen, count);
     seen += batch->labels.size(0);
     kept.insert(kept.end(), std::make_move_iterator(candidates.begin()), std::make_move_iterator(candidates.end()));

@@ -55,7 +55,7 @@ std::vector<Prediction> predict(nn::ClassifierImpl& model, const torch::Tensor& 
   return predict(nn::InferenceModel(model, nn::InferenceOptions().dtype(options.dtype())), images, classes, options);
 }
 
-std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Tensor& images,
+std::vector<Prediction> predict(const nn::Predictor& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options) {
   TORCH_CHECK(images.dim() == 4, "predict: expected images [N, C, H, W], got ", images.sizes());
   TORCH_CHECK(options.topk() >= 1, "predict: topk must be positive, got ", options.topk());

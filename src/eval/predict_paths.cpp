@@ -99,6 +99,15 @@ PredictRun predict_paths(nn::ClassifierImpl& model, const data::Preprocess& prep
                          const std::vector<std::string>& classes, const std::vector<std::string>& paths,
                          const PredictOptions& options, const std::function<void(std::vector<Prediction>&)>& on_batch,
                          const std::function<void(int64_t, int64_t)>& on_progress) {
+  model.eval();
+  return predict_paths(nn::InferenceModel(model, nn::InferenceOptions().dtype(options.dtype())), preprocess, classes,
+                       paths, options, on_batch, on_progress);
+}
+
+PredictRun predict_paths(const nn::Predictor& model, const data::Preprocess& preprocess,
+                         const std::vector<std::string>& classes, const std::vector<std::string>& paths,
+                         const PredictOptions& options, const std::function<void(std::vector<Prediction>&)>& on_batch,
+                         const std::function<void(int64_t, int64_t)>& on_progress) {
   TORCH_CHECK(options.batch_size() >= 1, "predict: batch_size must be positive, got ", options.batch_size());
   TORCH_CHECK(options.workers() >= 0, "predict: workers must be >= 0, got ", options.workers());
   PredictRun run;
@@ -110,12 +119,10 @@ PredictRun predict_paths(nn::ClassifierImpl& model, const data::Preprocess& prep
   data::ImageFolderLoader loader(std::move(index), loader_transform(preprocess),
                                  data::LoaderOptions().batch_size(options.batch_size()).workers(options.workers())
                                      .strict(options.strict()));
-  model.eval();
-  const nn::InferenceModel folded(model, nn::InferenceOptions().dtype(options.dtype()));
   loader.reset(0);
   int64_t done = 0;
   while (auto batch = loader.next()) {
-    auto part = predict(folded, batch->images, classes, options);
+    auto part = predict(model, batch->images, classes, options);
     for (size_t i = 0; i < part.size(); ++i) part[i].path = paths[static_cast<size_t>(batch->indices[i].item<int64_t>())];
     run.predicted += static_cast<int64_t>(part.size());
     done += batch->images.size(0);

@@ -1,4 +1,4 @@
-// The reference evaluator of detail::OnnxGraph: each operator export_onnx.cpp writes, run with
+// The reference evaluator of detail::OnnxGraph: each operator onnx.cpp and onnx_int8.cpp write, run with
 // the aten operator of the same meaning (ONNX operator semantics, opset 13 and later).
 #include "onnx_graph.h"
 
@@ -93,6 +93,36 @@ torch::Tensor one_hot(const Values& v, const OnnxNode& n) {
   return values[0] + hot * (values[1] - values[0]);
 }
 
+// The scale or zero point of (De)QuantizeLinear shaped to broadcast along `axis` of x: a scalar
+// (per tensor) as it is, a 1-D tensor (per axis) as [1, ..., C, ..., 1].
+torch::Tensor along_axis(const torch::Tensor& p, const torch::Tensor& x, const OnnxNode& n) {
+  if (p.dim() == 0 || p.numel() == 1) return p.reshape({});
+  auto axis = n.int_or("axis", 1);
+  if (axis < 0) axis += x.dim();
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[static_cast<size_t>(axis)] = p.numel();
+  return p.reshape(shape);
+}
+
+// QuantizeLinear: saturate(round_half_even(x / scale) + zero_point) in the zero point's type.
+torch::Tensor quantize_linear(const Values& v, const OnnxNode& n) {
+  const auto& x = value(v, n, 0);
+  const auto& zero = value(v, n, 2);
+  const bool unsigned8 = zero.scalar_type() == torch::kByte;
+  TORCH_CHECK(unsigned8 || zero.scalar_type() == torch::kChar, "ONNX graph: node ", n.name,
+              ": only uint8 and int8 QuantizeLinear are evaluated");
+  const auto scale = along_axis(value(v, n, 1), x, n);
+  const auto q = torch::round(x / scale) + along_axis(zero, x, n).to(torch::kFloat);
+  return q.clamp(unsigned8 ? 0 : -128, unsigned8 ? 255 : 127).to(zero.scalar_type());
+}
+
+// DequantizeLinear: (x - zero_point) * scale, float32.
+torch::Tensor dequantize_linear(const Values& v, const OnnxNode& n) {
+  const auto& x = value(v, n, 0);
+  const auto zero = n.inputs.size() > 2 ? along_axis(value(v, n, 2), x, n).to(torch::kFloat) : torch::zeros({});
+  return (x.to(torch::kFloat) - zero) * along_axis(value(v, n, 1), x, n);
+}
+
 torch::Tensor run(const Values& v, const OnnxNode& n) {
   using Op = std::function<torch::Tensor(const Values&, const OnnxNode&)>;
   const std::map<std::string, Op> ops = {
@@ -104,6 +134,8 @@ torch::Tensor run(const Values& v, const OnnxNode& n) {
       {"Reshape", reshape},
       {"ArgMax", arg_max},
       {"OneHot", one_hot},
+      {"QuantizeLinear", quantize_linear},
+      {"DequantizeLinear", dequantize_linear},
       {"Transpose", [](const Values& v, const OnnxNode& n) { return value(v, n, 0).permute(n.attribute("perm").ints); }},
       {"LogSoftmax",
        [](const Values& v, const OnnxNode& n) { return torch::log_softmax(value(v, n, 0), n.int_or("axis", -1)); }},

@@ -6,7 +6,24 @@ namespace splitshare::train::detail {
 namespace {
 
 // onnx.proto's TensorProto.DataType and AttributeProto.AttributeType values we write.
-constexpr int64_t kFloat = 1, kInt64 = 7;
+constexpr int64_t kFloat = 1, kUInt8 = 2, kInt8 = 3, kInt32 = 6, kInt64 = 7;
+
+int64_t data_type(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat:
+      return kFloat;
+    case torch::kByte:
+      return kUInt8;
+    case torch::kChar:
+      return kInt8;
+    case torch::kInt:
+      return kInt32;
+    case torch::kLong:
+      return kInt64;
+    default:
+      TORCH_CHECK(false, "ONNX graph: no ONNX element type for ", type);
+  }
+}
 constexpr int64_t kAttrFloat = 1, kAttrInt = 2, kAttrInts = 7;
 
 // A protobuf message being written: fields appended in the wire format
@@ -57,7 +74,7 @@ bool little_endian() {
 Message tensor_proto(const std::string& name, const torch::Tensor& t) {
   Message m;
   for (const auto d : t.sizes()) m.varint(1, d);
-  m.varint(2, t.scalar_type() == torch::kLong ? kInt64 : kFloat);
+  m.varint(2, data_type(t.scalar_type()));
   m.text(8, name);
   m.bytes(9, static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
   return m;
@@ -161,8 +178,10 @@ int64_t OnnxNode::int_or(const std::string& key, int64_t fallback) const {
 }
 
 const std::string& OnnxGraph::constant(const std::string& name, const torch::Tensor& value) {
-  TORCH_CHECK(value.scalar_type() == torch::kFloat || value.scalar_type() == torch::kLong,
-              "ONNX graph: initializer ", name, " has type ", value.scalar_type(), " (float32 or int64 expected)");
+  const auto type = value.scalar_type();
+  TORCH_CHECK(type == torch::kFloat || type == torch::kLong || type == torch::kInt || type == torch::kChar ||
+                  type == torch::kByte,
+              "ONNX graph: initializer ", name, " has type ", type, " (float32, int64, int32, int8 or uint8 expected)");
   initializers.emplace_back(name, value.detach().to(torch::kCPU).contiguous().clone());
   return initializers.back().first;
 }

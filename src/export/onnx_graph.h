@@ -50,7 +50,7 @@ struct OnnxValue {
   std::vector<OnnxDim> dims;
 };
 
-/// Nodes in topological order, initializers (float32 or int64 CPU tensors) and the
+/// Nodes in topological order, initializers (float32, int64, int32, int8 or uint8 CPU tensors) and the
 /// graph's inputs and outputs.
 struct OnnxGraph {
   std::string name = "splitshare";

@@ -43,7 +43,7 @@ QuantizedModel::QuantizedModel(ClassifierImpl& model)
 
 size_t QuantizedModel::points() const {
   size_t count = 2;  // the input and the stem's output
-  for (const auto& b : folded_->blocks()) count += (b.has_downsample ? 1 : 0) + 1 + (b.bottleneck ? 1 : 0) + 1;
+  for (const auto& b : folded_->blocks()) count += (b.has_downsample ? 1 : 0) + 1 + (b.bottleneck ? 1 : 0) + 2;
   return count;
 }
 
@@ -75,8 +75,12 @@ void QuantizedModel::observe(const torch::Tensor& images) {
     auto residual = b.has_downsample ? observe_conv(b.downsample, x, false, point) : x;
     auto y = observe_conv(b.conv1, x, true, point);
     if (b.bottleneck) y = observe_conv(b.conv2, y, true, point);
-    // The last convolution's output is only seen after the sum and ReLU, as int8 runs it.
-    x = float_conv(b.bottleneck ? b.conv3 : b.conv2, y).add_(residual).relu_();
+    // int8 runs the last convolution, the sum and the ReLU as one kernel and needs only the
+    // block's output range; a graph of separate operators (the QDQ ONNX export) also needs
+    // the convolution's own.
+    x = float_conv(b.bottleneck ? b.conv3 : b.conv2, y);
+    widen(point, x);
+    x.add_(residual).relu_();
     widen(point, x);
   }
 }
@@ -87,7 +91,7 @@ size_t QuantizedModel::add_weight(const InferenceModel::Conv& c, const QuantPara
 }
 
 void QuantizedModel::quantize_block(const InferenceModel::Block& b, size_t& point, const QuantParams& input) {
-  QBlock q;
+  Int8Block q;
   if (b.has_downsample) {
     q.downsample = add_weight(b.downsample, input);
     q.downsample_out = point++;
@@ -99,6 +103,7 @@ void QuantizedModel::quantize_block(const InferenceModel::Block& b, size_t& poin
     q.conv2_out = point++;
     q.conv3 = add_weight(b.conv3, params_[q.conv2_out]);
   }
+  q.last_out = point++;
   q.out = point++;
   blocks_.push_back(q);
 }
@@ -126,7 +131,7 @@ const torch::Tensor& QuantizedModel::packed(size_t conv, const torch::Tensor& x,
   return p;
 }
 
-torch::Tensor QuantizedModel::int8_block(const InferenceModel::Block& b, const QBlock& q, const torch::Tensor& x,
+torch::Tensor QuantizedModel::int8_block(const InferenceModel::Block& b, const Int8Block& q, const torch::Tensor& x,
                                          const QuantParams& input, Packs& packs) const {
   const auto conv = [&](size_t index, const torch::Tensor& in, const QuantParams& in_params, size_t out, bool relu) {
     return quantized_conv(in, in_params, weights_[index], packed(index, in, packs), params_[out], relu);

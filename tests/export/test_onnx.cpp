@@ -22,6 +22,7 @@ using splitshare::testing::eval_forward;
 using splitshare::testing::expect_error;
 using splitshare::testing::expect_matches;
 using splitshare::testing::from_json;
+using splitshare::testing::have_onnx;
 using splitshare::testing::heads;
 using splitshare::testing::kTolerance;
 using splitshare::testing::metadata_of;
@@ -33,15 +34,6 @@ using splitshare::testing::write_floats;
 namespace {
 
 const std::string kCli = SPLITSHARE_CLI;
-
-bool have_onnx() {
-  if (!splitshare::testing::have_python_torch()) return false;
-  std::string output;
-  const bool ok =
-      run_command(std::string(splitshare::testing::python()) + " -c 'import onnx, onnxruntime'", &output) == 0;
-  if (!ok && SPLITSHARE_PYTHON_REQUIRED) ADD_FAILURE() << "the venv has no onnx/onnxruntime (scripts/setup): " << output;
-  return ok;
-}
 
 // Checks each file with onnx.checker (full_check: strict shape inference too) and runs it with
 // ONNX Runtime's CPU provider; returns outputs, metadata and graph facts by file.

@@ -31,10 +31,10 @@ std::vector<std::string> class_names(const train::CheckpointMetadata& m, const s
 }
 
 // The most confident mistakes of `model` as a contact sheet at `path`; their list for --json.
-nlohmann::json write_misclassified(nn::ClassifierImpl& model, data::BatchStream& stream,
+nlohmann::json write_misclassified(const nn::Predictor& model, data::BatchStream& stream,
                                    const train::CheckpointMetadata& m, const std::vector<std::string>& classes,
-                                   int64_t count, const std::string& path, torch::Dtype dtype) {
-  const auto mistakes = eval::most_confident_mistakes(model, stream, count, torch::kCPU, dtype);
+                                   int64_t count, const std::string& path) {
+  const auto mistakes = eval::most_confident_mistakes(model, stream, count, torch::kCPU);
   if (mistakes.empty()) {
     std::fprintf(stderr, "eval: no misclassified samples; %s not written\n", path.c_str());
   } else {
@@ -172,14 +172,14 @@ int run_eval(int argc, char** argv) {
       bundle = data::open_data(spec, data::evaluation_options(data_opts, m.preprocess));
       opened_for = m.preprocess;
     }
-    auto result = eval::evaluate(*loaded.model, *bundle.val, /*keep_probabilities=*/paths.size() > 1, torch::kCPU,
-                                 nullptr, dtype, flip);
+    const auto model = inference_model(*args, loaded, dtype, "eval");
+    auto result = eval::evaluate(*model, *bundle.val, /*keep_probabilities=*/paths.size() > 1, torch::kCPU, nullptr, flip);
     const auto classes = class_names(m, probe.classes);
     auto per_class = eval::per_class_report(result, classes);
     members.push_back({path, std::move(result), std::move(per_class)});
     if (misclassified > 0) {
-      mistakes = write_misclassified(*loaded.model, *bundle.val, m, classes, misclassified,
-                                     (*args)["misclassified-out"].as<std::string>(), dtype);
+      mistakes = write_misclassified(*model, *bundle.val, m, classes, misclassified,
+                                     (*args)["misclassified-out"].as<std::string>());
     }
   }
   const auto out = eval_json(members, mistakes);

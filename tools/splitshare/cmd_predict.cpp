@@ -145,6 +145,8 @@ int run_predict(int argc, char** argv) {
   TORCH_CHECK(size >= 0, "--size must be >= 0, got ", size);
   const auto checkpoint = (*args)["checkpoint"].as<std::string>();
   auto loaded = train::load_checkpoint(checkpoint);
+  loaded.model->eval();
+  const auto model = inference_model(*args, loaded, popts.dtype(), "predict");
   const auto paths = eval::expand_image_arguments((*args)["images"].as<std::vector<std::string>>());
   check_outputs(*args, paths, checkpoint);
   const util::StopSignals signals;
@@ -157,7 +159,7 @@ int run_predict(int argc, char** argv) {
   util::ProgressBar bar("predict", static_cast<int64_t>(paths.size()), !args->count("no-progress") && paths.size() > 64);
   eval::PredictRun run;
   try {
-    run = eval::predict_paths(*loaded.model, preprocess, classes, paths, popts,
+    run = eval::predict_paths(*model, preprocess, classes, paths, popts,
       [&](std::vector<eval::Prediction>& batch) {
         if (signals.pending()) throw Stopped{signals.pending()};
         for (auto& p : batch) {

@@ -13,6 +13,7 @@ int run_pack(int argc, char** argv);
 int run_export(int argc, char** argv);
 int run_select(int argc, char** argv);
 int run_predict(int argc, char** argv);
+int run_quantize(int argc, char** argv);
 int run_gradcam(int argc, char** argv);
 int run_report(int argc, char** argv);
 int run_launch(int argc, char** argv);

@@ -27,6 +27,8 @@ constexpr Command kCommands[] = {
     {"pack", "pack a data set into WebDataset shards, decoded and resized once", splitshare::cli::run_pack},
     {"export", "write a checkpoint as an ONNX or TorchScript file that runs without splitshare",
      splitshare::cli::run_export},
+    {"quantize", "int8 post-training quantization of a checkpoint, calibrated on images (eval, predict, export run it)",
+     splitshare::cli::run_quantize},
     {"select", "train a head-selection gate on a trained SSM or k-FC model (towards the oracle)",
      splitshare::cli::run_select},
     {"predict", "classify image files with a checkpoint", splitshare::cli::run_predict},

@@ -345,6 +345,19 @@ torch::Dtype inference_dtype(const cxxopts::ParseResult& args, const torch::Devi
   return train::dtype_of(choice.precision);
 }
 
+std::unique_ptr<nn::Predictor> inference_model(const cxxopts::ParseResult& args, const train::LoadedCheckpoint& loaded,
+                                               torch::Dtype dtype, const char* command) {
+  if (loaded.quantization) {
+    const auto amp = args["amp"].as<std::string>();
+    TORCH_CHECK(!args.count("amp") || amp == "auto", loaded.path, " is an int8 checkpoint (splitshare quantize): --amp ",
+                amp, " applies to float checkpoints; leave --amp out");
+    std::fprintf(stderr, "splitshare %s: %s runs in int8 (%zu activation ranges calibrated on %lld images)\n", command,
+                 loaded.path.c_str(), loaded.quantization->ranges.size(),
+                 static_cast<long long>(loaded.quantization->images));
+  }
+  return train::make_predictor(loaded, nn::InferenceOptions().dtype(dtype));
+}
+
 void add_tta_option(cxxopts::Options& options) {
   options.add_options()("tta", "test-time augmentation: none | flip (mean logits of each image and its mirror)",
                         cxxopts::value<std::string>()->default_value("none"));

@@ -2,6 +2,7 @@
 
 #include "splitshare/option_values.h"
 
+#include <splitshare/checkpoint/checkpoint.h>
 #include <splitshare/data/datasets.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/run/folder.h>
@@ -72,6 +73,11 @@ void follow_run_data(const std::string& checkpoint, data::DataOptions& data);
 /// given, else the data the run recorded (said on stderr as `splitshare COMMAND`), else the
 /// default Fashion-MNIST for a model of its images, refused otherwise (pass --data).
 data::DataSpec run_data_spec(const cxxopts::ParseResult& args, const std::string& checkpoint, const char* command);
+/// The same without --data: the data the run recorded (said on stderr, naming `flag` as the way
+/// to choose other data, unless it is `default_data`), else `default_data` for a model of
+/// Fashion-MNIST's images, refused otherwise.
+data::DataSpec recorded_data_spec(const std::string& checkpoint, const char* command, const char* flag,
+                                  const std::string& default_data);
 
 /// The hold-out `train --holdout` left out of the run that wrote a checkpoint.
 struct RunHoldout {
@@ -120,6 +126,11 @@ void add_inference_precision_option(cxxopts::Options& options);
 /// resolved by train::resolve_precision; its reason printed to stderr when it is not fp32, or
 /// the warning for a bf16 slower than fp32 here); rejects fp16.
 torch::Dtype inference_dtype(const cxxopts::ParseResult& args, const torch::Device& device);
+/// The model `eval` and `predict` run for `loaded` (train::make_predictor): its int8 form for a
+/// quantized checkpoint (said on stderr as `splitshare COMMAND`; an explicit --amp other than
+/// auto is refused for it), else the float model folded with `dtype`.
+std::unique_ptr<nn::Predictor> inference_model(const cxxopts::ParseResult& args, const train::LoadedCheckpoint& loaded,
+                                               torch::Dtype dtype, const char* command);
 
 /// Registers --tta none|flip (eval, predict); tta_flip reads it (refusing other values by name).
 void add_tta_option(cxxopts::Options& options);

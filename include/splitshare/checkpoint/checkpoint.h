@@ -1,12 +1,16 @@
 #pragma once
 
+#include <splitshare/checkpoint/quantization.h>
 #include <splitshare/data/dataset.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/nn/inference.h>
+#include <splitshare/nn/predictor.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +58,10 @@ std::optional<std::string> read_checkpoint_file(const std::string& path, const s
 struct LoadedCheckpoint {
   nn::Classifier model{nullptr};
   CheckpointMetadata metadata;
+  /// The int8 record `splitshare quantize` added; nullopt for a float checkpoint.
+  std::optional<QuantizationRecord> quantization;
+  /// The file it was read from (for messages).
+  std::string path;
 };
 
 /// How the model `found` differs from `expected`, one entry per field ("width: expected
@@ -67,6 +75,13 @@ CheckpointMetadata read_checkpoint_metadata(const std::string& path);
 /// file when it is missing, not a checkpoint, truncated, or its tensors do not match
 /// the architecture in its metadata (listing every mismatch).
 LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device = torch::kCPU);
+
+/// What `eval` and `predict` run for a loaded checkpoint: its int8 form (nn::QuantizedModel
+/// with the recorded ranges) when it has a quantization record, else the float model folded
+/// with `options` (nn::InferenceModel). Throws naming the file when the record does not fit
+/// the model (a record edited or copied from another checkpoint).
+std::unique_ptr<nn::Predictor> make_predictor(const LoadedCheckpoint& checkpoint,
+                                              const nn::InferenceOptions& options = {});
 
 /// What a checkpoint.pt written during training holds besides the model, so that
 /// `fit` can continue the run exactly where it stopped (see TrainOptions::resume_from).

@@ -3,6 +3,7 @@
 #include <splitshare/data/loader.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/nn/inference.h>
+#include <splitshare/nn/predictor.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -85,9 +86,14 @@ EvalResult evaluate(nn::ClassifierImpl& model, data::BatchStream& stream, bool k
                     torch::Device device = torch::kCPU, const Reducer& reduce = nullptr,
                     torch::Dtype dtype = torch::kFloat, bool flip_tta = false);
 
+/// The same through a model already frozen for inference (a checkpoint's make_predictor: the
+/// float InferenceModel or the int8 QuantizedModel).
+EvalResult evaluate(const nn::Predictor& model, data::BatchStream& stream, bool keep_probabilities = false,
+                    torch::Device device = torch::kCPU, const Reducer& reduce = nullptr, bool flip_tta = false);
+
 /// The mean of the outputs (combined and per-head logits) for `images` [N, C, H, W] and their
 /// left-right mirror: flip test-time augmentation (eval and predict --tta flip).
-nn::HeadOutput flip_mean_forward(const nn::InferenceModel& model, const torch::Tensor& images);
+nn::HeadOutput flip_mean_forward(const nn::Predictor& model, const torch::Tensor& images);
 
 /// Top-1 of the mean of the members' probabilities; members must come from the same
 /// ordered dataset (same labels).

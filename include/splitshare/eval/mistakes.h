@@ -2,6 +2,7 @@
 
 #include <splitshare/data/loader.h>
 #include <splitshare/nn/classifier.h>
+#include <splitshare/nn/predictor.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -32,6 +33,9 @@ struct Mistake {
 /// backbone), keeping only `count` images at a time.
 std::vector<Mistake> most_confident_mistakes(nn::ClassifierImpl& model, data::BatchStream& stream, int64_t count,
                                              torch::Device device = torch::kCPU, torch::Dtype dtype = torch::kFloat);
+/// The same through a model already frozen for inference (a checkpoint's make_predictor).
+std::vector<Mistake> most_confident_mistakes(const nn::Predictor& model, data::BatchStream& stream, int64_t count,
+                                             torch::Device device = torch::kCPU);
 
 /// [{"index", "true", "predicted", "true_index", "predicted_index", "confidence"}...];
 /// `classes` names the labels (the index as text where it has no name).

@@ -3,6 +3,7 @@
 #include <splitshare/data/dataset.h>
 #include <splitshare/nn/classifier.h>
 #include <splitshare/nn/inference.h>
+#include <splitshare/nn/predictor.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -68,8 +69,9 @@ struct Prediction {
 std::vector<Prediction> predict(nn::ClassifierImpl& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options = {});
 
-/// The same with a model already folded for inference (predict_files folds once for all batches).
-std::vector<Prediction> predict(const nn::InferenceModel& model, const torch::Tensor& images,
+/// The same with a model already frozen for inference (a folded InferenceModel, a QuantizedModel,
+/// a checkpoint's make_predictor); options.dtype() is the predictor's own affair then.
+std::vector<Prediction> predict(const nn::Predictor& model, const torch::Tensor& images,
                                 const std::vector<std::string>& classes, const PredictOptions& options = {});
 
 /// load_image + predict for image files, batch by batch, in the order given.
@@ -96,6 +98,11 @@ struct PredictRun {
 /// inputs equal load_image's) and hands each batch's predictions to `on_batch` in input
 /// order, so a large folder is never held in memory. `on_progress(done, total)` after each batch.
 PredictRun predict_paths(nn::ClassifierImpl& model, const data::Preprocess& preprocess,
+                         const std::vector<std::string>& classes, const std::vector<std::string>& paths,
+                         const PredictOptions& options, const std::function<void(std::vector<Prediction>&)>& on_batch,
+                         const std::function<void(int64_t, int64_t)>& on_progress = nullptr);
+/// The same through a model already frozen for inference (a checkpoint's make_predictor).
+PredictRun predict_paths(const nn::Predictor& model, const data::Preprocess& preprocess,
                          const std::vector<std::string>& classes, const std::vector<std::string>& paths,
                          const PredictOptions& options, const std::function<void(std::vector<Prediction>&)>& on_batch,
                          const std::function<void(int64_t, int64_t)>& on_progress = nullptr);

@@ -3,6 +3,7 @@
 #include <splitshare/nn/classifier.h>
 
 #include <splitshare/nn/kernels/fused_conv.h>
+#include <splitshare/nn/predictor.h>
 
 #include <torch/torch.h>
 
@@ -37,7 +38,7 @@ struct InferenceOptions {
 /// (each SSM split's BatchNorm becomes one scale and shift). Gives the same
 /// HeadOutput as `model->eval(); model->forward(images)` up to float rounding.
 /// It copies the weights: build a new one after the model's weights change.
-class InferenceModel {
+class InferenceModel : public Predictor {
  public:
   /// Folds `model`'s current weights and running statistics (its train/eval mode is
   /// ignored and left as it is).
@@ -45,7 +46,7 @@ class InferenceModel {
 
   /// images [N, C_in, H, W] float on the model's device -> combined logits [N, K]
   /// and per-sub-classifier logits (S x [N, K]). Runs under InferenceMode.
-  HeadOutput forward(const torch::Tensor& images) const;
+  HeadOutput forward(const torch::Tensor& images) const override;
 
   /// The folded head (and gate) on pooled features [N, F] float32 -> combined logits [N, K]
   /// and per-sub-classifier logits (S x [N, K]): forward's last step, for backbones run
