@@ -1,5 +1,7 @@
 #include <splitshare/nn/quantized.h>
 
+#include "kernels/uint8_pool.h"
+
 #include <algorithm>
 #include <deque>
 #include <mutex>
@@ -162,11 +164,8 @@ HeadOutput QuantizedModel::forward(const torch::Tensor& images) const {
   auto packs = shared ? *shared : Packs(weights_.size());
   auto x = quantize_uint8(images, params_[0]);
   x = quantized_conv(x, params_[0], weights_[0], packed(0, x, packs), params_[1], true);
-  // Max-pooling commutes with the monotone quantization, so it runs on the bytes; in NCHW,
-  // because libtorch 2.14's channels-last max-pool checks uint8 sizes against uint8's range.
-  if (folded_->imagenet_stem()) {
-    x = torch::max_pool2d(x.contiguous(), 3, 2, 1).contiguous(torch::MemoryFormat::ChannelsLast);
-  }
+  // Max-pooling commutes with the monotone quantization, so it runs on the bytes.
+  if (folded_->imagenet_stem()) x = detail::max_pool_uint8(x, 3, 2, 1);
   auto current = params_[1];
   for (size_t i = 0; i < blocks_.size(); ++i) {
     x = int8_block(folded_->blocks()[i], blocks_[i], x, current, packs);

@@ -2,6 +2,8 @@
 // per-channel int8 weights, ReLU and the residual sum fused, against the float convolution.
 #include <splitshare/nn/kernels/quantized_conv.h>
 
+#include "nn/kernels/uint8_pool.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -96,4 +98,25 @@ TEST(QuantizedConv, TheResidualSumAndReluAreFusedIntoTheConvolution) {
     const auto alone = sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, out_params, true);
     EXPECT_GT(steps_off(alone, out_params, expected), 20.0);
   }
+}
+
+TEST(QuantizedConv, Uint8MaxPoolIsTorchsOnChannelsLastBytes) {
+  struct Case {
+    int64_t n, c, h, w, kernel, stride, padding;
+  };
+  for (const auto& k : std::vector<Case>{{2, 64, 112, 112, 3, 2, 1}, {3, 17, 9, 7, 3, 2, 1}, {1, 5, 8, 8, 2, 2, 0},
+                                         {2, 3, 5, 6, 3, 1, 1}}) {
+    SCOPED_TRACE(std::to_string(k.c) + " channels, " + std::to_string(k.h) + "x" + std::to_string(k.w));
+    torch::manual_seed(k.c);
+    const auto x = torch::randint(0, 256, {k.n, k.c, k.h, k.w}, torch::kLong).to(torch::kByte);
+    const auto expected = torch::max_pool2d(x, k.kernel, k.stride, k.padding);
+    const auto got = splitshare::nn::detail::max_pool_uint8(x.contiguous(torch::MemoryFormat::ChannelsLast), k.kernel,
+                                                            k.stride, k.padding);
+    EXPECT_TRUE(got.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(got.equal(expected));
+  }
+  EXPECT_NE(splitshare::testing::expect_error([] {
+              splitshare::nn::detail::max_pool_uint8(torch::zeros({1, 1, 4, 4}), 3, 2, 1);
+            }).find("expected uint8"),
+            std::string::npos);
 }
