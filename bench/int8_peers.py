@@ -15,6 +15,11 @@ network at 224x224 on random inputs, batch 1 and 64, with --threads threads:
                              --calibration images of DIR (the checkpoint's preprocessing, through
                              `splitshare predict --dump-inputs`)
   onnxruntime int8 (ours)    `splitshare export` of CK-int8.pt (our QDQ graph)
+  torch.compile int8         with --torchao DIR (bench/setup_torchao.sh): PyTorch 2 export
+                             quantization, torchao's X86InductorQuantizer (its default config:
+                             per-channel int8 weights, uint8 activations), calibrated on the same
+                             images, converted, then torch.compile with inductor's freezing (what
+                             torchao's tutorial prescribes for CPU)
 
 For each int8 ONNX file the script also counts the int8 operators (QLinearConv, QLinearAdd, ...)
 in ONNX Runtime's optimised graph: the proof that it ran its int8 kernels. Prints a markdown
@@ -92,6 +97,57 @@ def ort_rate(path, batch, threads, seconds):
     return batch * runs / (time.perf_counter() - start)
 
 
+class Logits(torch.nn.Module):
+    """The combined logits only: torch.export wants tensors out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).logits
+
+
+def inductor_rates(args, calibration):
+    """torch.compile of torchao's X86InductorQuantizer int8 model, images/s by batch."""
+    sys.path.insert(0, args.torchao)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import splitshare_torch as ss
+    import torch._inductor.config as inductor_config
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    inductor_config.freezing = True
+    model = Logits(ss.load_checkpoint(args.float)[0]).eval()
+    for m in model.modules():  # in-place ReLUs give the quantizer's conv + add pattern two outputs
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    rates = {}
+    for batch in (1, 64):
+        x = torch.randn(batch, 3, 224, 224)
+        with torch.no_grad():
+            exported = torch.export.export(model, (x,)).module()
+            quantizer = xiq.X86InductorQuantizer()
+            quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+            prepared = prepare_pt2e(exported, quantizer)
+            for i in range(0, len(calibration), batch):
+                part = calibration[i:i + batch]
+                if len(part) == batch:
+                    prepared(part)
+            compiled = torch.compile(convert_pt2e(prepared))
+            start = time.perf_counter()
+            for _ in range(2):
+                compiled(x)
+            print(f"torch.compile int8 batch {batch}: compiled in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            runs, start = 0, time.perf_counter()
+            while time.perf_counter() - start < args.seconds or runs < 3:
+                compiled(x)
+                runs += 1
+            rates[("torch.compile int8 (torchao X86InductorQuantizer)", batch)] = \
+                batch * runs / (time.perf_counter() - start)
+    return rates
+
+
 def splitshare_rates(args):
     out = subprocess.run([args.bench, "--checkpoint", args.int8, "--benchmark_format=json",
                           f"--benchmark_min_time={args.seconds}"], check=True, capture_output=True, text=True,
@@ -116,19 +172,23 @@ def main():
     parser.add_argument("--out", default="runs/int8-peers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--torchao", help="folder holding torchao (bench/setup_torchao.sh): adds the torch.compile row")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     files = {name: os.path.join(args.out, name + ".onnx") for name in ("fp32", "ort-int8", "ours-int8")}
     run([args.splitshare, "export", "--checkpoint", args.float, "--out", files["fp32"]])
     run([args.splitshare, "export", "--checkpoint", args.int8, "--out", files["ours-int8"]])
-    quantize_static(files["fp32"], files["ort-int8"], Reader(calibration_inputs(args)), quant_format=QuantFormat.QDQ,
+    calibration = calibration_inputs(args)
+    quantize_static(files["fp32"], files["ort-int8"], Reader(calibration), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     rates = splitshare_rates(args)
     for label, key in (("onnxruntime fp32", "fp32"), ("onnxruntime int8 (ORT quantize_static)", "ort-int8"),
                        ("onnxruntime int8 (our QDQ export)", "ours-int8")):
         for batch in (1, 64):
             rates[(label, batch)] = ort_rate(files[key], batch, args.threads, args.seconds)
+    if args.torchao:
+        rates.update(inductor_rates(args, calibration))
     ops = {key: int8_ops(files[key], args.threads) for key in ("ort-int8", "ours-int8")}
     print("| runtime | batch 1 img/s | batch 64 img/s |\n| --- | ---: | ---: |")
     for label in dict.fromkeys(label for label, _ in rates):
