@@ -154,6 +154,10 @@ TEST(Quantize, EvalAndPredictRunTheInt8CheckpointFromTheCli) {
   EXPECT_NE(loss(int8.output), loss(fp32.output));
   EXPECT_NEAR(loss(int8.output), loss(fp32.output), 0.1 * loss(fp32.output));
 
+  const auto info = run_cli("info --json --checkpoint " + q);
+  ASSERT_EQ(info.status, 0) << info.output;
+  EXPECT_EQ(nlohmann::json::parse(info.output)["quantization"]["calibration"]["images"], 6);
+
   write_file(dir.file("a.png"), encode_png(test_picture(1, 8, 8, 1)));
   const auto predicted = run_cli("predict --json --checkpoint " + q + " " + dir.file("a.png"));
   ASSERT_EQ(predicted.status, 0) << predicted.output;

@@ -25,6 +25,7 @@ int run_info(int argc, char** argv) {
     out["params"] = nn::count_parameters(*loaded.model);
     out["head_params"] = nn::count_parameters(*loaded.model->head.ptr());
     out["feature_dim"] = loaded.model->feature_dim();
+    if (loaded.quantization) out["quantization"] = train::to_json(*loaded.quantization);
   } else {
     const auto classes = (*args)["classes"].as<int64_t>();
     const auto channels = (*args)["channels"].as<int64_t>();
