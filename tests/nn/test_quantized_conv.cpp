@@ -120,3 +120,17 @@ TEST(QuantizedConv, Uint8MaxPoolIsTorchsOnChannelsLastBytes) {
             }).find("expected uint8"),
             std::string::npos);
 }
+
+TEST(QuantizedConv, QuantizeUint8IsTorchsRoundAndClampInOnePass) {
+  const sn::QuantParams params{0.05, 37};
+  torch::manual_seed(2);
+  auto x = torch::randn({2, 3, 9, 11}) * 4;
+  // Ties (half steps, rounded to even), far out of range, and exact steps.
+  x.view(-1).narrow(0, 0, 6).copy_(torch::tensor({0.025f, 0.075f, -0.025f, 1e6f, -1e6f, 0.5f}));
+  const auto expected = torch::clamp(torch::round(x * (1.0 / params.scale)) + 37.0, 0, 255).to(torch::kByte);
+  for (const auto& input : {x, x.contiguous(torch::MemoryFormat::ChannelsLast)}) {
+    const auto q = sn::quantize_uint8(input, params);
+    EXPECT_TRUE(q.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(q.equal(expected));
+  }
+}
