@@ -1,35 +1,14 @@
 #include <splitshare/nn/inference.h>
 
+#include "pack_cache.h"
+
 #include "kernels/matmul.h"
 
-#include <mutex>
 #include <utility>
 
 namespace splitshare::nn {
 
-// Packed weights per input shape [N, C, H, W], oldest first. A shape's packs are complete
-// and read-only once stored, so concurrent forwards share them without a lock.
-struct InferenceModel::PackCache {
-  static constexpr size_t kShapes = 4;
-  std::mutex mutex;
-  std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<const Packs>>> entries;
-
-  std::shared_ptr<const Packs> find(const std::vector<int64_t>& sizes) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& e : entries) {
-      if (e.first == sizes) return e.second;
-    }
-    return nullptr;
-  }
-  void store(std::vector<int64_t> sizes, std::shared_ptr<const Packs> packs) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& e : entries) {
-      if (e.first == sizes) return;
-    }
-    if (entries.size() == kShapes) entries.erase(entries.begin());
-    entries.emplace_back(std::move(sizes), std::move(packs));
-  }
-};
+struct InferenceModel::PackCache : detail::ShapePacks {};
 
 namespace {
 
@@ -137,8 +116,7 @@ InferenceModel::Conv InferenceModel::fold(torch::nn::Conv2dImpl& conv, BatchNorm
 }
 
 size_t InferenceModel::packed_shapes() const {
-  std::lock_guard<std::mutex> lock(cache_->mutex);
-  return cache_->entries.size();
+  return cache_->size();
 }
 
 const torch::Tensor& InferenceModel::packed(const Conv& c, const torch::Tensor& x, Packs& packs) const {

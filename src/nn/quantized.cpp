@@ -1,10 +1,9 @@
 #include <splitshare/nn/quantized.h>
 
 #include "kernels/uint8_pool.h"
+#include "pack_cache.h"
 
 #include <algorithm>
-#include <deque>
-#include <mutex>
 
 namespace splitshare::nn {
 namespace {
@@ -15,26 +14,7 @@ torch::Tensor float_conv(const InferenceModel::Conv& c, const torch::Tensor& x) 
 
 }  // namespace
 
-// The packs of the last few image shapes (a model serves a few batch sizes); each set is
-// filled by one forward, then shared read-only.
-struct QuantizedModel::PackCache {
-  static constexpr size_t kShapes = 4;
-  std::mutex mutex;
-  std::deque<std::pair<std::vector<int64_t>, std::shared_ptr<const Packs>>> entries;
-
-  std::shared_ptr<const Packs> find(const std::vector<int64_t>& sizes) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& [key, packs] : entries) {
-      if (key == sizes) return packs;
-    }
-    return nullptr;
-  }
-  void store(const std::vector<int64_t>& sizes, std::shared_ptr<const Packs> packs) {
-    std::lock_guard<std::mutex> lock(mutex);
-    entries.emplace_back(sizes, std::move(packs));
-    if (entries.size() > kShapes) entries.pop_front();
-  }
-};
+struct QuantizedModel::PackCache : detail::ShapePacks {};
 
 QuantizedModel::QuantizedModel(ClassifierImpl& model)
     : folded_(std::make_shared<InferenceModel>(model, InferenceOptions().mkldnn(false).channels_last(false))),
