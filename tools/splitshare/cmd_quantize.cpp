@@ -72,11 +72,9 @@ int run_quantize(int argc, char** argv) {
   TORCH_CHECK(workers >= 0, "--workers must be >= 0, got ", workers);
   configure_threads(*args);
   const auto metadata = train::read_checkpoint_metadata(checkpoint);
-  const bool given = args->count("calibrate") > 0;
-  const auto spec = given ? data::parse_data_spec((*args)["calibrate"].as<std::string>())
-                          : recorded_data_spec(checkpoint, "quantize", "--calibrate", "fashion-mnist");
-  const auto recorded = metadata.extra.value("config", nlohmann::json::object()).value("data", "fashion-mnist");
-  const auto data_text = given ? (*args)["calibrate"].as<std::string>() : recorded;
+  const auto data_text = args->count("calibrate") ? (*args)["calibrate"].as<std::string>()
+                                                  : recorded_data(checkpoint, "quantize", "--calibrate", "fashion-mnist");
+  const auto spec = data::parse_data_spec(data_text);
   auto data_opts = data::DataOptions().batch_size(batch).workers(workers).seed((*args)["seed"].as<uint64_t>());
   follow_run_data(checkpoint, data_opts);
   // The training split, transformed as for evaluation: the images the model was fitted to.

@@ -73,11 +73,11 @@ void follow_run_data(const std::string& checkpoint, data::DataOptions& data);
 /// given, else the data the run recorded (said on stderr as `splitshare COMMAND`), else the
 /// default Fashion-MNIST for a model of its images, refused otherwise (pass --data).
 data::DataSpec run_data_spec(const cxxopts::ParseResult& args, const std::string& checkpoint, const char* command);
-/// The same without --data: the data the run recorded (said on stderr, naming `flag` as the way
-/// to choose other data, unless it is `default_data`), else `default_data` for a model of
+/// The same without --data, as text: the data the run recorded (said on stderr, naming `flag` as
+/// the way to choose other data, unless it is `default_data`), else `default_data` for a model of
 /// Fashion-MNIST's images, refused otherwise.
-data::DataSpec recorded_data_spec(const std::string& checkpoint, const char* command, const char* flag,
-                                  const std::string& default_data);
+std::string recorded_data(const std::string& checkpoint, const char* command, const char* flag,
+                          const std::string& default_data);
 
 /// The hold-out `train --holdout` left out of the run that wrote a checkpoint.
 struct RunHoldout {

@@ -188,11 +188,11 @@ void follow_run_data(const std::string& checkpoint, data::DataOptions& data) {
 
 data::DataSpec run_data_spec(const cxxopts::ParseResult& args, const std::string& checkpoint, const char* command) {
   if (args.count("data")) return data_spec(args);
-  return recorded_data_spec(checkpoint, command, "--data", args["data"].as<std::string>());
+  return data::parse_data_spec(recorded_data(checkpoint, command, "--data", args["data"].as<std::string>()));
 }
 
-data::DataSpec recorded_data_spec(const std::string& checkpoint, const char* command, const char* flag,
-                                  const std::string& default_data) {
+std::string recorded_data(const std::string& checkpoint, const char* command, const char* flag,
+                          const std::string& default_data) {
   const auto metadata = train::read_checkpoint_metadata(checkpoint);
   const auto config = metadata.extra.value("config", nlohmann::json::object());
   if (config.contains("data") && config.at("data").is_string()) {
@@ -201,14 +201,14 @@ data::DataSpec recorded_data_spec(const std::string& checkpoint, const char* com
       std::fprintf(stderr, "splitshare %s: %s %s, the data %s was trained on (%s chooses other data)\n", command, flag,
                    text.c_str(), checkpoint.c_str(), flag);
     }
-    return data::parse_data_spec(text);
+    return text;
   }
   const auto& p = metadata.preprocess;
   const bool fashion_mnist_like = p.channels == 1 && p.size.value_or(0) == 28 && !p.resize && !p.crop;
   TORCH_CHECK(fashion_mnist_like, checkpoint, " records no data set, and its model takes ", p.channels,
               "-channel images, not Fashion-MNIST's grey 28x28 ones: pass ", flag, " (e.g. ", flag,
               " imagefolder:DIR)");
-  return data::parse_data_spec(default_data);
+  return default_data;
 }
 
 }  // namespace splitshare::cli
