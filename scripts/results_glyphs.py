@@ -1,14 +1,14 @@
 """The 1,000-class section of docs/results.md (the experiment docs/preregistration-glyphs.md fixes),
-written from the run folders of `bench/glyphs.sh narrow` and `bench/glyphs.sh wide`: what the data
-and models were (read from the runs' summaries and the data set's manifest), the paper's
+written from the record folders of `bench/glyphs.sh narrow` and `bench/glyphs.sh wide`
+(results/glyphs-128, results/glyphs-512: every run's summary.json, and ensembles.json): what the
+data and models were (read from the runs' summaries and the data set's manifest), the paper's
 prediction at these widths, every run, the heads, the ensembles of the three seed pairs, and one
 verdict per claim and width by the pre-registered rule (results_stats.verdict on Welch's interval).
-Standard library only; `splitshare eval` computes the ensembles.
+Standard library only.
 """
 import json
 import pathlib
 import statistics
-import subprocess
 
 import results_stats as rs
 
@@ -103,20 +103,25 @@ def heads_table(runs):
     return "\n".join(rows)
 
 
-def ensemble_gains(runs, binary, data):
-    """Per variant: [(seeds, ensemble top-1, gain over the better member)] for the three seed pairs."""
+def ensemble_gains(runs, folder):
+    """Per variant: [(seeds, ensemble top-1, gain over the better member)] for the three seed pairs, from
+    folder/ensembles.json (bench/glyphs.sh evaluates them from the six checkpoints)."""
+    path = pathlib.Path(folder) / "ensembles.json"
+    if not path.is_file():
+        raise SystemExit(f"results-md: {path} is missing: bench/glyphs.sh records it once the linear and SSM "
+                         "checkpoints of all three seeds are on one machine")
+    recorded = json.loads(path.read_text())
     out = {}
     for v in ("linear", "ssm"):
-        r = runs[v]
-        pairs = [(a, b) for i, a in enumerate(r) for b in r[i + 1:]]
+        by_seed = {r["seed"]: r for r in runs[v]}
         out[v] = []
-        for a, b in pairs:
-            run = subprocess.run([binary, "eval", "--json", "--data", data, "--checkpoint", a["dir"] + "/checkpoint.pt",
-                                  "--checkpoint", b["dir"] + "/checkpoint.pt"], capture_output=True, text=True)
-            if run.returncode != 0:
-                raise SystemExit(f"results-md: splitshare eval of {a['dir']} + {b['dir']} failed:\n{run.stderr}")
-            top1 = json.loads(run.stdout)["top1"]
-            out[v].append(((a["seed"], b["seed"]), top1, top1 - max(val(a)["top1"], val(b)["top1"])))
+        for pair in recorded.get(v, []):
+            a, b = (by_seed.get(s) for s in pair["seeds"])
+            if a is None or b is None:
+                raise SystemExit(f"results-md: {path}: {v} seeds {pair['seeds']} have no summary.json beside it")
+            out[v].append((tuple(pair["seeds"]), pair["top1"], pair["top1"] - max(val(a)["top1"], val(b)["top1"])))
+        if len(out[v]) != 3:
+            raise SystemExit(f"results-md: {path} holds {len(out[v])} {v} pairs, three expected")
     return out
 
 
@@ -146,16 +151,16 @@ def claim_rows(runs, ensembles):
     return rows
 
 
-def section(folders, manifest_path, binary, data, trained_at):
+def section(folders, manifest_path, trained_at):
     """(markdown of the 1,000-class section, {width: (channels per class, {claim: verdict cell})}).
-    folders: {"narrow": Path, "wide": Path}."""
+    folders: {"narrow": Path, "wide": Path}, the record folders."""
     widths = {name: load_width(pathlib.Path(f)) for name, f in folders.items()}
     for name, runs in widths.items():
         short = [v for v in VARIANTS if len(runs[v]) < 3]
         if short:
             raise SystemExit(f"results-md: {folders[name]} lacks three finished seeds of {short}; run bench/glyphs.sh")
     manifest = json.loads(pathlib.Path(manifest_path).read_text(encoding="utf-8"))
-    ensembles = {name: ensemble_gains(runs, binary, data) for name, runs in widths.items()}
+    ensembles = {name: ensemble_gains(runs, folders[name]) for name, runs in widths.items()}
     claims = {name: claim_rows(runs, ensembles[name]) for name, runs in widths.items()}
     names = list(widths)
     table = ["| claim | paper | " + " | ".join(f"{n} ({rs.feature_channels(widths[n]['linear'][0]['model'])} channels)" for n in names) + " |",

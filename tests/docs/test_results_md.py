@@ -5,7 +5,6 @@ scripts/results_glyphs.py) on values whose answers are known.
 """
 import json
 import pathlib
-import stat
 import subprocess
 import sys
 import tempfile
@@ -86,16 +85,16 @@ class GlyphSection(unittest.TestCase):
                               {"split": "val", "family": "c"}]}
         self.manifest = root / "manifest.json"
         self.manifest.write_text(json.dumps(manifest))
-        # A stand-in for `splitshare eval --json`: every ensemble of two gets 0.75.
-        self.binary = root / "fake-splitshare"
-        self.binary.write_text("#!/bin/sh\necho '{\"top1\": 0.75}'\n")
-        self.binary.chmod(self.binary.stat().st_mode | stat.S_IEXEC)
+        # bench/glyphs.sh's record of the ensembles: every ensemble of two gets 0.75.
+        for folder in self.folders.values():
+            pairs = [{"seeds": [a, b], "top1": 0.75} for a, b in ((0, 1), (0, 2), (1, 2))]
+            (folder / "ensembles.json").write_text(json.dumps({"linear": pairs, "ssm": pairs}))
 
     def tearDown(self):
         self.scratch.cleanup()
 
     def test_section_reads_the_runs_and_applies_the_rule(self):
-        text, cells = results_glyphs.section(self.folders, self.manifest, str(self.binary), "imagefolder:x", "abc1234")
+        text, cells = results_glyphs.section(self.folders, self.manifest, "abc1234")
         self.assertIn("1,000 classes (CJK ideographs", text)
         self.assertIn("30 training images per class (30,000)", text)
         self.assertIn("128 feature channels, 0.13 per class", text)   # resnet10, width 16
@@ -116,8 +115,19 @@ class GlyphSection(unittest.TestCase):
             path.unlink()
         (self.folders["wide"] / "kfc3" / "seed-2").rmdir()
         with self.assertRaises(SystemExit) as caught:
-            results_glyphs.section(self.folders, self.manifest, str(self.binary), "imagefolder:x", "abc1234")
+            results_glyphs.section(self.folders, self.manifest, "abc1234")
         self.assertIn("kfc3", str(caught.exception))
+
+    def test_missing_or_short_ensembles_are_refused(self):
+        (self.folders["narrow"] / "ensembles.json").unlink()
+        with self.assertRaises(SystemExit) as caught:
+            results_glyphs.section(self.folders, self.manifest, "abc1234")
+        self.assertIn("ensembles.json is missing", str(caught.exception))
+        (self.folders["narrow"] / "ensembles.json").write_text(json.dumps(
+            {"linear": [{"seeds": [0, 1], "top1": 0.75}], "ssm": []}))
+        with self.assertRaises(SystemExit) as caught:
+            results_glyphs.section(self.folders, self.manifest, "abc1234")
+        self.assertIn("holds 1 linear pairs", str(caught.exception))
 
 
 def small_folder(root, base):
