@@ -409,25 +409,35 @@ torch::Tensor norm_backward(const Saved& saved, const std::vector<torch::Tensor>
   return dx.to(saved.x.scalar_type());
 }
 
-variable_list FusedHead::backward(AutogradContext* ctx, variable_list grad_outputs) {
-  const auto saved = unpack(ctx);
+// Gradients in Saved::grad_count() order; grad_outputs: the combined logits', then each head's
+// (undefined: none). With constant statistics (batch_stats false: evaluation) each normalised
+// split's BatchNorm is an affine map with its own means/invstds.
+variable_list head_backward(const Saved& saved, const variable_list& grad_outputs, bool batch_stats,
+                            torch::TensorList means, torch::TensorList invstds) {
   variable_list grads(saved.grad_count());
   std::vector<torch::Tensor> grad_inputs(saved.norms);
   auto grad_x = linear_backward(saved, grad_outputs, grads, grad_inputs);
-  const auto dx = norm_backward(saved, grad_inputs, grads);
-  if (dx.defined()) {
-    const int64_t normed_width = saved.norms * saved.width;
-    if (grad_x.defined()) {
-      grad_x.narrow(1, 0, normed_width).add_(dx);
-    } else if (normed_width == saved.x.size(1)) {
-      grad_x = dx;
-    } else {
-      grad_x = torch::zeros_like(saved.x);
-      grad_x.narrow(1, 0, normed_width).copy_(dx);
+  if (!grad_x.defined()) grad_x = torch::zeros_like(saved.x);
+  if (batch_stats) {
+    const auto dx = norm_backward(saved, grad_inputs, grads);
+    if (dx.defined()) grad_x.narrow(1, 0, saved.norms * saved.width).add_(dx);
+  } else {
+    for (int64_t i = 0; i < saved.norms; ++i) {
+      if (!grad_inputs[i].defined()) continue;
+      const int64_t width = (i + 1) * saved.width;
+      const auto dy = torch::threshold_backward(grad_inputs[i], saved.normed[i], 0);
+      const auto xhat = (saved.x.narrow(1, 0, width) - means[i]) * invstds[i];
+      grads[saved.grad_beta(i)] = dy.sum(0);
+      grads[saved.grad_gamma(i)] = (dy * xhat).sum(0);
+      grad_x.narrow(1, 0, width).addcmul_(dy, saved.gammas[i] * invstds[i]);
     }
   }
   grads[0] = grad_x;
   return grads;
+}
+
+variable_list FusedHead::backward(AutogradContext* ctx, variable_list grad_outputs) {
+  return head_backward(unpack(ctx), grad_outputs, /*batch_stats=*/true, {}, {});
 }
 
 }  // namespace
@@ -437,6 +447,41 @@ std::vector<torch::Tensor> fused_head_train(const torch::Tensor& x, double out_s
                                             torch::TensorList betas, torch::TensorList weights,
                                             torch::TensorList biases) {
   return FusedHead::apply(x, out_scale, means, invstds, gammas, betas, weights, biases);
+}
+
+HeadGradients head_backward(const torch::Tensor& grad_logits, const std::vector<torch::Tensor>& grad_heads,
+                            const torch::Tensor& x, torch::TensorList means, torch::TensorList invstds,
+                            torch::TensorList normed, torch::TensorList gammas, torch::TensorList weights,
+                            double out_scale, bool batch_stats) {
+  Saved saved;
+  saved.x = x;
+  saved.norms = static_cast<int64_t>(gammas.size());
+  saved.splits = static_cast<int64_t>(weights.size());
+  saved.width = x.size(1) / saved.splits;
+  saved.out_scale = out_scale;
+  if (saved.norms > 0) {
+    saved.mean = means.back();
+    saved.invstd = invstds.back();
+  }
+  saved.normed = normed.vec();
+  saved.gammas = gammas.vec();
+  saved.weights = weights.vec();
+  variable_list outputs = {grad_logits};
+  outputs.insert(outputs.end(), grad_heads.begin(), grad_heads.end());
+  const auto grads = head_backward(saved, outputs, batch_stats, means, invstds);
+  HeadGradients out{grads[0], {}, {}, {}, {}};
+  const auto or_zeros = [](const torch::Tensor& g, const torch::Tensor& like) {
+    return g.defined() ? g : torch::zeros_like(like);
+  };
+  for (int64_t i = 0; i < saved.norms; ++i) {
+    out.gammas.push_back(or_zeros(grads[saved.grad_gamma(i)], gammas[i]));
+    out.betas.push_back(or_zeros(grads[saved.grad_beta(i)], gammas[i]));
+  }
+  for (int64_t i = 0; i < saved.splits; ++i) {
+    out.weights.push_back(or_zeros(grads[saved.grad_weight(i)], weights[i]));
+    out.biases.push_back(or_zeros(grads[saved.grad_bias(i)], weights[i].select(1, 0)));
+  }
+  return out;
 }
 
 }  // namespace splitshare::nn::detail

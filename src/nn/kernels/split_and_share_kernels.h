@@ -32,4 +32,19 @@ std::vector<torch::Tensor> fused_head_train(const torch::Tensor& x, double out_s
                                             torch::TensorList betas, torch::TensorList weights,
                                             torch::TensorList biases);
 
+/// Gradients of head_forward's inputs; an input that got no gradient has zeros.
+struct HeadGradients {
+  torch::Tensor x;                                       ///< [N, C]
+  std::vector<torch::Tensor> gammas, betas, weights, biases;  ///< shaped as the inputs
+};
+
+/// head_forward's backward without autograd (for the Python op): grad_logits [N, K] of the
+/// combined logits and grad_heads S × [N, K] (either may be undefined), the forward's inputs and
+/// its normalised prefixes. batch_stats: means/invstds are prefixes of x's batch statistics (the
+/// gradient flows through them, as in training); else constants (evaluation).
+HeadGradients head_backward(const torch::Tensor& grad_logits, const std::vector<torch::Tensor>& grad_heads,
+                            const torch::Tensor& x, torch::TensorList means, torch::TensorList invstds,
+                            torch::TensorList normed, torch::TensorList gammas, torch::TensorList weights,
+                            double out_scale, bool batch_stats);
+
 }  // namespace splitshare::nn::detail

@@ -1,0 +1,53 @@
+"""`pip install .` end to end: the wheel pyproject.toml builds (scikit-build-core, against the torch
+of the interpreter running this) holds the package and its operator library, and the installed
+package works with no build tree around (no SPLITSHARE_OPS_LIBRARY).
+
+    .venv/bin/python tests/python/test_install.py
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+USE = """
+import torch, splitshare
+head = splitshare.nn.SplitShareHead(16, 5)
+out = head(torch.randn(4, 16, requires_grad=True))
+out.logits.sum().backward()
+print(splitshare.__file__)
+print(len(out.head_logits), tuple(out.logits.shape), head.fc[0].weight.grad is not None)
+"""
+
+
+class Install(unittest.TestCase):
+    def test_wheel_builds_installs_and_runs(self):
+        with tempfile.TemporaryDirectory(prefix="splitshare-wheel-") as scratch:
+            scratch = pathlib.Path(scratch)
+            build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+                                    "--disable-pip-version-check", "-w", str(scratch / "wheels"), str(ROOT)],
+                                   capture_output=True, text=True, timeout=1500)
+            self.assertEqual(build.returncode, 0, build.stdout[-3000:] + build.stderr[-3000:])
+            wheels = sorted((scratch / "wheels").glob("splitshare-*.whl"))
+            self.assertEqual(len(wheels), 1, wheels)
+            site = scratch / "site"
+            install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+                                      "--disable-pip-version-check", "--target", str(site), str(wheels[0])],
+                                     capture_output=True, text=True, timeout=300)
+            self.assertEqual(install.returncode, 0, install.stderr)
+            self.assertTrue(list((site / "splitshare").glob("_ops*.so")), sorted(os.listdir(site / "splitshare")))
+            env = {k: v for k, v in os.environ.items() if k not in ("SPLITSHARE_OPS_LIBRARY", "PYTHONPATH")}
+            env["PYTHONPATH"] = str(site)
+            run = subprocess.run([sys.executable, "-c", USE], capture_output=True, text=True, env=env,
+                                 cwd=scratch, timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            where, figures = run.stdout.strip().splitlines()
+            self.assertTrue(where.startswith(str(site)), where)
+            self.assertEqual(figures, "4 (4, 5) True")
+
+
+if __name__ == "__main__":
+    unittest.main()
