@@ -75,7 +75,7 @@ ensembles() {  # the three seed pairs of linear and of SSM, from their checkpoin
                "of one machine (train them again into a fresh $out and $records)" >&2
           return 1
         fi
-        top1=$("$splitshare" eval --json --data "imagefolder:$data" --checkpoint "$a" --checkpoint "$b" |
+        top1=$("$splitshare" eval --json --amp fp32 --data "imagefolder:$data" --checkpoint "$a" --checkpoint "$b" |
                .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["top1"])')
         inner+="${inner:+, }{\"seeds\": [${seed_list[i]}, ${seed_list[j]}], \"top1\": $top1}"
       done
