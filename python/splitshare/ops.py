@@ -36,6 +36,9 @@ def _setup_context(ctx, inputs, output):
     x, means, invstds, gammas, betas, weights, biases, out_scale, batch_stats = inputs
     _, _, normed = output
     ctx.save_for_backward(x, *means, *invstds, *normed, *gammas, *weights)
+    ctx.mark_non_differentiable(*normed)
+    # Heads that got no gradient arrive as None, not as zero tensors the backward would add up.
+    ctx.set_materialize_grads(False)
     ctx.norms, ctx.splits = len(gammas), len(weights)
     ctx.out_scale, ctx.batch_stats = out_scale, batch_stats
 
