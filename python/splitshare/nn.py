@@ -6,20 +6,15 @@
 Its state dict names are splitshare checkpoints' (`bn.{i}.*`, `fc.{i}.*`), so a head trained by the
 C++ tool loads with load_state_dict, and the other way round.
 """
-from typing import List, NamedTuple
-
 import torch
 from torch import nn
+
+# One HeadOutput for both heads: the plain reference's (logits [N, K], head_logits S x [N, K]).
+from splitshare_torch import HeadOutput
 
 from . import ops
 
 __all__ = ["HeadOutput", "SplitShareHead", "replace_classifier"]
-
-
-class HeadOutput(NamedTuple):
-    """logits [N, K]: the mean of the heads; head_logits: each sub-classifier's [N, K]."""
-    logits: torch.Tensor
-    head_logits: List[torch.Tensor]
 
 
 class SplitShareHead(nn.Module):
