@@ -23,6 +23,12 @@
   fn.resize(resize_shorter=256) + crop_mirror_normalize(crop 224) (evaluation), batches of 64
   with --workers DALI threads (at least 1), in this process; no DataLoader.
 
+--peer splitshare: the Python package's loader (splitshare.data.ImageFolder, built by `pip install .`
+  or found through SPLITSHARE_OPS_LIBRARY and PYTHONPATH=python) with torchvision's recipe (the
+  same RandomResizedCrop(224) + flip / Resize(256) + CenterCrop(224) + Normalize), batches of 64,
+  --workers decoding threads in this process (0 = on the thread that takes the batches). Training
+  drops the last incomplete batch; the images delivered are counted.
+
 The others run through torch's DataLoader (batch 64, default collate) with --workers worker
 processes (0 = in the main process), over torchvision.datasets.ImageFolder (tvio: its
 file list and classes, with the loader replaced by reading the bytes), or the shards (wds).
@@ -34,7 +40,7 @@ files in the page cache). images_per_cpu_s divides by the CPU time of the main
 process and its worker processes (from /proc), which stays meaningful when other
 processes share the cores. The JSON record also names the PIL version in use.
 
-Usage: .venv/bin/python bench/peer_image_pipeline.py FOLDER [--peer pil|tvio|wds|dali] [--label NAME]
+Usage: .venv/bin/python bench/peer_image_pipeline.py FOLDER [--peer pil|tvio|wds|dali|splitshare] [--label NAME]
                                                      [--workers 1] [--epochs 2]
 """
 import argparse
@@ -144,6 +150,21 @@ def run_dali(folder, kind, workers, epochs, batch_size, size):
     return images, time.perf_counter() - start, cpu_seconds([os.getpid()]) - cpu_start
 
 
+def run_splitshare(folder, kind, workers, epochs, batch_size, size):
+    """(images, seconds, cpu seconds) of `epochs` epochs of splitshare.data.ImageFolder after a warm-up one."""
+    import splitshare
+
+    loader = splitshare.data.ImageFolder(folder, train=kind == "train", recipe="torchvision", image_size=size,
+                                         batch_size=batch_size, workers=workers, seed=0)
+    for _ in loader:
+        pass
+    images, cpu_start, start = 0, cpu_seconds([os.getpid()]), time.perf_counter()
+    for _ in range(epochs):
+        for batch, _ in loader:
+            images += batch.shape[0]
+    return images, time.perf_counter() - start, cpu_seconds([os.getpid()]) - cpu_start
+
+
 def cpu_seconds(pids):
     """User + system CPU time of the given processes (all their threads)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -159,6 +180,9 @@ def run(folder, peer, label, kind, workers, epochs, batch_size, size, as_json):
     torch.set_num_threads(1)
     if peer == "dali":
         return report(*run_dali(folder, kind, workers, epochs, batch_size, size), peer, label, kind, workers, as_json)
+    if peer == "splitshare":
+        return report(*run_splitshare(folder, kind, workers, epochs, batch_size, size), peer, label, kind, workers,
+                      as_json)
     if peer == "wds":
         dataset = wds_dataset(folder, kind, size)
     elif peer == "tvio":
@@ -201,10 +225,11 @@ def report(images, seconds, cpu, peer, label, kind, workers, as_json):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="an ImageFolder root (one sub-folder per class)")
-    parser.add_argument("--peer", choices=["pil", "tvio", "wds", "dali"], default="pil",
+    parser.add_argument("--peer", choices=["pil", "tvio", "wds", "dali", "splitshare"], default="pil",
                         help="pil: PIL + torchvision.transforms; tvio: torchvision.io.decode_jpeg + transforms.v2; "
                              "wds: FOLDER's shards through the webdataset package + the pil transforms; "
-                             "dali: FOLDER's shards through DALI's CPU pipeline")
+                             "dali: FOLDER's shards through DALI's CPU pipeline; "
+                             "splitshare: the Python package's splitshare.data.ImageFolder")
     parser.add_argument("--label", help="the peer's name in the output (default: --peer; e.g. pil-simd)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=2)

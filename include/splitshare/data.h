@@ -10,8 +10,10 @@
 #include <splitshare/data/fashion_mnist.h>
 #include <splitshare/data/idx.h>
 #include <splitshare/data/image_folder.h>
+#include <splitshare/data/image_folder_stream.h>
 #include <splitshare/data/in_memory.h>
 #include <splitshare/data/loader.h>
 #include <splitshare/data/pack.h>
+#include <splitshare/data/preprocess_json.h>
 #include <splitshare/data/transforms.h>
 #include <splitshare/data/webdataset.h>

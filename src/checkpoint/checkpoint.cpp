@@ -3,6 +3,7 @@
 #include "module_tree.h"
 #include "pickle_memo.h"
 
+#include <splitshare/data/preprocess_json.h>
 #include <splitshare/util/files.h>
 
 #include <caffe2/serialize/inline_container.h>
@@ -129,10 +130,6 @@ nn::GateOptions gate_from_json(const nlohmann::json& g, const std::string& sourc
   return gate;
 }
 
-nlohmann::json optional_int(const std::optional<int64_t>& value) {
-  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-}
-
 }  // namespace
 
 nlohmann::json to_json(const CheckpointMetadata& m) {
@@ -156,13 +153,7 @@ nlohmann::json to_json(const CheckpointMetadata& m) {
     j["gate"] = {{"input", nn::to_string(g.input())}, {"hidden", g.hidden()},     {"hard", g.hard()},
                  {"heads", g.heads()},                {"features", g.features()}, {"classes", g.classes()}};
   }
-  j["preprocess"] = {{"channels", m.preprocess.channels},
-                     {"resize", optional_int(m.preprocess.resize)},
-                     {"resize_mode", data::to_string(m.preprocess.resize_mode)},
-                     {"crop", optional_int(m.preprocess.crop)},
-                     {"size", optional_int(m.preprocess.size)},
-                     {"mean", m.preprocess.mean},
-                     {"std", m.preprocess.std}};
+  j["preprocess"] = data::to_json(m.preprocess);
   j["epoch"] = m.epoch;
   j["extra"] = m.extra;
   return j;

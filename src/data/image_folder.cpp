@@ -1,4 +1,5 @@
 #include <splitshare/data/image_folder.h>
+#include <splitshare/data/image_folder_stream.h>
 #include <splitshare/util/files.h>
 
 #include <algorithm>
@@ -195,6 +196,53 @@ std::vector<double> balanced_weights(const ImageFolderIndex& index) {
   return weights;
 }
 
+// The photo pipeline's decoding and augmentation settings for `options`.
+ImageFolderOptions photo_folder_options(const DataOptions& options) {
+  ImageFolderOptions folder;
+  folder.image_size(options.image_size())
+      .recipe(options.photo_recipe())
+      .auto_augment(options.auto_augment())
+      .random_erase(options.random_erase());
+  if (!options.mean().empty() || !options.std().empty()) {
+    TORCH_CHECK(options.mean().size() == 3 && options.std().size() == 3, "image folders are RGB: the normalisation "
+                "given has ", options.mean().size(), " means and ", options.std().size(), " stds, expected 3 each");
+    folder.mean(options.mean()).std(options.std());
+  }
+  TORCH_CHECK(options.crop_scale().size() == 2 && options.crop_ratio().size() == 2,
+              "crop scale and ratio take two values each (MIN,MAX)");
+  folder.random_crop(folder.random_crop()
+                         .min_scale(options.crop_scale()[0])
+                         .max_scale(options.crop_scale()[1])
+                         .min_ratio(options.crop_ratio()[0])
+                         .max_ratio(options.crop_ratio()[1]));
+  return folder;
+}
+
+// The photo pipeline's walk: training shuffles, drops the last batch and augments; evaluation
+// reads every sample once, in order, as float.
+LoaderOptions photo_loader_options(const DataOptions& options, bool train) {
+  TORCH_CHECK(options.shuffle_buffer() == 0 || !options.balanced_sampler(), "a balanced sampler draws samples at "
+              "random from the whole set: it needs shuffling by index, not streaming shards (--shuffle shards)");
+  LoaderOptions loader;
+  loader.batch_size(options.batch_size())
+      .shuffle(true)
+      .drop_last(true)
+      .augment(options.augment())
+      .seed(options.seed())
+      .workers(options.workers())
+      .rank(options.rank())
+      .world_size(options.world_size())
+      .strict(options.strict())
+      .channels_last(options.channels_last())
+      .uint8_images(options.uint8_train_images())
+      .pin_memory(options.pin_memory())
+      .shuffle_buffer(options.shuffle_buffer());
+  if (!train) {
+    loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false).uint8_images(false);
+  }
+  return loader;
+}
+
 DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, const DataOptions& options);
 
 }  // namespace
@@ -223,6 +271,22 @@ DataBundle open_image_folder_split(const std::string& root, const DataOptions& o
   ImageFolderIndex all = list_image_folder(root);
   check_no_empty_classes(all);
   return open_image_index_split(std::move(all), options, "imagefolder:TRAIN,VAL");
+}
+
+DataBundle open_image_folder_stream(const std::string& root, const DataOptions& options, bool train) {
+  ImageFolderIndex index = list_image_folder(root);
+  check_no_empty_classes(index);
+  index = subsample(mapped(index, options), train ? options.limit_train() : options.limit_val());
+  LoaderOptions loader = photo_loader_options(options, train);
+  if (train && options.balanced_sampler()) loader.sample_weights(balanced_weights(index));
+  const auto folder = photo_folder_options(options);
+  DataBundle bundle;
+  bundle.classes = index.classes;
+  bundle.class_counts = class_counts(index);
+  bundle.preprocess = image_folder_preprocess(folder);
+  if (train) bundle.train_files = index.paths;
+  (train ? bundle.train : bundle.val) = make_image_folder_loader(std::move(index), folder, loader);
+  return bundle;
 }
 
 DataBundle open_image_index_split(ImageFolderIndex all, const DataOptions& options, const std::string& alternative) {
@@ -263,42 +327,9 @@ DataBundle image_folder_bundle(ImageFolderIndex train, ImageFolderIndex val, con
   }
   if (has_small_images(train, options.small_image_side())) return small_image_bundle(train, val, holdout, options);
 
-  ImageFolderOptions folder;
-  folder.image_size(options.image_size())
-      .recipe(options.photo_recipe())
-      .auto_augment(options.auto_augment())
-      .random_erase(options.random_erase());
-  if (!options.mean().empty() || !options.std().empty()) {
-    TORCH_CHECK(options.mean().size() == 3 && options.std().size() == 3, "image folders are RGB: the normalisation "
-                "given has ", options.mean().size(), " means and ", options.std().size(), " stds, expected 3 each");
-    folder.mean(options.mean()).std(options.std());
-  }
-  TORCH_CHECK(options.crop_scale().size() == 2 && options.crop_ratio().size() == 2,
-              "crop scale and ratio take two values each (MIN,MAX)");
-  folder.random_crop(folder.random_crop()
-                         .min_scale(options.crop_scale()[0])
-                         .max_scale(options.crop_scale()[1])
-                         .min_ratio(options.crop_ratio()[0])
-                         .max_ratio(options.crop_ratio()[1]));
-  LoaderOptions train_loader;
-  train_loader.batch_size(options.batch_size())
-      .shuffle(true)
-      .drop_last(true)
-      .augment(options.augment())
-      .seed(options.seed())
-      .workers(options.workers())
-      .rank(options.rank())
-      .world_size(options.world_size())
-      .strict(options.strict())
-      .channels_last(options.channels_last())
-      .uint8_images(options.uint8_train_images())
-      .pin_memory(options.pin_memory())
-      .shuffle_buffer(options.shuffle_buffer());
-  TORCH_CHECK(options.shuffle_buffer() == 0 || !options.balanced_sampler(), "a balanced sampler draws samples at "
-              "random from the whole set: it needs shuffling by index, not streaming shards (--shuffle shards)");
-  LoaderOptions val_loader = train_loader;
-  val_loader.batch_size(options.eval_batch_size()).shuffle(false).drop_last(false).augment(false).uint8_images(false);
-
+  const ImageFolderOptions folder = photo_folder_options(options);
+  LoaderOptions train_loader = photo_loader_options(options, true);
+  const LoaderOptions val_loader = photo_loader_options(options, false);
   if (options.train_in_order()) train_loader.shuffle(false).drop_last(false).augment(false);
   LoaderOptions balanced = train_loader;
   if (options.balanced_sampler() && !options.train_in_order()) balanced.sample_weights(balanced_weights(train));

@@ -1,4 +1,5 @@
 #include <splitshare/data/transforms.h>
+#include <splitshare/data/preprocess_json.h>
 
 #include <algorithm>
 #include <cmath>
@@ -211,6 +212,16 @@ std::pair<int64_t, int64_t> resized_shorter_side(int64_t height, int64_t width, 
 }
 
 std::string to_string(ResizeMode mode) { return mode == ResizeMode::kSquare ? "square" : "shorter"; }
+
+nlohmann::json to_json(const Preprocess& preprocess) {
+  const auto size = [](const std::optional<int64_t>& value) {
+    return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+  };
+  return {{"channels", preprocess.channels},        {"resize", size(preprocess.resize)},
+          {"resize_mode", to_string(preprocess.resize_mode)}, {"crop", size(preprocess.crop)},
+          {"size", size(preprocess.size)},          {"mean", preprocess.mean},
+          {"std", preprocess.std}};
+}
 
 ResizeMode parse_resize_mode(const std::string& text) {
   if (text == "shorter") return ResizeMode::kShorterSide;

@@ -18,8 +18,9 @@ import torch, splitshare
 head = splitshare.nn.SplitShareHead(16, 5)
 out = head(torch.randn(4, 16, requires_grad=True))
 out.logits.sum().backward()
+images, labels = next(iter(splitshare.data.open("fashion-mnist", batch_size=8, limit_train=16, limit_val=8).train))
 print(splitshare.__file__)
-print(len(out.head_logits), tuple(out.logits.shape), head.fc[0].weight.grad is not None)
+print(len(out.head_logits), tuple(out.logits.shape), head.fc[0].weight.grad is not None, tuple(images.shape))
 """
 
 
@@ -27,9 +28,12 @@ class Install(unittest.TestCase):
     def test_wheel_builds_installs_and_runs(self):
         with tempfile.TemporaryDirectory(prefix="splitshare-wheel-") as scratch:
             scratch = pathlib.Path(scratch)
+            # As scripts/build sets them: ccache then reuses build/'s objects of the same target.
+            env = dict(os.environ, CCACHE_BASEDIR=str(ROOT), CCACHE_SLOPPINESS=os.environ.get(
+                "CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime,include_file_ctime"))
             build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                                     "--disable-pip-version-check", "-w", str(scratch / "wheels"), str(ROOT)],
-                                   capture_output=True, text=True, timeout=1500)
+                                   capture_output=True, text=True, timeout=1500, env=env)
             self.assertEqual(build.returncode, 0, build.stdout[-3000:] + build.stderr[-3000:])
             wheels = sorted((scratch / "wheels").glob("splitshare-*.whl"))
             self.assertEqual(len(wheels), 1, wheels)
@@ -46,7 +50,7 @@ class Install(unittest.TestCase):
             self.assertEqual(run.returncode, 0, run.stderr)
             where, figures = run.stdout.strip().splitlines()
             self.assertTrue(where.startswith(str(site)), where)
-            self.assertEqual(figures, "4 (4, 5) True")
+            self.assertEqual(figures, "4 (4, 5) True (8, 1, 28, 28)")
 
 
 if __name__ == "__main__":
