@@ -16,7 +16,11 @@
 # record is not trained again; a run stopped part-way continues from its checkpoint. The linear and
 # SSM runs of every seed come first, so that one sitting can hold all six checkpoints at once:
 # results/NAME/ensembles.json (Table 3: the three seed pairs of each) is evaluated from them as
-# soon as they are all there.
+# soon as they are all there. Each linear and SSM record also keeps the run's test-set top-10
+# classes and probabilities (test-top10.csv.gz, from `predict`), so that when the six checkpoints
+# never meet on one machine the ensembles are computed from the records instead
+# (bench/glyph_ensembles.py, which bounds what it cannot know exactly); when they do meet, both
+# are recorded (ensembles-from-records.json beside ensembles.json) as a check of that method.
 # Environment: DATA=data/glyphs-1k  EPOCHS (pre-registered: 6)  SEEDS="0 1 2"  EXTRA="more flags"
 #   SPLITSHARE=path/to/binary (default build/splitshare; a copy keeps a long experiment on one
 #   binary while build/ is rebuilt)  RUNS=runs  RECORDS=results (where the two kinds of folder go)
@@ -60,8 +64,48 @@ run() {  # VARIANT SEED: trains one run unless it has a record, then records it
   echo "glyphs.sh: $variant seed $seed finished, recorded in $record" >&2
 }
 
-ensembles() {  # the three seed pairs of linear and of SSM, from their checkpoints
-  [ -f "$records/ensembles.json" ] && return
+predictions() {  # VARIANT SEED: the test-set top-10 of a linear or SSM run into its record
+  local variant=$1 seed=$2 record=$records/$1/seed-$2 run=$out/$1/seed-$2
+  [ -f "$record/test-top10.csv.gz" ] && return
+  if [ ! -f "$run/checkpoint.pt" ]; then
+    echo "glyphs.sh: $variant seed $seed: no checkpoint on this machine for its test-set top-10" >&2
+    return
+  fi
+  "$splitshare" predict --checkpoint "$run/checkpoint.pt" --amp fp32 --topk 10 --batch-size 256 --no-progress \
+    --output "$run/test-top10.csv" "$data/val" > /dev/null
+  gzip -n -9 < "$run/test-top10.csv" > "$record/test-top10.csv.gz.tmp"
+  mv "$record/test-top10.csv.gz.tmp" "$record/test-top10.csv.gz"
+  echo "glyphs.sh: $variant seed $seed: test-set top-10 recorded in $record" >&2
+}
+
+records_complete() {  # true when every linear and SSM record has its test-set top-10
+  local variant seed
+  for variant in linear ssm; do
+    for seed in $seeds; do
+      [ -f "$records/$variant/seed-$seed/test-top10.csv.gz" ] || return 1
+    done
+  done
+}
+
+from_records() {  # FILE: the ensembles computed from the records' top-10 lists
+  # shellcheck disable=SC2086
+  if ! .venv/bin/python bench/glyph_ensembles.py "$records" --seeds $seeds > "$1.tmp"; then
+    rm -f "$1.tmp"
+    echo "glyphs.sh: the ensembles could not be computed from the records" >&2
+    return 1
+  fi
+  mv "$1.tmp" "$1"
+  echo "glyphs.sh: ensembles from the records' top-10 lists in $1" >&2
+}
+
+ensembles() {  # the three seed pairs of linear and of SSM, from their checkpoints (or records)
+  if [ -f "$records/ensembles.json" ]; then
+    if [ ! -f "$records/ensembles-from-records.json" ] && records_complete &&
+       ! grep -q '"method"' "$records/ensembles.json"; then
+      from_records "$records/ensembles-from-records.json"
+    fi
+    return 0
+  fi
   local seed_list=($seeds) json="{" sep="" variant i j a b top1
   for variant in linear ssm; do
     json+="$sep\"$variant\": ["
@@ -71,8 +115,13 @@ ensembles() {  # the three seed pairs of linear and of SSM, from their checkpoin
         a=$out/$variant/seed-${seed_list[i]}/checkpoint.pt
         b=$out/$variant/seed-${seed_list[j]}/checkpoint.pt
         if [ ! -f "$a" ] || [ ! -f "$b" ]; then
+          if records_complete; then
+            echo "glyphs.sh: $a or $b is missing: the ensembles come from the records instead" >&2
+            from_records "$records/ensembles.json"
+            return 0
+          fi
           echo "glyphs.sh: $a or $b is missing: the ensembles need all six linear and SSM checkpoints" \
-               "of one machine (train them again into a fresh $out and $records)" >&2
+               "of one machine, or the test-set top-10 of all six in their records" >&2
           return 1
         fi
         top1=$("$splitshare" eval --json --amp fp32 --data "imagefolder:$data" --checkpoint "$a" --checkpoint "$b" |
@@ -85,11 +134,14 @@ ensembles() {  # the three seed pairs of linear and of SSM, from their checkpoin
   done
   echo "$json}" > "$records/ensembles.json"
   echo "glyphs.sh: ensembles recorded in $records/ensembles.json" >&2
+  if records_complete; then from_records "$records/ensembles-from-records.json"; fi
 }
 
 for seed in $seeds; do
-  run linear "$seed"
-  run ssm "$seed"
+  for variant in linear ssm; do
+    run "$variant" "$seed"
+    predictions "$variant" "$seed"
+  done
 done
 ensembles || echo "glyphs.sh: no ensembles recorded; the other runs go on" >&2
 for seed in $seeds; do

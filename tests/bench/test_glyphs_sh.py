@@ -1,6 +1,7 @@
 """bench/glyphs.sh with a stand-in for build/splitshare: every finished run is copied to its record
 folder, a run with a record is not trained again, the linear and SSM runs of every seed come
-first, and the three seed pairs of each are recorded in ensembles.json from their checkpoints.
+first, each keeps its test-set top-10 in its record, and the three seed pairs of each are recorded
+in ensembles.json from their checkpoints, or from the records when the checkpoints are gone.
 
     python3 tests/bench/test_glyphs_sh.py
 """
@@ -32,6 +33,16 @@ if args[0] == "compare":
 elif args[0] == "eval":
     seeds = [int(re.search(r"seed-(\d+)", a).group(1)) for a in args if a.endswith("checkpoint.pt")]
     print(json.dumps({"top1": 0.5 + sum(seeds) / 10}))
+elif args[0] == "predict":
+    # Ten test images of class A: a model of seed s puts A first on images 0..2+3s, B first elsewhere.
+    seed = int(re.search(r"seed-(\d+)", flag("--checkpoint")).group(1))
+    header = ",".join(["path"] + [f"label_{k},prob_{k}" for k in range(1, 11)])
+    rows = []
+    for i in range(10):
+        first, second = ("A", "B") if i <= 2 + 3 * seed else ("B", "A")
+        rest = [f"C{k},0.01" for k in range(8)]
+        rows.append(",".join([f"data-{seed}/val/A/{i}.png", first, "0.5", second, "0.3"] + rest))
+    pathlib.Path(flag("--output")).write_text(header + "\n" + "\n".join(rows) + "\n")
 """
 
 
@@ -77,6 +88,15 @@ class GlyphsScript(unittest.TestCase):
         for variant in ("linear", "ssm"):
             self.assertEqual([(p["seeds"], round(p["top1"], 6)) for p in ensembles[variant]],
                              [([0, 1], 0.6), ([0, 2], 0.7), ([1, 2], 0.8)])
+            for seed in (0, 1, 2):
+                self.assertTrue((records / variant / f"seed-{seed}" / "test-top10.csv.gz").is_file())
+        for variant in ("ssm-allnorm", "kfc3"):
+            self.assertFalse((records / variant / "seed-0" / "test-top10.csv.gz").exists())
+        # The check beside the tool's figures: seeds 0 and 1 agree on images 0-2 (A, correct), differ
+        # on 3-5 (A 0.5 + B 0.3 against B 0.5 + A 0.3: a tie, undetermined), agree on B elsewhere.
+        check = json.loads((records / "ensembles-from-records.json").read_text())
+        self.assertEqual([(p["seeds"], p["top1"], p["top1_max"]) for p in check["ssm"]],
+                         [([0, 1], 0.3, 0.6), ([0, 2], 0.3, 0.9), ([1, 2], 0.6, 0.9)])
 
     def test_a_recorded_run_is_not_trained_again(self):
         self.glyphs()
@@ -86,12 +106,28 @@ class GlyphsScript(unittest.TestCase):
         self.assertEqual(self.trained(), [("kfc3", 1)])
         self.assertIn("has a record", stderr)
 
-    def test_ensembles_need_the_checkpoints_and_the_rest_goes_on(self):
-        # Records from another machine, checkpoints gone: the ensembles are not made up, and the
-        # remaining runs still train.
+    def test_ensembles_come_from_the_records_when_the_checkpoints_are_gone(self):
         self.glyphs()
         records = self.root / "results" / "glyphs-128"
         (records / "ensembles.json").unlink()
+        (records / "ensembles-from-records.json").unlink()
+        (self.root / "runs" / "glyphs-128" / "ssm" / "seed-2" / "checkpoint.pt").unlink()
+        self.log.write_text("")
+        stderr = self.glyphs()
+        self.assertIn("the ensembles come from the records instead", stderr)
+        ensembles = json.loads((records / "ensembles.json").read_text())
+        self.assertIn("top-10 records", ensembles["method"])
+        self.assertEqual([p["top1"] for p in ensembles["linear"]], [0.3, 0.3, 0.6])
+        self.assertFalse((records / "ensembles-from-records.json").exists())
+        self.assertEqual(self.trained(), [])
+
+    def test_ensembles_need_the_checkpoints_and_the_rest_goes_on(self):
+        # Records from another machine without their top-10 lists, checkpoints gone: the ensembles
+        # are not made up, and the remaining runs still train.
+        self.glyphs()
+        records = self.root / "results" / "glyphs-128"
+        (records / "ensembles.json").unlink()
+        (records / "ssm" / "seed-2" / "test-top10.csv.gz").unlink()
         (records / "kfc3" / "seed-2" / "summary.json").unlink()
         (self.root / "runs" / "glyphs-128" / "ssm" / "seed-2" / "checkpoint.pt").unlink()
         self.log.write_text("")
