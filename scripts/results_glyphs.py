@@ -104,8 +104,10 @@ def heads_table(runs):
 
 
 def ensemble_gains(runs, folder):
-    """Per variant: [(seeds, ensemble top-1, gain over the better member)] for the three seed pairs, from
-    folder/ensembles.json (bench/glyphs.sh evaluates them from the six checkpoints)."""
+    """Per variant: [(seeds, ensemble top-1, its upper end, gain over the better member, its upper end)]
+    for the three seed pairs, from folder/ensembles.json (bench/glyphs.sh evaluates them from the six
+    checkpoints: the two ends are equal; or computes them from the records' top-10 lists, whose
+    undetermined samples leave a range: top1 to top1_max)."""
     path = pathlib.Path(folder) / "ensembles.json"
     if not path.is_file():
         raise SystemExit(f"results-md: {path} is missing: bench/glyphs.sh records it once the linear and SSM "
@@ -119,10 +121,17 @@ def ensemble_gains(runs, folder):
             a, b = (by_seed.get(s) for s in pair["seeds"])
             if a is None or b is None:
                 raise SystemExit(f"results-md: {path}: {v} seeds {pair['seeds']} have no summary.json beside it")
-            out[v].append((tuple(pair["seeds"]), pair["top1"], pair["top1"] - max(val(a)["top1"], val(b)["top1"])))
+            better = max(val(a)["top1"], val(b)["top1"])
+            high = pair.get("top1_max", pair["top1"])
+            out[v].append((tuple(pair["seeds"]), pair["top1"], high, pair["top1"] - better, high - better))
         if len(out[v]) != 3:
             raise SystemExit(f"results-md: {path} holds {len(out[v])} {v} pairs, three expected")
     return out
+
+
+def span(low, high, form):
+    """100 * low, or 'low to high' when the two differ (points, in the given format)."""
+    return f"{100 * low:{form}}" if low == high else f"{100 * low:{form}} to {100 * high:{form}}"
 
 
 def claim_rows(runs, ensembles):
@@ -140,10 +149,11 @@ def claim_rows(runs, ensembles):
             ("Section 6: oracle − averaged", "+6.2", cell([val(x)["oracle"] for x in ssm], top1s(ssm))),
             ("no claim: Algorithm 1's norm (ssm − ssm-allnorm)", "-", cell(top1s(ssm), top1s(runs["ssm-allnorm"])))]
     for v, paper in (("ssm", "+1.36"), ("linear", "+1.60")):
-        gains = [g for _, _, g in ensembles[v]]
-        word = "supported" if all(g > 0 for g in gains) else "not shown"
+        gains = [(low, high) for _, _, _, low, high in ensembles[v]]
+        # Supported only when certain: every pair's lowest possible gain is positive.
+        word = "supported" if all(low > 0 for low, _ in gains) else "not shown"
         rows.append((f"Table 3: {v} gains from an ensemble of two seeds (over the better member)", paper,
-                     f"{word}: " + ", ".join(f"{100 * g:+.2f}" for g in gains) + " (three pairs)"))
+                     f"{word}: " + ", ".join(span(low, high, "+.2f") for low, high in gains) + " (three pairs)"))
     for key, label in (("most_confident", "most-confident head"), ("confidence_weighted", "confidence-weighted heads")):
         d, low, high, _ = rs.welch(selection_values(ssm, key), top1s(ssm))
         rows.append((f"Section 6, label-free: {label} − averaged", "-",
@@ -181,8 +191,8 @@ def section(folders, manifest_path, trained_at):
     for name, runs in widths.items():
         parts += [f"### {name}: every run", "", runs_table(runs), "", f"### {name}: the heads (Table 2, Section 6)",
                   "", heads_table(runs), "", f"Ensembles of two seeds (Table 3), top-1 % of the ensemble: " +
-                  "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t)}" for v, rows in ensembles[name].items()
-                            for s, t, _ in rows) + ".", ""]
+                  "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t) if t == t_max else pct(t) + '-' + pct(t_max)}"
+                            for v, rows in ensembles[name].items() for s, t, t_max, _, _ in rows) + ".", ""]
     cells = {name: (rs.feature_channels(runs["linear"][0]["model"]) / runs["linear"][0]["model"]["num_classes"],
                     {claim: cell for claim, _, cell in claims[name]}) for name, runs in widths.items()}
     return "\n".join(parts), cells

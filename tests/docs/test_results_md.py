@@ -118,6 +118,18 @@ class GlyphSection(unittest.TestCase):
             results_glyphs.section(self.folders, self.manifest, "abc1234")
         self.assertIn("kfc3", str(caught.exception))
 
+    def test_ensembles_from_records_give_a_range_and_a_verdict_only_when_certain(self):
+        # Undetermined samples (top-10 records) leave each ensemble a range; linear's members are
+        # 0.60-0.604, so a pair whose range reaches below them is no support.
+        pairs = [{"seeds": [a, b], "top1": low, "top1_max": 0.75, "undetermined": 10, "samples": 100}
+                 for (a, b), low in (((0, 1), 0.70), ((0, 2), 0.60), ((1, 2), 0.70))]
+        (self.folders["wide"] / "ensembles.json").write_text(json.dumps({"method": "top-10 records",
+                                                                         "linear": pairs, "ssm": pairs}))
+        text, cells = results_glyphs.section(self.folders, self.manifest, "abc1234")
+        self.assertRegex(cells["wide"][1]["Table 3: linear gains from an ensemble of two seeds (over the better "
+                                          "member)"], r"^not shown: \+9\.60 to \+14\.60, \+0\.00 to \+15\.00, ")
+        self.assertIn("linear seeds 0+1 70.00-75.00", text)
+
     def test_missing_or_short_ensembles_are_refused(self):
         (self.folders["narrow"] / "ensembles.json").unlink()
         with self.assertRaises(SystemExit) as caught:
