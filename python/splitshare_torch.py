@@ -6,15 +6,15 @@
     heads = model(images).head_logits      # per sub-classifier
     x = ss.load_image("cat.jpg", meta)     # the checkpoint's preprocessing, [C, H, W]
 
-Needs only torch and torchvision (and PIL for load_image). Parameter names match splitshare's
-checkpoints (torchvision's backbone names; fc.{i}.*, bn.{i}.* for the SSM head).
+Needs only torch; torchvision for the backbones (Classifier, build_model, load_checkpoint) and PIL
+for load_image, both imported where used, so the heads work with torch alone. Parameter names
+match splitshare's checkpoints (torchvision's backbone names; fc.{i}.*, bn.{i}.* for the SSM head).
 """
 import json
 from typing import List, NamedTuple
 
 import torch
 import torch.nn as nn
-import torchvision.models.resnet as tvr
 
 __all__ = ["SplitAndShare", "ParallelLinear", "Classifier", "build_model", "load_checkpoint", "read_metadata",
            "load_image"]
@@ -74,18 +74,19 @@ class LinearHead(nn.Module):
         return HeadOutput(y, [y])
 
 
+# Blocks, layers, groups and width per group of torchvision's ResNets.
 _ARCHS = {
-    "resnet10": (tvr.BasicBlock, [1, 1, 1, 1], 1, 64),
-    "resnet18": (tvr.BasicBlock, [2, 2, 2, 2], 1, 64),
-    "resnet34": (tvr.BasicBlock, [3, 4, 6, 3], 1, 64),
-    "resnet50": (tvr.Bottleneck, [3, 4, 6, 3], 1, 64),
-    "resnet101": (tvr.Bottleneck, [3, 4, 23, 3], 1, 64),
-    "resnet152": (tvr.Bottleneck, [3, 8, 36, 3], 1, 64),
-    "resnext50_32x4d": (tvr.Bottleneck, [3, 4, 6, 3], 32, 4),
-    "resnext101_32x4d": (tvr.Bottleneck, [3, 4, 23, 3], 32, 4),
-    "resnext101_32x8d": (tvr.Bottleneck, [3, 4, 23, 3], 32, 8),
-    "wide_resnet50_2": (tvr.Bottleneck, [3, 4, 6, 3], 1, 128),
-    "wide_resnet101_2": (tvr.Bottleneck, [3, 4, 23, 3], 1, 128),
+    "resnet10": ("BasicBlock", [1, 1, 1, 1], 1, 64),
+    "resnet18": ("BasicBlock", [2, 2, 2, 2], 1, 64),
+    "resnet34": ("BasicBlock", [3, 4, 6, 3], 1, 64),
+    "resnet50": ("Bottleneck", [3, 4, 6, 3], 1, 64),
+    "resnet101": ("Bottleneck", [3, 4, 23, 3], 1, 64),
+    "resnet152": ("Bottleneck", [3, 8, 36, 3], 1, 64),
+    "resnext50_32x4d": ("Bottleneck", [3, 4, 6, 3], 32, 4),
+    "resnext101_32x4d": ("Bottleneck", [3, 4, 23, 3], 32, 4),
+    "resnext101_32x8d": ("Bottleneck", [3, 4, 23, 3], 32, 8),
+    "wide_resnet50_2": ("Bottleneck", [3, 4, 6, 3], 1, 128),
+    "wide_resnet101_2": ("Bottleneck", [3, 4, 23, 3], 1, 128),
 }
 
 
@@ -97,7 +98,10 @@ class Classifier(nn.Module):
     def __init__(self, arch="resnet50", num_classes=1000, head="ssm", splits=4, k=2, last_plain=True,
                  reduction="mean", stem="imagenet", in_channels=3, width=64):
         super().__init__()
-        block, layers, groups, width_per_group = _ARCHS[arch]
+        import torchvision.models.resnet as tvr
+
+        block_name, layers, groups, width_per_group = _ARCHS[arch]
+        block = getattr(tvr, block_name)
         self.stem = stem
         self.inplanes = width
         self.dilation = 1

@@ -1,6 +1,6 @@
 """`pip install .` end to end: the wheel pyproject.toml builds (scikit-build-core, against the torch
 of the interpreter running this) holds the package and its operator library, and the installed
-package works with no build tree around (no SPLITSHARE_OPS_LIBRARY).
+package works with no build tree around (no SPLITSHARE_OPS_LIBRARY) and without torchvision.
 
     .venv/bin/python tests/python/test_install.py
 """
@@ -13,7 +13,10 @@ import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
+# Run with torchvision made unimportable: the head and the loaders need torch alone.
 USE = """
+import sys
+sys.modules["torchvision"] = None
 import torch, splitshare
 head = splitshare.nn.SplitShareHead(16, 5)
 out = head(torch.randn(4, 16, requires_grad=True))
