@@ -31,9 +31,12 @@ class Install(unittest.TestCase):
     def test_wheel_builds_installs_and_runs(self):
         with tempfile.TemporaryDirectory(prefix="splitshare-wheel-") as scratch:
             scratch = pathlib.Path(scratch)
-            # As scripts/build sets them: ccache then reuses build/'s objects of the same target.
+            # As scripts/build has them, so that ccache reuses build/'s objects of the same target:
+            # its settings, and CMake's default compiler name (scikit-build-core would otherwise set
+            # Python's, g++, and ccache keys objects by the compiler's name).
             env = dict(os.environ, CCACHE_BASEDIR=str(ROOT), CCACHE_SLOPPINESS=os.environ.get(
                 "CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime,include_file_ctime"))
+            env.setdefault("CXX", "c++")
             build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                                     "--disable-pip-version-check", "-w", str(scratch / "wheels"), str(ROOT)],
                                    capture_output=True, text=True, timeout=1500, env=env)
