@@ -61,6 +61,22 @@ inline int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/// Whether this process is the child that expect_passes_on_avx2() started.
+inline bool in_avx2_child() { return std::getenv("SPLITSHARE_TEST_ISA_CHILD") != nullptr; }
+
+/// Runs the test `name` of this binary again in a child process held to oneDNN's AVX2 kernels
+/// (ONEDNN_MAX_CPU_ISA=AVX2, as on a CPU without AVX-512 or VNNI), and expects it to pass.
+inline void expect_passes_on_avx2(const std::string& name) {
+  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string output;
+  // oneDNN's bugs there can spin instead of crashing: a timeout turns that into a failure.
+  const int rc = run_command("SPLITSHARE_TEST_ISA_CHILD=1 ONEDNN_MAX_CPU_ISA=AVX2 timeout 300 '" + self +
+                                 "' --gtest_filter=" + name,
+                             &output);
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+}
+
 /// The project environment's Python with torch and torchvision (CMake's SPLITSHARE_PYTHON,
 /// .venv/bin/python by default): the same libtorch version the C++ build uses.
 inline const char* python() { return SPLITSHARE_PYTHON; }

@@ -68,7 +68,7 @@ InferenceModel::InferenceModel(ClassifierImpl& model, InferenceOptions options)
               "InferenceModel: dtype must be float32 or bfloat16, got ", options_.dtype());
   TORCH_CHECK(model.backbone->conv1->weight.scalar_type() == torch::kFloat,
               "InferenceModel: expected a float32 model, got ", model.backbone->conv1->weight.scalar_type());
-  mkldnn_ = options_.mkldnn() && device.is_cpu() && fused_conv_available();
+  mkldnn_ = options_.mkldnn() && device.is_cpu() && fused_conv_available(options_.dtype());
   auto& net = *model.backbone;
   imagenet_stem_ = net.options.stem() == Stem::kImageNet;
   stem_ = fold(*net.conv1, *net.bn1);

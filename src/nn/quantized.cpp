@@ -21,6 +21,11 @@ QuantizedModel::QuantizedModel(ClassifierImpl& model)
       cache_(std::make_shared<PackCache>()) {
   TORCH_CHECK(quantized_conv_available(), "QuantizedModel: this libtorch has no oneDNN int8 convolutions "
               "(onednn::qconv2d_pointwise)");
+  if (int8_pairs_saturate()) {
+    TORCH_WARN("int8 on this CPU: oneDNN's int8 convolutions add pairs of products in 16 bits (no VNNI); "
+               "expect logits several percent from the float model's, not the same twice "
+               "(docs/platform.md); float32 or bfloat16 are exact here");
+  }
 }
 
 size_t QuantizedModel::points() const {

@@ -35,6 +35,22 @@ void init_like_torchvision(torch::nn::Module& module, bool zero_init_residual) {
   }
 }
 
+// oneDNN's AVX2 kernels get the weight gradient of a strided 1x1 convolution wrong when the input
+// has fewer channels than their block of 8, and can write past their workspace (oneDNN issue 6035;
+// channels-last, as we train: silently wrong gradients with two threads, a crash or a hang with
+// one). Subsampling first and convolving at stride 1 is the same sum on a path without that bug;
+// such narrow inputs are cheap to copy. Twice the block leaves room for wider blocks.
+constexpr int64_t kNarrowStridedInput = 16;
+
+torch::Tensor run_downsample(torch::nn::Sequential& downsample, const torch::Tensor& x) {
+  auto& conv = *downsample->ptr(0)->as<torch::nn::Conv2dImpl>();
+  const auto& o = conv.options;
+  const int64_t sh = (*o.stride())[0], sw = (*o.stride())[1];
+  if (o.in_channels() >= kNarrowStridedInput || (sh == 1 && sw == 1)) return downsample->forward(x);
+  auto sub = x.slice(2, 0, c10::nullopt, sh).slice(3, 0, c10::nullopt, sw).contiguous(x.suggest_memory_format());
+  return downsample->ptr(1)->as<BatchNormImpl>()->forward(torch::conv2d(sub, conv.weight));
+}
+
 }  // namespace
 
 std::string to_string(Stem stem) { return stem == Stem::kImageNet ? "imagenet" : "small"; }
@@ -78,7 +94,7 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
   auto y = bn1->forward(conv1->forward(x)).relu_();
   y = bn2->forward(conv2->forward(y));
   if (options.bottleneck()) y = bn3->forward(conv3->forward(y.relu_()));
-  y += downsample ? downsample->forward(x) : x;
+  y += downsample ? run_downsample(downsample, x) : x;
   return y.relu_();
 }
 

@@ -175,6 +175,8 @@ TEST(Quantize, EvalAndPredictRunTheInt8CheckpointFromTheCli) {
 TEST(Quantize, QdqOnnxRunsOnOnnxRuntimesInt8KernelsAndAgreesWithEval) {
   if (!sn::quantized_conv_available()) GTEST_SKIP() << "libtorch without oneDNN's int8 convolutions";
   if (!have_onnx()) GTEST_SKIP() << "no onnx/onnxruntime in the venv (scripts/setup)";
+  // A known limit, stated in docs/platform.md: our int8 logits are then further from the float ones.
+  if (sn::int8_pairs_saturate()) GTEST_SKIP() << "this CPU's int8 convolutions add pairs of products in 16 bits";
   TempDir dir;
   nlohmann::json specs = nlohmann::json::array();
   std::map<std::string, std::pair<torch::Tensor, size_t>> want;  // int8 logits, convolutions

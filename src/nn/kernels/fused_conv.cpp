@@ -13,9 +13,15 @@ using dispatch::no_scalars;
 
 }  // namespace
 
-bool fused_conv_available() {
-  return at::hasMKLDNN() && find_op("mkldnn::_convolution_pointwise", "").has_value() &&
-         find_op("mkldnn::_convolution_pointwise_", "binary").has_value();
+bool fused_conv_available(torch::ScalarType dtype) {
+  const bool ops = at::hasMKLDNN() && find_op("mkldnn::_convolution_pointwise", "").has_value() &&
+                   find_op("mkldnn::_convolution_pointwise_", "binary").has_value();
+  if (!ops || dtype != torch::kBFloat16) return ops;
+  const auto supported = find_op("mkldnn::_is_mkldnn_bf16_supported", "");
+  if (!supported.has_value()) return false;
+  torch::jit::Stack stack;
+  supported->callBoxed(&stack);
+  return stack.front().toBool();
 }
 
 torch::Tensor pack_conv_weight(const torch::Tensor& weight, const FusedConvSpec& spec,

@@ -16,8 +16,10 @@ struct FusedConvSpec {
   int64_t groups = 1;
 };
 
-/// Whether this libtorch has oneDNN and the fused convolution operators.
-bool fused_conv_available();
+/// Whether this libtorch has oneDNN and the fused convolution operators, and for bfloat16
+/// whether oneDNN runs bfloat16 convolutions on this CPU (AVX-512 or AVX-NE-CONVERT; without
+/// them PyTorch refuses to pack bfloat16 weights).
+bool fused_conv_available(torch::ScalarType dtype = torch::kFloat);
 
 /// weight [C_out, C_in/groups, kH, kW] (float32 or bfloat16) -> the same weight as an
 /// opaque oneDNN tensor, laid out for inputs of `input_sizes` [N, C_in, H, W].

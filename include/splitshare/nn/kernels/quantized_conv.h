@@ -40,6 +40,12 @@ struct QuantizedConvWeight {
 /// lowers to).
 bool quantized_conv_available();
 
+/// Whether oneDNN's int8 convolutions on this CPU add each pair of uint8 x int8 products in 16
+/// bits with saturation (x86 without VNNI, e.g. AVX2-only CPUs), measured once per process on
+/// one small convolution whose pairs overflow. False without the int8 operators. Where it is
+/// true, int8 results can be far from the float ones (inputs near the top of their range).
+bool int8_pairs_saturate();
+
 /// weight float [C_out, C_in/groups, kH, kW], bias float [C_out] -> the int8 weight for uint8
 /// inputs quantized with `input`, packed for inputs of any shape.
 QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
