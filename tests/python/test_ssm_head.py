@@ -6,12 +6,22 @@ torch.compile(fullgraph=True); autocast; errors by name; state dicts shared with
     SPLITSHARE_OPS_LIBRARY=build/python/splitshare/_ops.so PYTHONPATH=python \\
         .venv/bin/python tests/python/test_ssm_head.py
 """
+import atexit
 import copy
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 import unittest
 
-import torch
+# A fresh inductor cache: kernels generated under another CPU capability (ATEN_CPU_CAPABILITY=avx2,
+# docs/platform.md) and found in the shared cache corrupted the heap of the compile test.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="splitshare-inductor-")
+    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+
+import torch  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
