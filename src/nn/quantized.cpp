@@ -24,7 +24,7 @@ QuantizedModel::QuantizedModel(ClassifierImpl& model)
   if (int8_pairs_saturate()) {
     TORCH_WARN("int8 on this CPU: oneDNN's int8 convolutions add pairs of products in 16 bits (no VNNI); "
                "expect logits several percent from the float model's, not the same twice "
-               "(docs/platform.md); float32 or bfloat16 are exact here");
+               "(docs/platform.md); use float32 or bfloat16 on such a CPU");
   }
 }
 

@@ -20,29 +20,12 @@ const c10::OperatorHandle& op_or_throw(const std::optional<c10::OperatorHandle>&
 
 std::vector<int64_t> ones() { return {1, 1}; }
 
-QuantizedConvWeight quantize_weight(const torch::Tensor& weight, const torch::Tensor& bias, const FusedConvSpec& spec,
-                                    const QuantParams& input) {
-  TORCH_CHECK(weight.dim() == 4, "quantize_conv_weight: expected a 4-d weight, got ", weight.sizes());
-  TORCH_CHECK(bias.defined() && bias.dim() == 1 && bias.size(0) == weight.size(0), "quantize_conv_weight: expected a "
-              "bias of ", weight.size(0), " values");
-  const auto w = weight.to(torch::kFloat).contiguous();
-  QuantizedConvWeight out;
-  out.scales = std::get<0>(w.abs().flatten(1).max(1)).clamp_min(1e-12) / 127.0;
-  out.zero_points = torch::zeros({weight.size(0)}, torch::kLong);
-  out.bias = bias.to(torch::kFloat).contiguous();
-  out.spec = spec;
-  out.input = input;
-  out.int8 = torch::clamp(torch::round(w / out.scales.view({-1, 1, 1, 1})), -128, 127).to(torch::kChar);
-  out.packed = pack_quantized_conv(out, {});
-  return out;
-}
-
 // Four input channels of 255 against weights of 127: 1,020 exactly, about 516 when each pair of
 // products (2 x 255 x 127 = 64,770) is clamped to 32,767.
 bool probe_pair_saturation() {
   const FusedConvSpec spec{{1, 1}, {0, 0}, 1};
   const auto input = uint8_params(0.0, 255.0);
-  const auto weight = quantize_weight(torch::ones({1, 4, 1, 1}), torch::zeros({1}), spec, input);
+  const auto weight = quantize_conv_weight(torch::ones({1, 4, 1, 1}), torch::zeros({1}), spec, input);
   const auto output = uint8_params(0.0, 1100.0);
   const auto q = quantized_conv(quantize_uint8(torch::full({1, 4, 1, 1}, 255.0), input), input, weight, output, false);
   return dequantize_uint8(q, output).item<double>() < 900.0;
@@ -88,7 +71,19 @@ bool quantized_conv_available() {
 
 QuantizedConvWeight quantize_conv_weight(const torch::Tensor& weight, const torch::Tensor& bias,
                                          const FusedConvSpec& spec, const QuantParams& input) {
-  return quantize_weight(weight, bias, spec, input);
+  TORCH_CHECK(weight.dim() == 4, "quantize_conv_weight: expected a 4-d weight, got ", weight.sizes());
+  TORCH_CHECK(bias.defined() && bias.dim() == 1 && bias.size(0) == weight.size(0), "quantize_conv_weight: expected a "
+              "bias of ", weight.size(0), " values");
+  const auto w = weight.to(torch::kFloat).contiguous();
+  QuantizedConvWeight out;
+  out.scales = std::get<0>(w.abs().flatten(1).max(1)).clamp_min(1e-12) / 127.0;
+  out.zero_points = torch::zeros({weight.size(0)}, torch::kLong);
+  out.bias = bias.to(torch::kFloat).contiguous();
+  out.spec = spec;
+  out.input = input;
+  out.int8 = torch::clamp(torch::round(w / out.scales.view({-1, 1, 1, 1})), -128, 127).to(torch::kChar);
+  out.packed = pack_quantized_conv(out, {});
+  return out;
 }
 
 torch::Tensor pack_quantized_conv(const QuantizedConvWeight& weight, at::IntArrayRef input_sizes) {
