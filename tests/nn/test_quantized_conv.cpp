@@ -57,7 +57,6 @@ TEST(QuantizedConv, Int8ConvolutionsMatchTheFloatOnesWithinAFewSteps) {
   // A known limit, stated in docs/platform.md: up to 31 steps off there.
   if (sn::int8_pairs_saturate()) GTEST_SKIP() << "this CPU's int8 convolutions add pairs of products in 16 bits";
   torch::manual_seed(7);
-  const double steps = 4.0;
   for (const bool strided : {false, true}) {
     SCOPED_TRACE(strided);
     const sn::FusedConvSpec spec{strided ? std::vector<int64_t>{2, 2} : std::vector<int64_t>{1, 1}, {1, 1}, 1};
@@ -76,10 +75,10 @@ TEST(QuantizedConv, Int8ConvolutionsMatchTheFloatOnesWithinAFewSteps) {
       const auto packed = sn::pack_quantized_conv(weight, x.sizes());
       EXPECT_TRUE(torch::equal(
           sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, packed, out_params, false), plain));
-      EXPECT_LE(steps_off(plain, out_params, linear), steps) << "relu input " << after_relu;
+      EXPECT_LE(steps_off(plain, out_params, linear), 4.0) << "relu input " << after_relu;
       const auto relu_params = params_of(torch::relu(linear));
       const auto relu = sn::quantized_conv(sn::quantize_uint8(x, input), input, weight, relu_params, true);
-      EXPECT_LE(steps_off(relu, relu_params, torch::relu(linear)), steps) << "relu input " << after_relu;
+      EXPECT_LE(steps_off(relu, relu_params, torch::relu(linear)), 4.0) << "relu input " << after_relu;
       EXPECT_EQ(sn::dequantize_uint8(relu, relu_params).min().item<float>(), 0.0f);
     }
   }
