@@ -7,6 +7,7 @@ verdict per claim and width by the pre-registered rule (results_stats.verdict on
 Standard library only.
 """
 import json
+import math
 import pathlib
 import statistics
 
@@ -134,6 +135,49 @@ def span(low, high, form):
     return f"{100 * low:{form}}" if low == high else f"{100 * low:{form}} to {100 * high:{form}}"
 
 
+def curves(runs):
+    """{(variant, seed): [per-epoch metrics]} from the metrics.jsonl beside each run's summary.json."""
+    out = {}
+    for v in VARIANTS:
+        for r in runs[v]:
+            path = pathlib.Path(r["dir"]) / "metrics.jsonl"
+            if not path.is_file():
+                raise SystemExit(f"results-md: {path} is missing: bench/glyphs.sh records it beside summary.json")
+            out[(v, r["seed"])] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def learning(widths):
+    """(paragraph, one-sentence summary): which runs never left the chance plateau (final training loss
+    within 1 % of ln(classes), the loss of a uniform guess), when the others first passed ten times
+    chance on the test split, and how many were still gaining a point or more in their last epoch."""
+    stuck, onsets, gaining, total = [], {}, 0, 0
+    for name, runs in widths.items():
+        classes = runs["linear"][0]["model"]["num_classes"]
+        for (v, seed), epochs in curves(runs).items():
+            total += 1
+            if epochs[-1]["train_loss"] >= 0.99 * math.log(classes):
+                stuck.append(f"{name} {NAMES[v].split(' (')[0]} seed {seed}")
+            first = next((e["epoch"] for e in epochs if e["val"]["top1"] >= 10 / classes), None)
+            if first is not None:
+                onsets.setdefault(name, []).append(first)
+            if len(epochs) > 1 and epochs[-1]["val"]["top1"] - epochs[-2]["val"]["top1"] >= 0.01:
+                gaining += 1
+    onset_text = "; ".join(f"{name}: epoch {min(e)} to {max(e)}" for name, e in onsets.items())
+    short = (f"{len(stuck)} of the {total} runs never left the chance plateau and {gaining} were still gaining a point "
+             "or more in their last epoch: the figures are of a six-epoch budget, where a seed's spread is mostly "
+             "how early it leaves the plateau, not of the accuracy a head can reach")
+    text = (f"Every run's curve is in its `metrics.jsonl` beside the records. {len(stuck)} of the {total} runs never "
+            f"left the chance plateau (final training loss within 1 % of ln {classes:,}, a uniform guess): "
+            f"{', '.join(stuck) or 'none'}. The others first passed ten times chance on the test split at "
+            f"{onset_text}, and {gaining} of the {total} were still gaining a point or more of test top-1 in "
+            "their last epoch. Where a head's seeds lie tens of points apart, the spread is mostly when (and "
+            "whether) a run left the plateau within the fixed six epochs; and as most runs were still learning, "
+            "every figure is of this budget, not of the accuracy a head can reach. A longer schedule or a warm-up "
+            "could change any verdict; neither was pre-registered, so neither was run.")
+    return text, short
+
+
 def claim_rows(runs, ensembles):
     """(claim, paper, cell) rows of one width, each cell 'verdict: d [low, high]'."""
     cell = rs.cell
@@ -162,7 +206,8 @@ def claim_rows(runs, ensembles):
 
 
 def section(folders, manifest_path, trained_at):
-    """(markdown of the 1,000-class section, {width: (channels per class, {claim: verdict cell})}).
+    """(markdown of the 1,000-class section, {width: (channels per class, {claim: verdict cell})}, a
+    sentence on how far the runs trained).
     folders: {"narrow": Path, "wide": Path}, the record folders."""
     widths = {name: load_width(pathlib.Path(f)) for name, f in folders.items()}
     for name, runs in widths.items():
@@ -193,6 +238,13 @@ def section(folders, manifest_path, trained_at):
                   "", heads_table(runs), "", f"Ensembles of two seeds (Table 3), top-1 % of the ensemble: " +
                   "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t) if t == t_max else pct(t) + '-' + pct(t_max)}"
                             for v, rows in ensembles[name].items() for s, t, t_max, _, _ in rows) + ".", ""]
+    learned, short = learning(widths)
+    parts += ["### What these runs cannot show", "",
+              "Glyphs are not photos; 32-pixel images and six epochs are not ImageNet's 224 pixels and 90 epochs; the "
+              "widest CPU model has ResNet-18's channels per class, not ResNet-50's. " + learned, "",
+              "The training minutes are those of the machines that ran each run (the pre-registration's running log "
+              "says which), not a speed measurement. Runs lost with a machine before they were recorded, and the "
+              "deviations from the plan, are listed in that log; no verdict uses a lost run.", ""]
     cells = {name: (rs.feature_channels(runs["linear"][0]["model"]) / runs["linear"][0]["model"]["num_classes"],
                     {claim: cell for claim, _, cell in claims[name]}) for name, runs in widths.items()}
-    return "\n".join(parts), cells
+    return "\n".join(parts), cells, short

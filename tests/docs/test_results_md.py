@@ -62,6 +62,12 @@ def summary(top1, heads, width, arch, seed, variant):
                       "preprocess": {"size": 32, "channels": 3}, "extra": {"config": {"seed": seed, "variant": variant}}}}
 
 
+def curve(run, epochs):
+    """A run's metrics.jsonl: (training loss, test top-1) per epoch."""
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "train_loss": loss, "val": {"top1": top1}}) + "\n"
+                                               for i, (loss, top1) in enumerate(epochs)))
+
+
 class GlyphSection(unittest.TestCase):
     def setUp(self):
         self.scratch = tempfile.TemporaryDirectory(prefix="results-md-test-")
@@ -79,6 +85,7 @@ class GlyphSection(unittest.TestCase):
                     run = folder / variant / f"seed-{seed}"
                     run.mkdir(parents=True)
                     (run / "summary.json").write_text(json.dumps(summary(t, heads, width, arch, seed, variant)))
+                    curve(run, [(6.0, 0.0005), (3.0, t - 0.005), (2.0, t)])
             self.folders[name] = folder
         manifest = {"seed": 0, "version": 1, "train_per_class": 30,
                     "faces": [{"split": "train", "family": "a"}, {"split": "train", "family": "b"},
@@ -94,7 +101,7 @@ class GlyphSection(unittest.TestCase):
         self.scratch.cleanup()
 
     def test_section_reads_the_runs_and_applies_the_rule(self):
-        text, cells = results_glyphs.section(self.folders, self.manifest, "abc1234")
+        text, cells, _ = results_glyphs.section(self.folders, self.manifest, "abc1234")
         self.assertIn("1,000 classes (CJK ideographs", text)
         self.assertIn("30 training images per class (30,000)", text)
         self.assertIn("128 feature channels, 0.13 per class", text)   # resnet10, width 16
@@ -109,6 +116,19 @@ class GlyphSection(unittest.TestCase):
                          r"supported: \+14\.60, \+15\.00, \+14\.60 \(three pairs\)")
         self.assertAlmostEqual(cells["narrow"][0], 0.128)
         self.assertRegex(cells["wide"][1]["Table 1: SSM beats the linear head (ssm − linear)"], r"^supported: \+10\.00")
+
+    def test_runs_left_at_chance_are_named_and_counted(self):
+        # ln 1000 = 6.908: a final loss of 6.90 is within 1 % of a uniform guess; 6.80 is not.
+        curve(self.folders["wide"] / "linear" / "seed-1", [(6.95, 0.001), (6.91, 0.001), (6.90, 0.0012)])
+        curve(self.folders["narrow"] / "kfc3" / "seed-2", [(6.95, 0.001), (6.85, 0.002), (6.80, 0.02)])
+        text, _, short = results_glyphs.section(self.folders, self.manifest, "abc1234")
+        self.assertIn("1 of the 24 runs never left the chance plateau", text)
+        self.assertIn(": wide linear seed 1.", text)
+        # First above ten times chance (1 %): epoch 2 for the normal runs, epoch 3 for the slow one.
+        self.assertIn("narrow: epoch 2 to 3; wide: epoch 2 to 2", text)
+        # Gaining at least a point in the last epoch: only the slow narrow 3-FC run (+1.8; the others +0.5).
+        self.assertIn("and 1 of the 24 were still gaining", text)
+        self.assertTrue(short.startswith("1 of the 24 runs never left the chance plateau and "))
 
     def test_missing_seeds_are_refused_by_name(self):
         for path in (self.folders["wide"] / "kfc3" / "seed-2").iterdir():
@@ -125,7 +145,7 @@ class GlyphSection(unittest.TestCase):
                  for (a, b), low in (((0, 1), 0.70), ((0, 2), 0.60), ((1, 2), 0.70))]
         (self.folders["wide"] / "ensembles.json").write_text(json.dumps({"method": "top-10 records",
                                                                          "linear": pairs, "ssm": pairs}))
-        text, cells = results_glyphs.section(self.folders, self.manifest, "abc1234")
+        text, cells, _ = results_glyphs.section(self.folders, self.manifest, "abc1234")
         self.assertRegex(cells["wide"][1]["Table 3: linear gains from an ensemble of two seeds (over the better "
                                           "member)"], r"^not shown: \+9\.60 to \+14\.60, \+0\.00 to \+15\.00, ")
         self.assertIn("linear seeds 0+1 70.00-75.00", text)
