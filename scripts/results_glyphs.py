@@ -152,8 +152,9 @@ def learning(widths):
     within 1 % of ln(classes), the loss of a uniform guess), when the others first passed ten times
     chance on the test split, and how many were still gaining a point or more in their last epoch."""
     stuck, onsets, gaining, total = [], {}, 0, 0
+    first_run = next(iter(widths.values()))["linear"][0]
+    classes, budget = first_run["model"]["num_classes"], first_run["final"]["epoch"]
     for name, runs in widths.items():
-        classes = runs["linear"][0]["model"]["num_classes"]
         for (v, seed), epochs in curves(runs).items():
             total += 1
             if epochs[-1]["train_loss"] >= 0.99 * math.log(classes):
@@ -165,14 +166,14 @@ def learning(widths):
                 gaining += 1
     onset_text = "; ".join(f"{name}: epoch {min(e)} to {max(e)}" for name, e in onsets.items())
     short = (f"{len(stuck)} of the {total} runs never left the chance plateau and {gaining} were still gaining a point "
-             "or more in their last epoch: the figures are of a six-epoch budget, where a seed's spread is mostly "
+             f"or more in their last epoch: the figures are of a {budget}-epoch budget, where a seed's spread is mostly "
              "how early it leaves the plateau, not of the accuracy a head can reach")
     text = (f"Every run's curve is in its `metrics.jsonl` beside the records. {len(stuck)} of the {total} runs never "
             f"left the chance plateau (final training loss within 1 % of ln {classes:,}, a uniform guess): "
             f"{', '.join(stuck) or 'none'}. The others first passed ten times chance on the test split at "
             f"{onset_text}, and {gaining} of the {total} were still gaining a point or more of test top-1 in "
             "their last epoch. Where a head's seeds lie tens of points apart, the spread is mostly when (and "
-            "whether) a run left the plateau within the fixed six epochs; and as most runs were still learning, "
+            f"whether) a run left the plateau within the fixed {budget} epochs; and as most runs were still learning, "
             "every figure is of this budget, not of the accuracy a head can reach. A longer schedule or a warm-up "
             "could change any verdict; neither was pre-registered, so neither was run.")
     return text, short
@@ -239,9 +240,11 @@ def section(folders, manifest_path, trained_at):
                   "; ".join(f"{v} seeds {s[0]}+{s[1]} {pct(t) if t == t_max else pct(t) + '-' + pct(t_max)}"
                             for v, rows in ensembles[name].items() for s, t, t_max, _, _ in rows) + ".", ""]
     learned, short = learning(widths)
+    first = widths[names[0]]["linear"][0]
+    pre, epochs = first["model"]["preprocess"], first["final"]["epoch"]
     parts += ["### What these runs cannot show", "",
-              "Glyphs are not photos; 32-pixel images and six epochs are not ImageNet's 224 pixels and 90 epochs; the "
-              "widest CPU model has ResNet-18's channels per class, not ResNet-50's. " + learned, "",
+              f"Glyphs are not photos; {pre['size']}-pixel images and {epochs} epochs are not ImageNet's 224 pixels and "
+              "90 epochs; the widest CPU model has ResNet-18's channels per class, not ResNet-50's. " + learned, "",
               "The training minutes are those of the machines that ran each run (the pre-registration's running log "
               "says which), not a speed measurement. Runs lost with a machine before they were recorded, and the "
               "deviations from the plan, are listed in that log; no verdict uses a lost run.", ""]
