@@ -19,7 +19,9 @@ inline float triangle(float x) {
 
 // The hot loops are also compiled for x86-64-v3 (AVX2 + FMA) and picked at load time
 // (GCC/Clang function multiversioning), so a generic x86-64 build still runs them 8 wide.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+// Not under ThreadSanitizer: the clones' resolver runs while the program is being loaded,
+// before the TSan runtime is ready, and its instrumented entry crashes there.
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute) && !defined(__SANITIZE_THREAD__)
 #if __has_attribute(target_clones)
 #define SPLITSHARE_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
