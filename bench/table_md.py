@@ -2,7 +2,8 @@
 """The README's bench table from bench/run_table.sh's folder: one markdown row per workload with
 ours, each peer (median; memory rows: peak MiB), the best peer, ours over it, GFLOP/s, % of the
 matrix-product peak and % of the microkernel (FMA) peak, then the CPU, the peaks and torch.compile's
-compile times.
+compile times. When the bench ran in rounds (--rounds), the ratio cell also gives the lowest and
+highest ratio of a single round, in brackets.
 
     python3 bench/table_md.py runs/bench-table
 """
@@ -36,6 +37,8 @@ def main():
             memory = r["memory"]
             p = r["peers"]
             ratio = f"{r['ratio_vs_best_peer']:.2f}x" if r["ratio_vs_best_peer"] else "-"
+            if r.get("ratio_by_round"):
+                ratio += f" ({min(r['ratio_by_round']):.2f}-{max(r['ratio_by_round']):.2f})"
             g = f"{r['gflops']:.0f}" if r["gflops"] else "-"
             frac = f"{100 * r['peak_fraction']:.0f} %" if r["peak_fraction"] else "-"
             fma = f"{100 * r['machine_peak_fraction']:.0f} %" if r.get("machine_peak_fraction") else "-"

@@ -22,6 +22,7 @@ nlohmann::json timing_json(const Timing& t) {
   nlohmann::json j = {{"images_per_second", t.images_per_second}, {"median", t.median()}, {"min", t.min()},
                       {"max", t.max()}, {"peak_rss_mb", t.peak_rss_mb}};
   if (t.compile_seconds > 0) j["compile_seconds"] = t.compile_seconds;
+  if (t.round_medians.size() > 1) j["round_medians"] = t.round_medians;
   return j;
 }
 
@@ -35,6 +36,17 @@ double flops_per_item(const Row& row) {
     if (t.flops_per_item > 0) return t.flops_per_item;
   }
   return 0;
+}
+
+// Ours over `best` round by round, when both were measured in the same rounds; null otherwise.
+nlohmann::json ratio_by_round(const Row& r, const std::string& best) {
+  if (best.empty() || r.workload.memory()) return nullptr;
+  const auto& ours = r.ours.round_medians;
+  const auto& peer = r.peers.at(best).round_medians;
+  if (ours.size() < 2 || peer.size() != ours.size()) return nullptr;
+  std::vector<double> ratios;
+  for (size_t i = 0; i < ours.size(); ++i) ratios.push_back(ours[i] / std::max(1e-9, peer[i]));
+  return ratios;
 }
 
 }  // namespace
@@ -106,6 +118,7 @@ nlohmann::json to_json(const std::vector<Row>& rows) {
     const auto best = best_peer(r);
     row["best_peer"] = best.empty() ? nlohmann::json(nullptr) : nlohmann::json(best);
     row["ratio_vs_best_peer"] = best.empty() ? nlohmann::json(nullptr) : nlohmann::json(ratio(r.ours, r.peers.at(best), memory));
+    if (const auto by_round = ratio_by_round(r, best); !by_round.is_null()) row["ratio_by_round"] = by_round;
     const double achieved = achieved_gflops(r);
     row["gflops"] = achieved > 0 ? nlohmann::json(achieved) : nlohmann::json(nullptr);
     row["peak_fraction"] = achieved > 0 && r.peak_gflops > 0 ? nlohmann::json(achieved / r.peak_gflops) : nlohmann::json(nullptr);

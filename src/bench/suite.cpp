@@ -96,26 +96,35 @@ std::map<std::string, Timing> measure_heads_in_turn(const std::vector<std::pair<
   return interleaved;
 }
 
+Timing measure_ours(const std::string& name, const Workload& w, const SuiteOptions& options) {
+  if (!w.memory()) return measure(w);
+  const std::string training = name.substr(0, name.rfind("-memory"));
+  return measure_memory_in_child(options.program(), training, options.threads());
+}
+
+// Ours and then each peer, options.rounds() times in turn (once for memory rows), pooled.
 Row measure_row(const std::string& name, const Workload& w, const std::map<std::string, Timing>& interleaved,
                 const SuiteOptions& options) {
+  TORCH_CHECK(options.rounds() >= 1, "bench: rounds must be at least 1, got ", options.rounds());
   Row row;
   row.key = name;
   row.workload = w;
-  if (interleaved.count(name)) {
-    row.ours = interleaved.at(name);
-  } else if (w.memory()) {
-    std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
-    const std::string training = name.substr(0, name.rfind("-memory"));
-    row.ours = measure_memory_in_child(options.program(), training, options.threads());
-  } else {
-    std::fprintf(stderr, "bench %s: splitshare...\n", name.c_str());
-    row.ours = measure(w);
-  }
-  if (!options.peers()) return row;
-  for (const auto& peer : options.peer_kinds()) {
-    if (head_task(w) && peer != "eager") continue;  // the head rows compare with our linear head
-    std::fprintf(stderr, "bench %s: PyTorch %s...\n", name.c_str(), peer.c_str());
-    row.peers[peer] = measure_peer(w, options.python(), options.peer_script(), options.threads(), peer);
+  const int rounds = w.memory() ? 1 : options.rounds();
+  for (int round = 0; round < rounds; ++round) {
+    char of[48] = "";
+    if (rounds > 1) std::snprintf(of, sizeof of, " (round %d of %d)", round + 1, rounds);
+    if (round == 0 && interleaved.count(name)) {
+      add_round(row.ours, interleaved.at(name));
+    } else {
+      std::fprintf(stderr, "bench %s: splitshare%s...\n", name.c_str(), of);
+      add_round(row.ours, measure_ours(name, w, options));
+    }
+    if (!options.peers()) continue;
+    for (const auto& peer : options.peer_kinds()) {
+      if (head_task(w) && peer != "eager") continue;  // the head rows compare with our linear head
+      std::fprintf(stderr, "bench %s: PyTorch %s%s...\n", name.c_str(), peer.c_str(), of);
+      add_round(row.peers[peer], measure_peer(w, options.python(), options.peer_script(), options.threads(), peer));
+    }
   }
   return row;
 }

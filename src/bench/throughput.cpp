@@ -52,6 +52,17 @@ double Timing::min() const {
   return images_per_second.empty() ? 0 : *std::min_element(images_per_second.begin(), images_per_second.end());
 }
 
+void add_round(Timing& pooled, const Timing& round) {
+  if (pooled.round_medians.empty()) {
+    pooled.flops_per_item = round.flops_per_item;
+    pooled.compile_seconds = round.compile_seconds;
+  }
+  pooled.images_per_second.insert(pooled.images_per_second.end(), round.images_per_second.begin(),
+                                  round.images_per_second.end());
+  pooled.round_medians.push_back(round.median());
+  pooled.peak_rss_mb = std::max(pooled.peak_rss_mb, round.peak_rss_mb);
+}
+
 double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -269,6 +280,7 @@ Timing timing_from_json(const nlohmann::json& json) {
   if (json.contains("compile_seconds") && json["compile_seconds"].is_number()) {
     timing.compile_seconds = json["compile_seconds"].get<double>();
   }
+  if (json.contains("round_medians")) timing.round_medians = json["round_medians"].get<std::vector<double>>();
   return timing;
 }
 

@@ -83,6 +83,41 @@ TEST(Bench, RatiosAreAgainstTheBestPeerAndAboveOneMeansWeWin) {
   EXPECT_NE(table.find("50%   25%"), std::string::npos) << table;
 }
 
+TEST(Bench, RoundsPoolTheRepeatsAndGiveTheRatioOfEachRound) {
+  sb::Row row;
+  row.key = "fashion-train";
+  row.workload = default_model_workload();
+  sb::add_round(row.ours, timing({90, 100, 110}, 500, 0));
+  sb::add_round(row.ours, timing({190, 200, 210}, 700, 0));
+  auto first = timing({70, 80}, 900, 2e9);
+  first.compile_seconds = 12;
+  sb::add_round(row.peers["compile"], first);
+  sb::add_round(row.peers["compile"], timing({150, 160}, 800, 3e9));
+  EXPECT_EQ(row.ours.images_per_second, (std::vector<double>{90, 100, 110, 190, 200, 210}));
+  EXPECT_EQ(row.ours.round_medians, (std::vector<double>{100, 200}));
+  EXPECT_DOUBLE_EQ(row.ours.median(), 150.0);  // over every round's repeats
+  EXPECT_DOUBLE_EQ(row.ours.peak_rss_mb, 700.0);
+  const auto& peer = row.peers["compile"];
+  EXPECT_DOUBLE_EQ(peer.flops_per_item, 2e9);  // the first round's
+  EXPECT_DOUBLE_EQ(peer.compile_seconds, 12.0);
+  const auto j = sb::to_json({row})[0];
+  EXPECT_EQ(j["ours"]["round_medians"].get<std::vector<double>>(), (std::vector<double>{100, 200}));
+  const auto by_round = j["ratio_by_round"].get<std::vector<double>>();
+  ASSERT_EQ(by_round.size(), 2u);
+  EXPECT_DOUBLE_EQ(by_round[0], 100.0 / 75.0);
+  EXPECT_DOUBLE_EQ(by_round[1], 200.0 / 155.0);
+  EXPECT_DOUBLE_EQ(j["ratio_vs_best_peer"].get<double>(), 150.0 / 115.0);
+  EXPECT_EQ(sb::timing_from_json(j["ours"]).round_medians, row.ours.round_medians);
+
+  sb::Row once;  // one round: no per-round fields
+  once.workload = row.workload;
+  sb::add_round(once.ours, timing({1, 2, 3}));
+  sb::add_round(once.peers["eager"], timing({1, 2, 3}));
+  const auto j1 = sb::to_json({once})[0];
+  EXPECT_FALSE(j1.contains("ratio_by_round"));
+  EXPECT_FALSE(j1["ours"].contains("round_medians"));
+}
+
 TEST(Bench, MatrixProductPeakIsPositiveAndBf16Runs) {
   EXPECT_GT(sb::measure_peak_gflops(torch::kFloat, 256), 0.0);
   EXPECT_GT(sb::measure_peak_gflops(torch::kBFloat16, 256), 0.0);
@@ -133,7 +168,7 @@ TEST(BenchCli, JsonHasThePeersTheBestRatioAndThePeaks) {
   std::string out;
   ASSERT_EQ(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) +
                                                  " bench --workloads head-linear --peers eager --repeats 2 --steps 1 "
-                                                 "--warmup 0 --threads 1 --json 2>/dev/null",
+                                                 "--warmup 0 --threads 1 --rounds 2 --json 2>/dev/null",
                                              &out),
             0)
       << out;
@@ -152,7 +187,13 @@ TEST(BenchCli, JsonHasThePeersTheBestRatioAndThePeaks) {
   EXPECT_GT(eager, 0.0);
   EXPECT_NEAR(row["ratio_vs_best_peer"].get<double>(), ours / eager, 1e-9);
   EXPECT_GT(row["gflops"].get<double>(), 0.0);  // the eager peer counts the head's FLOPs
+  EXPECT_EQ(row["ours"]["images_per_second"].size(), 4u);  // 2 repeats in each of 2 rounds
+  EXPECT_EQ(row["ours"]["round_medians"].size(), 2u);
+  EXPECT_EQ(row["peers"]["eager"]["round_medians"].size(), 2u);
+  EXPECT_EQ(row["ratio_by_round"].size(), 2u);
   std::string log;
   EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " bench --peers jit 2>&1", &log), 0);
   EXPECT_NE(log.find("unknown peer 'jit'"), std::string::npos) << log;
+  EXPECT_NE(splitshare::testing::run_command(std::string(SPLITSHARE_CLI) + " bench --rounds 0 2>&1", &log), 0);
+  EXPECT_NE(log.find("--rounds must be at least 1, got 0"), std::string::npos) << log;
 }

@@ -20,20 +20,52 @@ std::string default_peer_script() {
   return "bench/peer_pytorch.py";
 }
 
+// "fashion-train, fashion-train-bf16, …": every workload the bench knows.
+std::string workload_names() {
+  std::string names;
+  for (const auto& [name, _] : bench::standard_workloads()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+// The workloads named by --workloads, with the command line's counts, layout, device and precision.
+std::vector<std::pair<std::string, bench::Workload>> selected_workloads(const cxxopts::ParseResult& args,
+                                                                      const torch::Device& device, bool amp,
+                                                                      train::Precision precision) {
+  const auto table = bench::standard_workloads();
+  const auto repeats = args["repeats"].as<int64_t>(), steps = args["steps"].as<int64_t>();
+  const auto warmup = args["warmup"].as<int64_t>();
+  TORCH_CHECK(repeats >= 0 && steps >= 0 && warmup >= -1,
+              "--repeats and --steps must be >= 0 (0 = the workload's) and --warmup >= -1 (-1 = the workload's)");
+  std::vector<std::pair<std::string, bench::Workload>> selected;
+  for (const auto& name : args["workloads"].as<std::vector<std::string>>()) {
+    auto it = std::find_if(table.begin(), table.end(), [&](const auto& entry) { return entry.first == name; });
+    TORCH_CHECK(it != table.end(), "unknown workload '", name, "': expected one of ", workload_names());
+    auto w = it->second;
+    if (repeats > 0) w.repeats(repeats);
+    if (steps > 0) w.steps(steps);
+    if (warmup >= 0) w.warmup(warmup);
+    w.channels_last(args.count("nchw") == 0).device(device);
+    if (amp) w.precision(precision);
+    selected.emplace_back(name, w);
+  }
+  return selected;
+}
+
 }  // namespace
 
 int run_bench(int argc, char** argv) {
   cxxopts::Options options(argv[0], "Training/inference speed and memory of splitshare next to the venv's PyTorch "
                                     "(eager, tuned eager, torch.compile), same threads and precision; one table");
-  const auto table = bench::standard_workloads();
-  std::string names, all;
-  for (const auto& [name, _] : table) names += (names.empty() ? "" : ", ") + name;
+  std::string all;
   for (const auto& name : bench::default_workload_names()) all += (all.empty() ? "" : ",") + name;
   options.add_options()
-      ("workloads", "comma-separated, from: " + names, cxxopts::value<std::vector<std::string>>()->default_value(all))
+      ("workloads", "comma-separated, from: " + workload_names(), cxxopts::value<std::vector<std::string>>()->default_value(all))
       ("repeats", "timed repeats per workload (0 = workload default)", number<int64_t>()->default_value("0"))
       ("steps", "timed steps per repeat (0 = workload default)", number<int64_t>()->default_value("0"))
       ("warmup", "untimed steps first (-1 = workload default)", number<int64_t>()->default_value("-1"))
+      ("rounds", "measure each speed row N times, ours then the peers in turn, and pool the repeats "
+                 "(for machines whose speed changes in steps)",
+       number<int>()->default_value("1"))
       ("no-peer", "skip the PyTorch peers")
       ("peers", "comma-separated, from: eager, eager_tuned, compile",
        cxxopts::value<std::vector<std::string>>()->default_value("eager,eager_tuned,compile"))
@@ -64,21 +96,9 @@ int run_bench(int argc, char** argv) {
     TORCH_CHECK(std::find(known.begin(), known.end(), peer) != known.end(), "--peers: unknown peer '", peer,
                 "'; expected eager, eager_tuned or compile");
   }
-  std::vector<std::pair<std::string, bench::Workload>> selected;
-  for (const auto& name : (*args)["workloads"].as<std::vector<std::string>>()) {
-    auto it = std::find_if(table.begin(), table.end(), [&](const auto& entry) { return entry.first == name; });
-    TORCH_CHECK(it != table.end(), "unknown workload '", name, "': expected one of ", names);
-    auto w = it->second;
-    TORCH_CHECK((*args)["repeats"].as<int64_t>() >= 0 && (*args)["steps"].as<int64_t>() >= 0 &&
-                    (*args)["warmup"].as<int64_t>() >= -1,
-                "--repeats and --steps must be >= 0 (0 = the workload's) and --warmup >= -1 (-1 = the workload's)");
-    if ((*args)["repeats"].as<int64_t>() > 0) w.repeats((*args)["repeats"].as<int64_t>());
-    if ((*args)["steps"].as<int64_t>() > 0) w.steps((*args)["steps"].as<int64_t>());
-    if ((*args)["warmup"].as<int64_t>() >= 0) w.warmup((*args)["warmup"].as<int64_t>());
-    w.channels_last(args->count("nchw") == 0).device(device);
-    if (amp) w.precision(precision);
-    selected.emplace_back(name, w);
-  }
+  const auto rounds = (*args)["rounds"].as<int>();
+  TORCH_CHECK(rounds >= 1, "--rounds must be at least 1, got ", rounds);
+  const auto selected = selected_workloads(*args, device, amp, precision);
   // Resolved here: inside popen's shell, /proc/self/exe would be the shell.
   const auto result = bench::run_suite(selected, bench::SuiteOptions()
                                                      .peers(args->count("no-peer") == 0)
@@ -86,6 +106,7 @@ int run_bench(int argc, char** argv) {
                                                      .python((*args)["python"].as<std::string>())
                                                      .peer_script((*args)["peer-script"].as<std::string>())
                                                      .threads(threads)
+                                                     .rounds(rounds)
                                                      .program(std::filesystem::read_symlink("/proc/self/exe")));
   if (args->count("json")) {
     std::printf("%s\n", bench::to_json(result, threads).dump(2).c_str());

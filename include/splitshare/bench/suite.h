@@ -27,6 +27,10 @@ struct SuiteOptions {
   TORCH_ARG(std::string, python) = "python3";
   TORCH_ARG(std::string, peer_script) = "bench/peer_pytorch.py";
   TORCH_ARG(int, threads) = 1;
+  /// Measures each speed row this many times, ours and then each peer in turn, and pools the
+  /// repeats: a virtual machine's speed can change in steps of a third for minutes, and a peer
+  /// timed minutes after us would see another machine. Memory rows are measured once.
+  TORCH_ARG(int, rounds) = 1;
   /// The splitshare executable: memory rows run `PROGRAM bench` in a fresh process.
   TORCH_ARG(std::string, program) = "splitshare";
 };

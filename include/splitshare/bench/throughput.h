@@ -58,10 +58,18 @@ struct Timing {
   double flops_per_item = 0;
   /// torch.compile's peer: seconds of its first (compiling) steps; 0 otherwise.
   double compile_seconds = 0;
+  /// The median of each round when the suite measured in rounds (SuiteOptions::rounds), in
+  /// order; one entry after one round, empty for a timing not made by add_round.
+  std::vector<double> round_medians;
   double median() const;
   double max() const;
   double min() const;
 };
+
+/// Pools one round of a measurement into `pooled`: the round's repeats join the pooled ones
+/// (so median() is over every round's repeats), its median joins round_medians, the peak memory
+/// is the larger, the FLOP count and the compile time are the first round's.
+void add_round(Timing& pooled, const Timing& round);
 
 /// Times our implementation of `workload` in this process (synthetic data, fixed seed).
 Timing measure(const Workload& workload);
@@ -126,7 +134,8 @@ double achieved_gflops(const Row& row);
 std::string format_table(const std::vector<Row>& rows);
 /// [{"workload", "key", "unit", "precision", "ours", "peers", "best_peer", "ratio_vs_best_peer",
 ///   "gflops", "peak_fraction", "machine_peak_fraction"}, …]; "ours" and each peer: {"min", "median", "max",
-///   "images_per_second", "peak_rss_mb"}.
+///   "images_per_second", "peak_rss_mb"}, and "round_medians" after several rounds, when the row
+///   also has "ratio_by_round" (ours over the best peer in each round).
 nlohmann::json to_json(const std::vector<Row>& rows);
 /// A row from its to_json form (what a child `splitshare bench --json` prints).
 Timing timing_from_json(const nlohmann::json& json);
