@@ -4,9 +4,10 @@ head, python/splitshare_torch.py, i.e. the straightforward head), the same synth
 the same steps, in one of three ways (--peer):
 
   eager        as a Python user writes it: default memory format, torch.inference_mode;
-  eager_tuned  PyTorch's CPU performance tuning guide: channels-last, and for inference a
-               traced, frozen TorchScript module (oneDNN fusion); the caller also preloads
-               jemalloc and sets the OpenMP variables (see src/bench/throughput.cpp);
+  eager_tuned  PyTorch's CPU performance tuning guide: channels-last, the fused SGD kernel
+               (fused=True), and for inference a traced, frozen TorchScript module (oneDNN
+               fusion); the caller also preloads jemalloc and sets the OpenMP variables (see
+               src/bench/throughput.cpp);
   compile      torch.compile (inductor, default mode); compilation happens in the warm-up
                steps and is reported apart as compile_seconds.
 
@@ -64,7 +65,8 @@ else:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    # The tuned peer uses PyTorch's fused SGD kernel, as splitshare's training does.
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=a.peer == "eager_tuned")
     net, data = model, x
 net.train(a.mode in ("train", "head"))
 

@@ -6,6 +6,7 @@
 #include <splitshare/train/compare.h>
 #include <splitshare/train/ema.h>
 #include <splitshare/train/fit.h>
+#include <splitshare/train/fused_optimizers.h>
 #include <splitshare/train/mix.h>
 #include <splitshare/train/optimizer.h>
 #include <splitshare/train/precision_probe.h>

@@ -2,6 +2,7 @@
 
 #include <splitshare/nn/inference.h>
 #include <splitshare/train/fit.h>
+#include <splitshare/train/fused_optimizers.h>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -80,7 +81,7 @@ struct Runner {
   Workload w;
   nn::Classifier model{nullptr};
   torch::Tensor labels, features, images;
-  std::optional<torch::optim::SGD> optimizer;
+  std::optional<train::FusedSGD> optimizer;
   std::optional<nn::InferenceModel> folded;
   train::GradScaler scaler;
   std::function<void()> step;

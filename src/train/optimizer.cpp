@@ -1,5 +1,7 @@
 #include <splitshare/train/optimizer.h>
 
+#include <splitshare/train/fused_optimizers.h>
+
 #include <set>
 
 namespace splitshare::train {
@@ -82,10 +84,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<Parame
   for (const auto& g : groups) param_groups.emplace_back(g.params, group_options(options, lr * g.lr_factor, g.decay));
   switch (options.kind()) {
     case OptimizerKind::kSgd:
-      return std::make_unique<torch::optim::SGD>(
+      return std::make_unique<FusedSGD>(
           param_groups, static_cast<torch::optim::SGDOptions&>(*group_options(options, lr, true)));
     case OptimizerKind::kAdamW:
-      return std::make_unique<torch::optim::AdamW>(
+      return std::make_unique<FusedAdamW>(
           param_groups, static_cast<torch::optim::AdamWOptions&>(*group_options(options, lr, true)));
     case OptimizerKind::kRmsprop:
       return std::make_unique<torch::optim::RMSprop>(

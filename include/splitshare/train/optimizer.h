@@ -63,7 +63,8 @@ struct ParameterGroup {
 /// (1-d tensors: timm's rule), the latter with decay = false; empty groups are dropped.
 std::vector<ParameterGroup> split_no_decay(const std::vector<ParameterGroup>& groups);
 
-/// The optimizer of `options` over `groups` (a group with decay = false gets weight decay 0).
+/// The optimizer of `options` over `groups` (a group with decay = false gets weight decay 0):
+/// SGD and AdamW on ATen's fused kernels (FusedSGD, FusedAdamW), RMSprop as torch::optim's.
 /// Checks the hyper-parameters (betas in [0, 1), eps > 0, ...) naming the bad value.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
                                                         const OptimizerOptions& options, double lr);
