@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <optional>
 
 namespace splitshare::train {
@@ -106,6 +107,9 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   for (auto& group : param_groups_) {
     const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps;
+    // The kernel reads each parameter's step count from a float tensor on its device; parameters
+    // at the same count (usually all) share one, so a step makes one such tensor, not one each.
+    std::map<int64_t, torch::Tensor> step_tensors;
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       auto& slot = state_[p.unsafeGetTensorImpl()];
@@ -125,8 +129,9 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       exp_avgs.push_back(s.exp_avg());
       exp_avg_sqs.push_back(s.exp_avg_sq());
       if (o.amsgrad()) max_exp_avg_sqs.push_back(s.max_exp_avg_sq());
-      // The kernel reads each parameter's step count from a float tensor on its device.
-      steps.push_back(torch::full({}, static_cast<double>(s.step()), p.options().dtype(torch::kFloat)));
+      auto& count = step_tensors[s.step()];
+      if (!count.defined()) count = torch::full({}, static_cast<double>(s.step()), p.options().dtype(torch::kFloat));
+      steps.push_back(count);
     }
     if (params.empty()) continue;
     const auto [beta1, beta2] = o.betas();

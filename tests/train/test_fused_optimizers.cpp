@@ -22,13 +22,13 @@ std::vector<torch::Tensor> make_params(torch::Device device = torch::kCPU) {
   return p;
 }
 
-// Gradients of step `i` in each parameter's own layout; the matrix has none at step 0, so it
-// starts its state a step later than the others.
+// Gradients of step `i` in each parameter's own layout; the bias has none at step 0, so it starts
+// its state a step later than the weight in its group.
 void set_grads(std::vector<torch::Tensor>& params, int i) {
   torch::manual_seed(100 + i);
   for (size_t k = 0; k < params.size(); ++k) {
     auto g = torch::randn_like(params[k], torch::TensorOptions().device(torch::kCPU));
-    params[k].mutable_grad() = (k == 2 && i == 0) ? torch::Tensor() : g.to(params[k].device());
+    params[k].mutable_grad() = (k == 1 && i == 0) ? torch::Tensor() : g.to(params[k].device());
   }
 }
 
